@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Kernels are memory- and FMA-bound: on x86-64, let the compiler use AVX2 and FMA (Swift on Linux
+// targets baseline SSE2 otherwise, where `addingProduct` becomes a libm call). Guarded so the
+// package still builds on arm64.
+#if arch(x86_64)
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-march=haswell"])]
+#else
+let kernelFlags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "NormLab",
+    products: [
+        .library(name: "NormLab", targets: ["NormLab"]),
+        .executable(name: "normlab", targets: ["normlab"]),
+    ],
+    targets: [
+        // MARK: - Public API
+
+        /// The lab: tensors, normalizers, verification against reference fixtures, benchmarks.
+        .target(
+            name: "NormLab",
+            swiftSettings: kernelFlags
+        ),
+
+        /// The command-line program: a thin shell of subcommands over the library.
+        .executableTarget(
+            name: "normlab",
+            dependencies: ["NormLab"],
+            swiftSettings: kernelFlags
+        ),
+
+        // MARK: - Tests
+
+        .testTarget(
+            name: "NormLabTests",
+            dependencies: ["NormLab"],
+            swiftSettings: kernelFlags
+        ),
+    ]
+)

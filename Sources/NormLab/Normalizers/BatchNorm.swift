@@ -1,0 +1,74 @@
+/// Batch normalization (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167): each channel is
+/// standardized with its mean and variance over the batch and spatial positions.
+///
+/// Training uses the biased batch variance and updates the running statistics PyTorch's way,
+/// `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch variance
+/// (so the running value estimates the population variance). Inference uses the running
+/// statistics and changes nothing.
+public final class BatchNorm: Normalizer {
+    public var kind: NormalizerKind { .batch }
+    public let channelCount: Int
+    /// ε, added to the variance inside the square root.
+    public let epsilon: Float
+    /// The weight of the current batch in the running statistics.
+    public let momentum: Float
+    public var parameters: AffineParameters
+    public private(set) var gradients: AffineParameters
+    /// The running per-channel mean, used in inference.
+    public private(set) var runningMean: [Float]
+    /// The running per-channel (unbiased) variance, used in inference.
+    public private(set) var runningVariance: [Float]
+    private var pass = ChannelNormalizationPass()
+
+    /// - Throws: `NormalizerError` for a non-positive channel count or epsilon, or a momentum
+    ///   outside [0, 1].
+    public init(channelCount: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) throws {
+        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
+        try NormalizerError.checkEpsilon(epsilon)
+        try NormalizerError.checkMomentum(momentum)
+        self.channelCount = channelCount
+        self.epsilon = epsilon
+        self.momentum = momentum
+        parameters = AffineParameters(channelCount: channelCount)
+        gradients = parameters
+        runningMean = [Float](repeating: 0, count: channelCount)
+        runningVariance = [Float](repeating: 1, count: channelCount)
+    }
+
+    /// Replaces the running statistics (for instance with re-estimated population statistics).
+    public func setRunningStatistics(mean: [Float], variance: [Float]) throws {
+        try NormalizerError.checkLength(mean, "running mean", channelCount)
+        try NormalizerError.checkLength(variance, "running variance", channelCount)
+        runningMean = mean
+        runningVariance = variance
+    }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
+        switch mode {
+        case .training:
+            let count = Float(layout.batch * layout.spatial)
+            let unbiasing = count / (count - 1)
+            let (gamma, beta, momentum) = (parameters.gamma, parameters.beta, momentum)
+            runningMean.withUnsafeMutableBufferPointer { runningMean in
+                runningVariance.withUnsafeMutableBufferPointer { runningVariance in
+                    pass.forwardTraining(input, layout, epsilon: epsilon, into: &output) { c, mean, variance in
+                        runningMean[c] += momentum * (mean - runningMean[c])
+                        runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
+                        return (gamma[c], beta[c])
+                    }
+                }
+            }
+        case .inference:
+            let invStd = runningVariance.map { 1 / ($0 + epsilon).squareRoot() }
+            pass.forwardWithStatistics(
+                input, layout, mean: runningMean, invStd: invStd,
+                scale: parameters.gamma, shift: parameters.beta, into: &output)
+        }
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        let sums = try pass.backward(gradOutput, into: &gradInput)
+        gradients = AffineParameters(gamma: sums.sumDyNormalized, beta: sums.sumDy)
+    }
+}

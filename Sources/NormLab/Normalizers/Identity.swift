@@ -1,0 +1,28 @@
+/// No normalization: the "none" baseline, `y = x`, so experiments can compare against it.
+/// It has no trainable values.
+public final class Identity: Normalizer {
+    public var kind: NormalizerKind { .none }
+    public let channelCount: Int
+    public var parameters = AffineParameters(gamma: [], beta: [])
+    public var gradients: AffineParameters { parameters }
+    private var lastShape: [Int]?
+
+    public init(channelCount: Int) throws {
+        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
+        self.channelCount = channelCount
+    }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        _ = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind)
+        lastShape = input.shape
+        output = input
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        guard let lastShape else { throw NormalizerError.backwardWithoutForward }
+        guard gradOutput.shape == lastShape else {
+            throw NormalizerError.gradientShapeMismatch(expected: lastShape, got: gradOutput.shape)
+        }
+        gradInput = gradOutput
+    }
+}

@@ -1,0 +1,30 @@
+/// Instance normalization (Ulyanov, Vedaldi & Lempitsky 2016, https://arxiv.org/abs/1607.08022):
+/// each (sample, channel) plane is standardized over its spatial positions. Group norm with one
+/// group per channel; it needs `[N, C, H, W]` input and keeps no running statistics.
+public final class InstanceNorm: Normalizer {
+    public var kind: NormalizerKind { .instance }
+    public let channelCount: Int
+    public let epsilon: Float
+    public var parameters: AffineParameters
+    public private(set) var gradients: AffineParameters
+    private var pass = GroupNormalizationPass()
+
+    /// - Throws: `NormalizerError` for a non-positive channel count or epsilon.
+    public init(channelCount: Int, epsilon: Float = 1e-5) throws {
+        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
+        try NormalizerError.checkEpsilon(epsilon)
+        self.channelCount = channelCount
+        self.epsilon = epsilon
+        parameters = AffineParameters(channelCount: channelCount)
+        gradients = parameters
+    }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        try pass.forward(
+            input, groups: channelCount, epsilon: epsilon, parameters: parameters, kind: kind, into: &output)
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
+    }
+}

@@ -1,0 +1,188 @@
+/// A normalization layer: standardizes its input with some statistics, then applies a learnable
+/// per-channel scale (gamma) and shift (beta).
+///
+/// The five methods differ only in which elements share statistics: batch norm and batch renorm
+/// share them per channel across the batch (`ChannelStatistics`), layer, instance and group norm
+/// per sample over a contiguous block of channels (`GroupStatistics`).
+///
+/// A forward pass remembers what its backward pass needs; `backward` must follow the `forward`
+/// it differentiates and sets `gradients`.
+public protocol Normalizer: AnyObject {
+    /// The method's name, as users write it.
+    var kind: NormalizerKind { get }
+    /// C, the size of axis 1 of the inputs.
+    var channelCount: Int { get }
+    /// The trainable per-channel scale and shift.
+    var parameters: AffineParameters { get set }
+    /// dL/dgamma and dL/dbeta from the last `backward`.
+    var gradients: AffineParameters { get }
+
+    /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
+    ///
+    /// In `.training` mode a method with running statistics uses and updates them from the
+    /// batch; `.inference` uses them and leaves every piece of state unchanged.
+    /// - Throws: `NormalizerError` when the input cannot be normalized by this method.
+    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws
+
+    /// Writes dL/dx for the last forward pass into `gradInput` and sets `gradients`.
+    /// - Throws: `NormalizerError` when no forward pass preceded it or the shapes differ.
+    func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws
+}
+
+extension Normalizer {
+    /// Normalizes `input`, returning a new tensor.
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        var output = Tensor(shape: input.shape)
+        try forward(input, mode: mode, into: &output)
+        return output
+    }
+
+    /// dL/dx for the last forward pass, as a new tensor; also sets `gradients`.
+    public func backward(_ gradOutput: Tensor) throws -> Tensor {
+        var gradInput = Tensor(shape: gradOutput.shape)
+        try backward(gradOutput, into: &gradInput)
+        return gradInput
+    }
+
+    /// Replaces gamma and beta.
+    /// - Throws: `NormalizerError.parameterLength` unless both have `channelCount` values.
+    public func setParameters(gamma: [Float], beta: [Float]) throws {
+        try NormalizerError.checkLength(gamma, "gamma", channelCount)
+        try NormalizerError.checkLength(beta, "beta", channelCount)
+        parameters = AffineParameters(gamma: gamma, beta: beta)
+    }
+}
+
+/// The normalization methods, by the names used on the command line, in experiment files and in
+/// results.
+public enum NormalizerKind: String, CaseIterable, Codable, Sendable {
+    case none, batch, layer, instance, group, batchrenorm
+
+    /// A human-readable name for tables.
+    public var displayName: String {
+        switch self {
+        case .none: return "none"
+        case .batch: return "batch norm"
+        case .layer: return "layer norm"
+        case .instance: return "instance norm"
+        case .group: return "group norm"
+        case .batchrenorm: return "batch renorm"
+        }
+    }
+}
+
+/// Whether a forward pass uses batch statistics (and updates running ones) or stored ones.
+public enum NormalizationMode: Sendable {
+    case training, inference
+}
+
+/// Learnable per-channel scale and shift, or their gradients.
+public struct AffineParameters: Equatable, Sendable {
+    /// The scale, also known as gamma.
+    public var gamma: [Float]
+    /// The shift, also known as beta.
+    public var beta: [Float]
+
+    /// gamma = 1, beta = 0: the identity affine map, the usual initialization.
+    public init(channelCount: Int) {
+        gamma = [Float](repeating: 1, count: channelCount)
+        beta = [Float](repeating: 0, count: channelCount)
+    }
+
+    public init(gamma: [Float], beta: [Float]) {
+        self.gamma = gamma
+        self.beta = beta
+    }
+}
+
+/// The ways a normalizer can be misconfigured or misused. Each says what was wrong and what
+/// would be right.
+public enum NormalizerError: Error, Equatable, CustomStringConvertible {
+    case invalidChannelCount(Int)
+    case invalidGroupCount(Int)
+    case groupsDoNotDivideChannels(channels: Int, groups: Int)
+    case parameterLength(name: String, expected: Int, got: Int)
+    case unsupportedRank(shape: [Int], kind: NormalizerKind)
+    case channelMismatch(expected: Int, shape: [Int])
+    case emptyInput(shape: [Int])
+    case singleValuePerChannel(kind: NormalizerKind, shape: [Int])
+    case gradientShapeMismatch(expected: [Int], got: [Int])
+    case backwardWithoutForward
+    case invalidEpsilon(Float)
+    case invalidMomentum(Float)
+    case invalidRmax(Float)
+    case invalidDmax(Float)
+
+    public var description: String {
+        switch self {
+        case .invalidChannelCount(let c):
+            return "channel count must be positive, got \(c)"
+        case .invalidGroupCount(let g):
+            return "group count must be positive, got \(g)"
+        case .groupsDoNotDivideChannels(let c, let g):
+            return "\(c) channels cannot be split into \(g) groups: the group count must divide the channel count"
+        case .parameterLength(let name, let expected, let got):
+            return "\(name) needs one value per channel (\(expected)), got \(got)"
+        case .unsupportedRank(let shape, let kind):
+            if kind == .instance {
+                return "instance norm needs [N, C, H, W] input (it normalizes over H and W), got shape \(shape)"
+            }
+            return "\(kind.displayName) takes [N, C] or [N, C, H, W] input, got shape \(shape)"
+        case .channelMismatch(let expected, let shape):
+            return "input shape \(shape) has \(shape.count > 1 ? shape[1] : 0) channels on axis 1, but the normalizer has \(expected)"
+        case .emptyInput(let shape):
+            return "input shape \(shape) has no elements"
+        case .singleValuePerChannel(let kind, let shape):
+            return "training \(kind.displayName) needs more than one value per channel, but input shape \(shape) has N*H*W = 1: use a larger batch, or a per-sample normalizer (layer, group, instance)"
+        case .gradientShapeMismatch(let expected, let got):
+            return "gradient shape \(got) does not match the forward input's shape \(expected)"
+        case .backwardWithoutForward:
+            return "backward needs a preceding forward pass"
+        case .invalidEpsilon(let e):
+            return "epsilon must be positive, got \(e)"
+        case .invalidMomentum(let m):
+            return "momentum must lie in [0, 1], got \(m)"
+        case .invalidRmax(let r):
+            return "rmax must be at least 1, got \(r)"
+        case .invalidDmax(let d):
+            return "dmax must be at least 0, got \(d)"
+        }
+    }
+
+    static func checkLength(_ values: [Float], _ name: String, _ expected: Int) throws {
+        guard values.count == expected else {
+            throw NormalizerError.parameterLength(name: name, expected: expected, got: values.count)
+        }
+    }
+
+    static func checkEpsilon(_ epsilon: Float) throws {
+        guard epsilon > 0, epsilon.isFinite else { throw NormalizerError.invalidEpsilon(epsilon) }
+    }
+
+    static func checkMomentum(_ momentum: Float) throws {
+        guard momentum >= 0, momentum <= 1 else { throw NormalizerError.invalidMomentum(momentum) }
+    }
+}
+
+/// An input viewed as `[N, C, S]`, S the number of spatial positions (1 for `[N, C]`).
+struct NormalizationLayout: Equatable {
+    let batch: Int
+    let channels: Int
+    let spatial: Int
+
+    /// Checks `shape` against a normalizer with `channelCount` channels.
+    init(shape: [Int], channelCount: Int, kind: NormalizerKind, requiresSpatial: Bool = false) throws {
+        guard shape.count == 4 || (shape.count == 2 && !requiresSpatial) else {
+            throw NormalizerError.unsupportedRank(shape: shape, kind: kind)
+        }
+        guard shape[1] == channelCount else {
+            throw NormalizerError.channelMismatch(expected: channelCount, shape: shape)
+        }
+        guard shape.allSatisfy({ $0 > 0 }) else { throw NormalizerError.emptyInput(shape: shape) }
+        batch = shape[0]
+        channels = shape[1]
+        spatial = shape.count == 4 ? shape[2] * shape[3] : 1
+    }
+
+    var count: Int { batch * channels * spatial }
+}

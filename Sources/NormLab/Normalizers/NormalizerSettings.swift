@@ -1,0 +1,47 @@
+/// Everything needed to build a normalizer of any kind for a given channel count: what
+/// experiment files and fixtures describe.
+public struct NormalizerSettings: Equatable, Codable, Sendable {
+    public var kind: NormalizerKind
+    /// ε, added to the variance inside the square root.
+    public var epsilon: Float = 1e-5
+    /// Batch norm and batch renorm: the weight of the current batch in the running statistics.
+    public var momentum: Float = 0.1
+    /// Group norm: the number of groups; nil means `min(8, C)`.
+    public var groups: Int?
+    /// Batch renorm: the initial clipping bounds.
+    public var rmax: Float = 1
+    public var dmax: Float = 0
+
+    public init(
+        kind: NormalizerKind, epsilon: Float = 1e-5, momentum: Float = 0.1, groups: Int? = nil,
+        rmax: Float = 1, dmax: Float = 0
+    ) {
+        self.kind = kind
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.groups = groups
+        self.rmax = rmax
+        self.dmax = dmax
+    }
+
+    /// Builds the normalizer for a layer with `channelCount` channels.
+    /// - Throws: `NormalizerError` when a setting is impossible for that layer.
+    public func makeNormalizer(channelCount: Int) throws -> any Normalizer {
+        switch kind {
+        case .none:
+            return try Identity(channelCount: channelCount)
+        case .batch:
+            return try BatchNorm(channelCount: channelCount, epsilon: epsilon, momentum: momentum)
+        case .batchrenorm:
+            return try BatchRenorm(
+                channelCount: channelCount, epsilon: epsilon, momentum: momentum, rmax: rmax, dmax: dmax)
+        case .layer:
+            return try LayerNorm(channelCount: channelCount, epsilon: epsilon)
+        case .instance:
+            return try InstanceNorm(channelCount: channelCount, epsilon: epsilon)
+        case .group:
+            return try GroupNorm(
+                channelCount: channelCount, groupCount: groups ?? min(8, channelCount), epsilon: epsilon)
+        }
+    }
+}

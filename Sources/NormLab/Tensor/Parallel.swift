@@ -1,0 +1,49 @@
+import Dispatch
+
+/// How many threads the lab's kernels use, and the one place that splits work across them.
+///
+/// Work is always split into the same items whatever the thread count, and every item is
+/// computed by exactly one thread in a fixed order, so results are bit-identical with 1 thread or
+/// many.
+public enum Parallelism {
+    nonisolated(unsafe) private static var configuredThreadCount = 2
+
+    /// The number of threads kernels may use (at least 1). Set it before work starts.
+    public static var threadCount: Int {
+        get { configuredThreadCount }
+        set { configuredThreadCount = max(1, newValue) }
+    }
+
+    /// Runs `body` once for every index in `0..<count`, split into contiguous ranges over the
+    /// configured threads. Small jobs run inline: a dispatch costs a few microseconds.
+    ///
+    /// - Parameters:
+    ///   - count: the number of independent work items.
+    ///   - cost: the approximate number of scalar operations per item, to decide whether
+    ///     splitting is worth a thread hand-off.
+    ///   - body: computes one contiguous range of items; it must not touch another range's data.
+    @inlinable
+    public static func forEach(_ count: Int, cost: Int, _ body: (Range<Int>) -> Void) {
+        let threads = min(threadCount, count)
+        if threads <= 1 || count &* cost < 32_768 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            let work = UncheckedSendable(escapable)
+            DispatchQueue.concurrentPerform(iterations: threads) { part in
+                let start = count * part / threads
+                let end = count * (part + 1) / threads
+                work.value(start..<end)
+            }
+        }
+    }
+}
+
+/// Carries a value the compiler cannot prove Sendable into a concurrent region whose caller
+/// guarantees the threads touch disjoint memory.
+@usableFromInline
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    @usableFromInline let value: Value
+    @usableFromInline init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,145 @@
+/// Loops over contiguous Float32 runs that every kernel is built from, written once with
+/// 8-wide SIMD and several accumulators. Sums come back in Double so callers can add up many
+/// runs without losing precision.
+enum VectorKernels {
+    typealias Vector = SIMD8<Float>
+
+    @inline(__always)
+    static func load(_ pointer: UnsafePointer<Float>) -> Vector {
+        UnsafeRawPointer(pointer).loadUnaligned(as: Vector.self)
+    }
+
+    @inline(__always)
+    static func store(_ value: Vector, _ pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Vector.self)
+    }
+
+    /// Σ x[i].
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Double {
+        var a0 = Vector(), a1 = Vector()
+        var i = 0
+        while i &+ 16 <= count {
+            a0 += load(x + i)
+            a1 += load(x + (i &+ 8))
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            a0 += load(x + i)
+            i &+= 8
+        }
+        var total = Double((a0 + a1).sum())
+        while i < count {
+            total += Double(x[i])
+            i &+= 1
+        }
+        return total
+    }
+
+    /// Σ (x[i] - mean)², the second pass of a two-pass variance: exact for large common offsets,
+    /// where Σx² - (Σx)²/n in Float32 loses every digit.
+    @inline(__always)
+    static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, _ count: Int, mean: Float) -> Double {
+        let m = Vector(repeating: mean)
+        var a0 = Vector(), a1 = Vector()
+        var i = 0
+        while i &+ 16 <= count {
+            let d0 = load(x + i) - m
+            let d1 = load(x + (i &+ 8)) - m
+            a0.addProduct(d0, d0)
+            a1.addProduct(d1, d1)
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            let d0 = load(x + i) - m
+            a0.addProduct(d0, d0)
+            i &+= 8
+        }
+        var total = Double((a0 + a1).sum())
+        while i < count {
+            let d = x[i] - mean
+            total += Double(d * d)
+            i &+= 1
+        }
+        return total
+    }
+
+    /// (Σ dy[i], Σ dy[i]·(x[i] - mean)): the two reductions of every normalizer's backward pass.
+    @inline(__always)
+    static func gradientSums(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, mean: Float
+    ) -> (sumDy: Double, sumDyCentered: Double) {
+        let m = Vector(repeating: mean)
+        var s0 = Vector(), s1 = Vector(), p0 = Vector(), p1 = Vector()
+        var i = 0
+        while i &+ 16 <= count {
+            let g0 = load(dy + i), g1 = load(dy + (i &+ 8))
+            s0 += g0
+            s1 += g1
+            p0.addProduct(g0, load(x + i) - m)
+            p1.addProduct(g1, load(x + (i &+ 8)) - m)
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            let g0 = load(dy + i)
+            s0 += g0
+            p0.addProduct(g0, load(x + i) - m)
+            i &+= 8
+        }
+        var sumDy = Double((s0 + s1).sum())
+        var sumDyCentered = Double((p0 + p1).sum())
+        while i < count {
+            sumDy += Double(dy[i])
+            sumDyCentered += Double(dy[i] * (x[i] - mean))
+            i &+= 1
+        }
+        return (sumDy, sumDyCentered)
+    }
+
+    /// y[i] = x[i]·scale + shift.
+    @inline(__always)
+    static func affine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+        scale: Float, shift: Float
+    ) {
+        let a = Vector(repeating: scale), b = Vector(repeating: shift)
+        var i = 0
+        while i &+ 16 <= count {
+            store(b.addingProduct(load(x + i), a), y + i)
+            store(b.addingProduct(load(x + (i &+ 8)), a), y + (i &+ 8))
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            store(b.addingProduct(load(x + i), a), y + i)
+            i &+= 8
+        }
+        while i < count {
+            y[i] = shift + x[i] * scale
+            i &+= 1
+        }
+    }
+
+    /// dx[i] = dy[i]·a + x[i]·b + c: every normalizer's input gradient, once its per-run
+    /// coefficients are known.
+    @inline(__always)
+    static func linearCombination(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ count: Int, a: Float, b: Float, c: Float
+    ) {
+        let va = Vector(repeating: a), vb = Vector(repeating: b), vc = Vector(repeating: c)
+        var i = 0
+        while i &+ 16 <= count {
+            store(vc.addingProduct(load(dy + i), va).addingProduct(load(x + i), vb), dx + i)
+            store(vc.addingProduct(load(dy + (i &+ 8)), va).addingProduct(load(x + (i &+ 8)), vb), dx + (i &+ 8))
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            store(vc.addingProduct(load(dy + i), va).addingProduct(load(x + i), vb), dx + i)
+            i &+= 8
+        }
+        while i < count {
+            dx[i] = c + dy[i] * a + x[i] * b
+            i &+= 1
+        }
+    }
+}

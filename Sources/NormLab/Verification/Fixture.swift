@@ -1,0 +1,109 @@
+import Foundation
+
+/// One reference case in the `normlab-fixture/1` format (see `Tests/Fixtures/normalizers/FORMAT.md`):
+/// a normalizer, an input, and what a correct implementation returns, computed in float64.
+public struct Fixture: Decodable, Sendable {
+    public struct NormalizerDescription: Decodable, Sendable {
+        public var kind: NormalizerKind
+        public var channels: Int
+        public var eps: Double
+        public var momentum: Double?
+        public var groups: Int?
+        public var rmax: Double?
+        public var dmax: Double?
+    }
+
+    public struct Input: Decodable, Sendable {
+        public var shape: [Int]
+        public var data: [Double]
+    }
+
+    public struct Expected: Decodable, Sendable {
+        public var output: [Double]
+        public var grad_input: [Double]
+        public var grad_gamma: [Double]
+        public var grad_beta: [Double]
+        public var state: [String: [Double]]?
+    }
+
+    public struct Tolerance: Decodable, Sendable {
+        public var abs: Double
+        public var rel: Double
+    }
+
+    public var format: String
+    public var name: String
+    public var normalizer: NormalizerDescription
+    public var mode: String
+    public var input: Input
+    public var gamma: [Double]
+    public var beta: [Double]
+    public var grad_output: [Double]
+    public var state: [String: [Double]]?
+    public var expected: Expected?
+    public var expect_error: String?
+    public var tolerance: Tolerance?
+
+    /// Reads and checks a fixture file.
+    /// - Throws: `FixtureError` when the file cannot be read or is not a valid fixture.
+    public static func load(from url: URL) throws -> Fixture {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw FixtureError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        let fixture: Fixture
+        do {
+            fixture = try JSONDecoder().decode(Fixture.self, from: data)
+        } catch let error as DecodingError {
+            throw FixtureError.malformed(path: url.path, reason: describe(error))
+        } catch {
+            throw FixtureError.malformed(path: url.path, reason: "\(error)")
+        }
+        guard fixture.format == "normlab-fixture/1" else {
+            throw FixtureError.malformed(path: url.path, reason: "format is \"\(fixture.format)\", expected \"normlab-fixture/1\"")
+        }
+        guard fixture.mode == "training" || fixture.mode == "inference" else {
+            throw FixtureError.malformed(path: url.path, reason: "mode is \"\(fixture.mode)\", expected \"training\" or \"inference\"")
+        }
+        guard (fixture.expected == nil) != (fixture.expect_error == nil) else {
+            throw FixtureError.malformed(path: url.path, reason: "a fixture has exactly one of \"expected\" and \"expect_error\"")
+        }
+        return fixture
+    }
+}
+
+/// A fixture file that could not be used.
+public enum FixtureError: Error, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case malformed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): return "\(path): cannot read: \(reason)"
+        case .malformed(let path, let reason): return "\(path): not a valid normlab fixture: \(reason)"
+        }
+    }
+}
+
+/// A readable account of a JSON decoding failure: which key, and what was wrong with it.
+func describe(_ error: DecodingError) -> String {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "missing key \"\(key.stringValue)\" in \(path(context.codingPath))"
+    case .typeMismatch(let type, let context):
+        return "\(path(context.codingPath)) should be \(type): \(context.debugDescription)"
+    case .valueNotFound(let type, let context):
+        return "\(path(context.codingPath)) is null, expected \(type)"
+    case .dataCorrupted(let context):
+        let underlying = (context.underlyingError as NSError?)?.localizedDescription ?? ""
+        return "\(context.debugDescription) at \(path(context.codingPath)) \(underlying)"
+    @unknown default:
+        return "\(error)"
+    }
+}

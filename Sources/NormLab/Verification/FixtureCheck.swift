@@ -1,0 +1,100 @@
+import Foundation
+
+/// The outcome of running one fixture.
+public struct FixtureResult: Sendable {
+    public var name: String
+    public var passed: Bool
+    /// For each compared output ("output", "grad_input", …), the largest absolute error, and
+    /// whether every element was within tolerance.
+    public var comparisons: [(name: String, maxError: Double, passed: Bool)]
+    /// Why an `expect_error` fixture passed or failed, or the unexpected error.
+    public var message: String?
+}
+
+extension Fixture {
+    /// Runs the fixture: builds the normalizer, sets its state, runs forward and backward in
+    /// the fixture's mode, and compares every output with the reference.
+    public func check() -> FixtureResult {
+        do {
+            let result = try run()
+            if let expect_error {
+                return FixtureResult(
+                    name: name, passed: false, comparisons: [],
+                    message: "expected an error (\(expect_error)), but the call succeeded")
+            }
+            return compare(result)
+        } catch {
+            if expect_error != nil {
+                return FixtureResult(name: name, passed: true, comparisons: [], message: "rejected: \(error)")
+            }
+            return FixtureResult(name: name, passed: false, comparisons: [], message: "unexpected error: \(error)")
+        }
+    }
+
+    private struct Outputs {
+        var output: [Float]
+        var gradInput: [Float]
+        var gradients: AffineParameters
+        var state: [String: [Float]]
+    }
+
+    private func run() throws -> Outputs {
+        let description = normalizer
+        let settings = NormalizerSettings(
+            kind: description.kind, epsilon: Float(description.eps),
+            momentum: Float(description.momentum ?? 0.1), groups: description.groups,
+            rmax: Float(description.rmax ?? 1), dmax: Float(description.dmax ?? 0))
+        let layer = try settings.makeNormalizer(channelCount: description.channels)
+        try layer.setParameters(gamma: gamma.map(Float.init), beta: beta.map(Float.init))
+        let state = self.state ?? [:]
+        if let batchNorm = layer as? BatchNorm, let mean = state["running_mean"], let variance = state["running_var"] {
+            try batchNorm.setRunningStatistics(mean: mean.map(Float.init), variance: variance.map(Float.init))
+        }
+        if let renorm = layer as? BatchRenorm, let mean = state["running_mean"], let std = state["running_std"] {
+            try renorm.setRunningStatistics(mean: mean.map(Float.init), std: std.map(Float.init))
+        }
+        let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
+        let dy = try Tensor(shape: input.shape, scalars: grad_output.map(Float.init))
+        let y = try layer.forward(x, mode: mode == "training" ? .training : .inference)
+        let dx = try layer.backward(dy)
+        var stateAfter: [String: [Float]] = [:]
+        if let batchNorm = layer as? BatchNorm {
+            stateAfter = ["running_mean": batchNorm.runningMean, "running_var": batchNorm.runningVariance]
+        }
+        if let renorm = layer as? BatchRenorm {
+            stateAfter = ["running_mean": renorm.runningMean, "running_std": renorm.runningStd]
+        }
+        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: layer.gradients, state: stateAfter)
+    }
+
+    private func compare(_ got: Outputs) -> FixtureResult {
+        guard let expected else { preconditionFailure("compare needs expected values") }
+        let tolerance = self.tolerance ?? Tolerance(abs: 1e-4, rel: 1e-4)
+        var pairs: [(String, [Float], [Double])] = [
+            ("output", got.output, expected.output),
+            ("grad_input", got.gradInput, expected.grad_input),
+            ("grad_gamma", got.gradients.gamma, expected.grad_gamma),
+            ("grad_beta", got.gradients.beta, expected.grad_beta),
+        ]
+        for (key, values) in (expected.state ?? [:]).sorted(by: { $0.key < $1.key }) {
+            pairs.append(("state." + key, got.state[key] ?? [], values))
+        }
+        var comparisons: [(name: String, maxError: Double, passed: Bool)] = []
+        for (label, actual, reference) in pairs {
+            guard actual.count == reference.count else {
+                comparisons.append((label, .infinity, false))
+                continue
+            }
+            var maxError = 0.0
+            var passed = true
+            for (a, e) in zip(actual, reference) {
+                let error = abs(Double(a) - e)
+                maxError = max(maxError, error.isNaN ? .infinity : error)
+                if !(error <= tolerance.abs + tolerance.rel * abs(e)) { passed = false }
+            }
+            comparisons.append((label, maxError, passed))
+        }
+        return FixtureResult(
+            name: name, passed: comparisons.allSatisfy(\.passed), comparisons: comparisons, message: nil)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// A mistake in how a command was called.
+struct UsageError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Options of the form `--name value` and `--flag`, taken out of an argument list one by one,
+/// so that whatever is left over can be reported as unknown.
+struct Options {
+    private(set) var remaining: [String]
+
+    init(_ arguments: [String]) { remaining = arguments }
+
+    /// Removes `--name` and reports whether it was there.
+    mutating func flag(_ name: String) -> Bool {
+        guard let index = remaining.firstIndex(of: name) else { return false }
+        remaining.remove(at: index)
+        return true
+    }
+
+    /// Removes `--name VALUE` and returns VALUE.
+    mutating func value(_ name: String) throws -> String? {
+        guard let index = remaining.firstIndex(of: name) else { return nil }
+        guard index + 1 < remaining.count else { throw UsageError("\(name) needs a value") }
+        let value = remaining[index + 1]
+        remaining.removeSubrange(index...index + 1)
+        return value
+    }
+
+    /// Removes `--name N` and returns N, which must be a whole number in `range`.
+    mutating func integer(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = try value(name) else { return nil }
+        guard let number = Int(text), range.contains(number) else {
+            throw UsageError("\(name) takes a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return number
+    }
+
+    /// Fails on any option left over; returns the positional arguments.
+    func positionals() throws -> [String] {
+        if let unknown = remaining.first(where: { $0.hasPrefix("-") }) {
+            throw UsageError("unknown option '\(unknown)'")
+        }
+        return remaining
+    }
+}

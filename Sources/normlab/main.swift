@@ -1,0 +1,40 @@
+import Foundation
+import NormLab
+
+/// `normlab`: the lab's command-line program. Each subcommand is a thin shell over the library.
+let usage = """
+    usage: normlab <command> [options]
+
+    commands:
+      verify FILE_OR_DIR...     check the normalizers against reference fixtures
+      bench kernels [--json] [--threads N] [--repeat N]
+                                time each normalizer's forward, backward and inference passes
+      help                      show this text
+    """
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    printError(usage)
+    exit(2)
+}
+arguments.removeFirst()
+
+do {
+    switch command {
+    case "verify":
+        exit(try VerifyCommand.run(arguments))
+    case "bench":
+        exit(try BenchCommand.run(arguments))
+    case "help", "--help", "-h":
+        print(usage)
+    default:
+        printError("normlab: unknown command '\(command)'\n\n\(usage)")
+        exit(2)
+    }
+} catch let error as UsageError {
+    printError("normlab \(command): \(error.message)")
+    exit(2)
+} catch {
+    printError("normlab \(command): \(error)")
+    exit(1)
+}
