@@ -1,9 +1,49 @@
 import Foundation
 import NormLab
 
-/// `normlab bench kernels`: times the normalizers.
+/// `normlab bench kernels`: times the normalizers and prints a table or JSON lines.
 enum BenchCommand {
     static func run(_ arguments: [String]) throws -> Int32 {
-        throw UsageError("not implemented")
+        var options = Options(arguments)
+        let json = options.flag("--json")
+        let quick = options.flag("--quick")
+        if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
+        let positionals = try options.positionals()
+        guard positionals == ["kernels"] else {
+            throw UsageError("usage: normlab bench kernels [--json] [--threads N] [--quick]")
+        }
+        return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
     }
+
+    private static func kernels(json: Bool, minimumSeconds: Double) throws -> Int32 {
+        if !json {
+            printNow("normalizer kernels, \(Parallelism.threadCount) threads, median time per call")
+            printNow(pad("normalizer", 14) + pad("shape", 16) + pad("phase", 19) + "time")
+        }
+        try KernelBenchmark.run(minimumSeconds: minimumSeconds) { m in
+            let shape = m.shape.map(String.init).joined(separator: "x")
+            if json {
+                let object: [String: Any] = [
+                    "normalizer": m.normalizer.rawValue, "shape": m.shape, "phase": m.phase,
+                    "seconds": m.seconds, "threads": Parallelism.threadCount,
+                ]
+                let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                printNow(String(decoding: data, as: UTF8.self))
+            } else {
+                printNow(pad(m.normalizer.rawValue, 14) + pad(shape, 16) + pad(m.phase, 19) + formatDuration(m.seconds))
+            }
+        }
+        return 0
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}
+
+/// 12.3 µs, 4.56 ms, 1.23 s.
+func formatDuration(_ seconds: Double) -> String {
+    if seconds < 1e-3 { return String(format: "%.1f µs", seconds * 1e6) }
+    if seconds < 1 { return String(format: "%.2f ms", seconds * 1e3) }
+    return String(format: "%.2f s", seconds)
 }

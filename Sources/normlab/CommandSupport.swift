@@ -6,6 +6,11 @@ struct UsageError: Error {
     init(_ message: String) { self.message = message }
 }
 
+/// Prints a line at once, unbuffered, so progress shows while long work runs.
+func printNow(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
