@@ -22,6 +22,7 @@ let package = Package(
         /// The lab: tensors, normalizers, verification against reference fixtures, benchmarks.
         .target(
             name: "NormLab",
+            dependencies: ["CZlib"],
             swiftSettings: kernelFlags
         ),
 
@@ -31,6 +32,11 @@ let package = Package(
             dependencies: ["NormLab"],
             swiftSettings: kernelFlags
         ),
+
+        // MARK: - Implementation details
+
+        /// The system's zlib (every Swift-on-Linux machine has it), for gzip-compressed data files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // MARK: - Tests
 

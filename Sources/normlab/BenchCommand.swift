@@ -9,10 +9,35 @@ enum BenchCommand {
         let quick = options.flag("--quick")
         if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
         let positionals = try options.positionals()
-        guard positionals == ["kernels"] else {
-            throw UsageError("usage: normlab bench kernels [--json] [--threads N] [--quick]")
+        switch positionals {
+        case ["kernels"]:
+            return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
+        case ["train"]:
+            return try train(json: json, minimumSeconds: quick ? 0.05 : 0.5)
+        default:
+            throw UsageError("usage: normlab bench kernels|train [--json] [--threads N] [--quick]")
         }
-        return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
+    }
+
+    private static func train(json: Bool, minimumSeconds: Double) throws -> Int32 {
+        let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
+        if !json {
+            printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads")
+            printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
+        }
+        try TrainingBenchmark.run(data: data, minimumSeconds: minimumSeconds) { m in
+            if json {
+                let object: [String: Any] = [
+                    "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
+                    "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
+                ]
+                let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                printNow(String(decoding: data, as: UTF8.self))
+            } else {
+                printNow(pad(m.normalizer.rawValue, 14) + pad("\(m.batchSize)", 8) + String(format: "%.0f", m.imagesPerSecond))
+            }
+        }
+        return 0
     }
 
     private static func kernels(json: Bool, minimumSeconds: Double) throws -> Int32 {

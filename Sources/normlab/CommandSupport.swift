@@ -47,6 +47,15 @@ struct Options {
         return number
     }
 
+    /// Removes `--name X` and returns X, which must be a finite number.
+    mutating func float(_ name: String) throws -> Float? {
+        guard let text = try value(name) else { return nil }
+        guard let number = Float(text), number.isFinite else {
+            throw UsageError("\(name) takes a number, got '\(text)'")
+        }
+        return number
+    }
+
     /// Fails on any option left over; returns the positional arguments.
     func positionals() throws -> [String] {
         if let unknown = remaining.first(where: { $0.hasPrefix("-") }) {

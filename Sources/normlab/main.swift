@@ -7,8 +7,11 @@ let usage = """
 
     commands:
       verify FILE_OR_DIR...     check the normalizers against reference fixtures
-      bench kernels [--json] [--threads N] [--repeat N]
+      train [options]           train SmallCNN once on Fashion-MNIST (normlab train --help)
+      bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
+      bench train [--json] [--threads N] [--quick]
+                                images/s of SmallCNN training steps per normalizer and batch size
       help                      show this text
     """
 
@@ -23,6 +26,8 @@ do {
     switch command {
     case "verify":
         exit(try VerifyCommand.run(arguments))
+    case "train":
+        exit(try TrainCommand.run(arguments))
     case "bench":
         exit(try BenchCommand.run(arguments))
     case "help", "--help", "-h":

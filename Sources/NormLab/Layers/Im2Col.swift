@@ -1,0 +1,84 @@
+/// Rearrangements between NCHW tensors and the matrices a 3×3, stride-1, padding-1 convolution
+/// multiplies: columns (K × N·P, row k = (channel, dy, dx)) and channel-major (C × N·P).
+enum Im2Col {
+    /// columns[(c·9 + ky·3 + kx)][n·P + y·W + x] = x[n, c, y + ky - 1, x + kx - 1], or 0 outside.
+    static func unfold(
+        _ input: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>,
+        batch: Int, channels: Int, height: Int, width: Int
+    ) {
+        let p = height * width, columnCount = batch * p
+        Parallelism.forEach(channels * 9, cost: columnCount) { rows in
+            for row in rows {
+                let channel = row / 9, ky = row % 9 / 3 - 1, kx = row % 3 - 1
+                let xStart = max(0, -kx), xEnd = min(width, width - kx)
+                for sample in 0..<batch {
+                    let plane = input + (sample * channels + channel) * p
+                    let out = columns + row * columnCount + sample * p
+                    for y in 0..<height {
+                        let target = out + y * width
+                        let sourceY = y + ky
+                        if sourceY < 0 || sourceY >= height {
+                            target.update(repeating: 0, count: width)
+                            continue
+                        }
+                        if xStart > 0 { target[0] = 0 }
+                        if xEnd < width { target[width - 1] = 0 }
+                        (target + xStart).update(from: plane + sourceY * width + xStart + kx, count: xEnd - xStart)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `unfold`: dx[n, c, y, x] = Σ over (ky, kx) of the column entries that
+    /// read it, added in a fixed order.
+    static func fold(
+        _ columns: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+        batch: Int, channels: Int, height: Int, width: Int
+    ) {
+        let p = height * width, columnCount = batch * p
+        Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
+            for planeIndex in planes {
+                let sample = planeIndex / channels, channel = planeIndex % channels
+                let plane = output + planeIndex * p
+                plane.update(repeating: 0, count: p)
+                for offset in 0..<9 {
+                    let ky = offset / 3 - 1, kx = offset % 3 - 1
+                    let source = columns + (channel * 9 + offset) * columnCount + sample * p
+                    let xStart = max(0, -kx), xEnd = min(width, width - kx)
+                    for y in max(0, -ky)..<min(height, height - ky) {
+                        // Column entry (y, x) read input (y + ky, x + kx).
+                        let from = source + y * width
+                        let to = plane + (y + ky) * width + kx
+                        for x in xStart..<xEnd { to[x] += from[x] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y[n, c, p] = matrix[c][n·P + p] + add[c].
+    static func channelMajorToNCHW(
+        _ matrix: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+        batch: Int, channels: Int, positions p: Int, add: [Float]
+    ) {
+        for sample in 0..<batch {
+            for channel in 0..<channels {
+                VectorKernels.affine(
+                    matrix + channel * batch * p + sample * p, output + (sample * channels + channel) * p, p,
+                    scale: 1, shift: add[channel])
+            }
+        }
+    }
+
+    /// matrix[c][n·P + p] = x[n, c, p].
+    static func nchwToChannelMajor(
+        _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
+    ) {
+        for sample in 0..<batch {
+            for channel in 0..<channels {
+                (matrix + channel * batch * p + sample * p).update(from: input + (sample * channels + channel) * p, count: p)
+            }
+        }
+    }
+}

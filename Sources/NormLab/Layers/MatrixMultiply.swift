@@ -1,0 +1,219 @@
+/// A strided view of a row-major or transposed matrix: element (i, j) is at
+/// `base[i * rowStride + j * columnStride]`.
+struct MatrixView {
+    var base: UnsafePointer<Float>
+    var rowStride: Int
+    var columnStride: Int
+
+    /// A row-major matrix with `columns` columns.
+    init(_ base: UnsafePointer<Float>, columns: Int) {
+        self.base = base
+        rowStride = columns
+        columnStride = 1
+    }
+
+    init(_ base: UnsafePointer<Float>, rowStride: Int, columnStride: Int) {
+        self.base = base
+        self.rowStride = rowStride
+        self.columnStride = columnStride
+    }
+
+    /// The transpose, without moving anything.
+    var transposed: MatrixView { MatrixView(base, rowStride: columnStride, columnStride: rowStride) }
+}
+
+/// Packing buffers for `MatrixMultiply`, kept by a layer so that steps allocate nothing.
+final class MatrixWorkspace: @unchecked Sendable {
+    fileprivate var packedA: [UnsafeMutablePointer<Float>] = []
+    fileprivate var packedB: [UnsafeMutablePointer<Float>] = []
+    fileprivate var packedACapacity = 0
+
+    init() {}
+
+    fileprivate func prepare(parts: Int, packedACount: Int) {
+        if packedA.count < parts || packedACapacity < packedACount {
+            release()
+            packedACapacity = max(packedACount, packedACapacity)
+            for _ in 0..<max(parts, packedA.count) {
+                packedA.append(.allocate(capacity: packedACapacity))
+                packedB.append(.allocate(capacity: MatrixMultiply.depthBlock * MatrixMultiply.panelWidth))
+            }
+        }
+    }
+
+    private func release() {
+        packedA.forEach { $0.deallocate() }
+        packedB.forEach { $0.deallocate() }
+        packedA = []
+        packedB = []
+    }
+
+    deinit { release() }
+}
+
+/// C (M×N) = A (M×K) · B (K×N), or C += A · B: the single-precision matrix product every
+/// convolution runs on.
+///
+/// A is packed in blocks of `depthBlock` along K and `panelHeight` rows; B in panels of
+/// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile. Work is split by
+/// column panels over the threads, and every element is summed in the same order whatever the
+/// split, so results are bit-identical with any thread count. Built for the lab's shapes: M (the
+/// channel count side) is small, N (positions × batch) large.
+enum MatrixMultiply {
+    static let panelHeight = 6
+    static let panelWidth = 16
+    static let depthBlock = 256
+
+    typealias Vector = SIMD8<Float>
+
+    static func multiply(
+        _ a: MatrixView, _ b: MatrixView, into c: UnsafeMutablePointer<Float>, cRowStride: Int,
+        m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if !accumulate { for i in 0..<m { (c + i * cRowStride).update(repeating: 0, count: n) } }
+            return
+        }
+        let panels = (n + panelWidth - 1) / panelWidth
+        let paddedM = (m + panelHeight - 1) / panelHeight * panelHeight
+        let cost = 2 * m * n * k
+        let parts = cost < Parallelism.minimumParallelCost ? 1 : min(Parallelism.threadCount, panels)
+        workspace.prepare(parts: parts, packedACount: paddedM * depthBlock)
+        Parallelism.forEach(parts, cost: Parallelism.minimumParallelCost) { partRange in
+            for part in partRange {
+                let firstPanel = panels * part / parts
+                let endPanel = panels * (part + 1) / parts
+                let packedA = workspace.packedA[part]
+                let packedB = workspace.packedB[part]
+                var depthStart = 0
+                while depthStart < k {
+                    let depth = min(depthBlock, k - depthStart)
+                    packA(a, rows: m, depthStart: depthStart, depth: depth, into: packedA)
+                    let add = accumulate || depthStart > 0
+                    for panel in firstPanel..<endPanel {
+                        let column = panel * panelWidth
+                        let width = min(panelWidth, n - column)
+                        packB(b, depthStart: depthStart, depth: depth, column: column, width: width, into: packedB)
+                        var row = 0
+                        while row < m {
+                            let height = min(panelHeight, m - row)
+                            let target = c + row * cRowStride + column
+                            if height == panelHeight && width == panelWidth {
+                                kernel(depth, packedA + row * depth, packedB, target, cRowStride, add)
+                            } else {
+                                edgeKernel(depth, packedA + row * depth, packedB, target, cRowStride, add, height, width)
+                            }
+                            row += panelHeight
+                        }
+                    }
+                    depthStart += depth
+                }
+            }
+        }
+    }
+
+    /// Packs rows 0..<m, depths depthStart..<depthStart+depth of A as consecutive panels of
+    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded.
+    private static func packA(_ a: MatrixView, rows m: Int, depthStart: Int, depth: Int, into packed: UnsafeMutablePointer<Float>) {
+        var row = 0
+        var out = packed
+        while row < m {
+            let height = min(panelHeight, m - row)
+            for p in 0..<depth {
+                let source = a.base + row * a.rowStride + (depthStart + p) * a.columnStride
+                for i in 0..<height { out[p * panelHeight + i] = source[i * a.rowStride] }
+                for i in height..<panelHeight { out[p * panelHeight + i] = 0 }
+            }
+            out += panelHeight * depth
+            row += panelHeight
+        }
+    }
+
+    /// Packs a depth × width block of B as `packed[p * 16 + j]`, zero-padded to 16 columns.
+    private static func packB(
+        _ b: MatrixView, depthStart: Int, depth: Int, column: Int, width: Int, into packed: UnsafeMutablePointer<Float>
+    ) {
+        if b.columnStride == 1 && width == panelWidth {
+            for p in 0..<depth {
+                let source = b.base + (depthStart + p) * b.rowStride + column
+                (packed + p * panelWidth).update(from: source, count: panelWidth)
+            }
+            return
+        }
+        for p in 0..<depth {
+            let source = b.base + (depthStart + p) * b.rowStride + column * b.columnStride
+            for j in 0..<width { packed[p * panelWidth + j] = source[j * b.columnStride] }
+            for j in width..<panelWidth { packed[p * panelWidth + j] = 0 }
+        }
+    }
+
+    @inline(__always)
+    private static func load(_ p: UnsafePointer<Float>) -> Vector {
+        UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
+    }
+
+    @inline(__always)
+    private static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
+    }
+
+    /// A full 6×16 tile: C[0..<6, 0..<16] (+)= Apanel · Bpanel.
+    @inline(__always)
+    private static func kernel(
+        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool
+    ) {
+        var c00 = Vector(), c01 = Vector(), c10 = Vector(), c11 = Vector()
+        var c20 = Vector(), c21 = Vector(), c30 = Vector(), c31 = Vector()
+        var c40 = Vector(), c41 = Vector(), c50 = Vector(), c51 = Vector()
+        var pa = a, pb = b
+        for _ in 0..<depth {
+            let b0 = load(pb), b1 = load(pb + 8)
+            var s = Vector(repeating: pa[0])
+            c00.addProduct(s, b0); c01.addProduct(s, b1)
+            s = Vector(repeating: pa[1])
+            c10.addProduct(s, b0); c11.addProduct(s, b1)
+            s = Vector(repeating: pa[2])
+            c20.addProduct(s, b0); c21.addProduct(s, b1)
+            s = Vector(repeating: pa[3])
+            c30.addProduct(s, b0); c31.addProduct(s, b1)
+            s = Vector(repeating: pa[4])
+            c40.addProduct(s, b0); c41.addProduct(s, b1)
+            s = Vector(repeating: pa[5])
+            c50.addProduct(s, b0); c51.addProduct(s, b1)
+            pa += 6
+            pb += 16
+        }
+        if accumulate {
+            c00 += load(c); c01 += load(c + 8)
+            c10 += load(c + ldc); c11 += load(c + ldc + 8)
+            c20 += load(c + 2 * ldc); c21 += load(c + 2 * ldc + 8)
+            c30 += load(c + 3 * ldc); c31 += load(c + 3 * ldc + 8)
+            c40 += load(c + 4 * ldc); c41 += load(c + 4 * ldc + 8)
+            c50 += load(c + 5 * ldc); c51 += load(c + 5 * ldc + 8)
+        }
+        store(c00, c); store(c01, c + 8)
+        store(c10, c + ldc); store(c11, c + ldc + 8)
+        store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 8)
+        store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 8)
+        store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 8)
+        store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 8)
+    }
+
+    /// A partial tile at the matrix's edge, computed in a full tile on the stack.
+    private static func edgeKernel(
+        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
+    ) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: panelHeight * panelWidth) { tile in
+            let t = tile.baseAddress!
+            kernel(depth, a, b, t, panelWidth, false)
+            for i in 0..<height {
+                for j in 0..<width {
+                    c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+/// 2×2 max pooling with stride 2; H and W must be even.
+public final class MaxPool2D {
+    /// For each output, the flat index of the input element it took.
+    private var argmax: [Int32] = []
+    private var inputShape: [Int] = []
+
+    public init() {}
+
+    public func forward(_ x: Tensor, into y: inout Tensor) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        precondition(h % 2 == 0 && w % 2 == 0, "max pooling needs even H and W, got \(x.shape)")
+        inputShape = x.shape
+        let (oh, ow) = (h / 2, w / 2)
+        y.reshape(to: [n, c, oh, ow])
+        if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
+        x.scalars.withUnsafeBufferPointer { x in
+            y.scalars.withUnsafeMutableBufferPointer { y in
+                argmax.withUnsafeMutableBufferPointer { argmax in
+                    for plane in 0..<(n * c) {
+                        for oy in 0..<oh {
+                            for ox in 0..<ow {
+                                // Selects instead of branches: which element wins is data-dependent
+                                // and would mispredict half the time.
+                                let topLeft = plane * h * w + 2 * oy * w + 2 * ox
+                                var best = topLeft
+                                var value = x[topLeft]
+                                @inline(__always) func consider(_ candidate: Int) {
+                                    let larger = x[candidate] > value
+                                    value = larger ? x[candidate] : value
+                                    best = larger ? candidate : best
+                                }
+                                consider(topLeft + 1)
+                                consider(topLeft + w)
+                                consider(topLeft + w + 1)
+                                let out = (plane * oh + oy) * ow + ox
+                                y[out] = value
+                                argmax[out] = Int32(best)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes each output's gradient to the input element it took.
+    public func backward(_ dy: Tensor, into dx: inout Tensor) {
+        dx.reshape(to: inputShape)
+        dy.scalars.withUnsafeBufferPointer { dy in
+            argmax.withUnsafeBufferPointer { argmax in
+                dx.scalars.withUnsafeMutableBufferPointer { dx in
+                    dx.update(repeating: 0)
+                    for i in 0..<dy.count { dx[Int(argmax[i])] += dy[i] }
+                }
+            }
+        }
+    }
+}
+
+/// Global average pooling: [N, C, H, W] → [N, C], each plane's mean.
+public final class GlobalAveragePool {
+    private var inputShape: [Int] = []
+
+    public init() {}
+
+    public func forward(_ x: Tensor, into y: inout Tensor) {
+        inputShape = x.shape
+        let (n, c, p) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        y.reshape(to: [n, c])
+        x.scalars.withUnsafeBufferPointer { x in
+            for plane in 0..<(n * c) {
+                y.scalars[plane] = Float(VectorKernels.sum(x.baseAddress! + plane * p, p) / Double(p))
+            }
+        }
+    }
+
+    public func backward(_ dy: Tensor, into dx: inout Tensor) {
+        let p = inputShape[2] * inputShape[3]
+        dx.reshape(to: inputShape)
+        dx.scalars.withUnsafeMutableBufferPointer { dx in
+            for plane in 0..<dy.count {
+                (dx.baseAddress! + plane * p).update(repeating: dy.scalars[plane] / Float(p), count: p)
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// Softmax cross-entropy, averaged over the batch.
+public enum SoftmaxCrossEntropy {
+    /// The mean loss, the number of correct arg-max predictions, and dL/dlogits.
+    /// - Parameters:
+    ///   - logits: [N, classes].
+    ///   - labels: N class indices.
+    public static func evaluate(
+        logits: Tensor, labels: ArraySlice<UInt8>, gradient: inout Tensor
+    ) -> (loss: Double, correct: Int) {
+        let (n, classes) = (logits.shape[0], logits.shape[1])
+        precondition(labels.count == n)
+        gradient.reshape(to: logits.shape)
+        var loss = 0.0
+        var correct = 0
+        for (sample, label) in zip(0..<n, labels) {
+            let row = logits.scalars[(sample * classes)..<((sample + 1) * classes)]
+            let largest = row.max()!
+            var denominator = 0.0
+            for value in row { denominator += exp(Double(value - largest)) }
+            let label = Int(label)
+            loss += log(denominator) - Double(row[row.startIndex + label] - largest)
+            if row.firstIndex(of: largest)! - row.startIndex == label { correct += 1 }
+            for j in 0..<classes {
+                let probability = exp(Double(row[row.startIndex + j] - largest)) / denominator
+                gradient.scalars[sample * classes + j] = Float((probability - (j == label ? 1 : 0)) / Double(n))
+            }
+        }
+        return (loss / Double(n), correct)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

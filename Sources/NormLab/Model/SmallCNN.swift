@@ -1,0 +1,150 @@
+/// Where a block's normalizer sits relative to its ReLU.
+public enum NormalizerPlacement: String, Codable, Sendable, CaseIterable {
+    /// conv → norm → ReLU (the default, as in the batch norm and group norm papers).
+    case before
+    /// conv → ReLU → norm.
+    case after
+}
+
+/// conv3x3 → norm → ReLU (or conv → ReLU → norm): one stage of `SmallCNN`.
+public final class ConvolutionBlock {
+    public let convolution: Conv2D
+    public let normalizer: any Normalizer
+    public let placement: NormalizerPlacement
+    private let relu = ReLU()
+    private var convolved = Tensor(shape: [0])
+    private var middle = Tensor(shape: [0])
+    /// The block's output (after the norm or the ReLU, whichever is last).
+    private(set) var output = Tensor(shape: [0])
+    private var gradient = Tensor(shape: [0])
+    private var gradientMiddle = Tensor(shape: [0])
+
+    init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
+         placement: NormalizerPlacement, generator: inout SeededGenerator) throws {
+        // A convolution followed directly by a normalizer needs no bias: the normalizer's mean
+        // removes it. With no normalizer, or with the ReLU between, it keeps one.
+        let bias = settings.kind == .none || placement == .after
+        convolution = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, bias: bias, generator: &generator)
+        normalizer = try settings.makeNormalizer(channelCount: outputChannels)
+        self.placement = placement
+    }
+
+    func forward(_ x: Tensor, mode: NormalizationMode) throws {
+        convolution.forward(x, into: &convolved)
+        switch placement {
+        case .before:
+            try normalizer.forward(convolved, mode: mode, into: &middle)
+            relu.forward(middle, into: &output)
+        case .after:
+            relu.forward(convolved, into: &middle)
+            try normalizer.forward(middle, mode: mode, into: &output)
+        }
+    }
+
+    /// Backpropagates dL/doutput; writes dL/dinput into `inputGradient` unless it is nil.
+    func backward(_ outputGradient: Tensor, inputGradient: inout Tensor?) throws {
+        switch placement {
+        case .before:
+            relu.backward(outputGradient, output: output, into: &gradientMiddle)
+            try normalizer.backward(gradientMiddle, into: &gradient)
+        case .after:
+            try normalizer.backward(outputGradient, into: &gradientMiddle)
+            relu.backward(gradientMiddle, output: middle, into: &gradient)
+        }
+        if inputGradient != nil {
+            convolution.backward(gradient, into: &inputGradient!)
+        } else {
+            convolution.parameterGradients(gradient)
+        }
+    }
+}
+
+/// The lab's reference network for 28×28 grey images:
+/// `conv3x3(1→16) → norm → ReLU → maxpool2 → conv3x3(16→32) → norm → ReLU → maxpool2 →
+/// conv3x3(32→64) → norm → ReLU → global average pool → linear(64→10)`.
+///
+/// Its exact shape matters: results are compared with other frameworks running the same model.
+public final class SmallCNN {
+    public static let widths = [16, 32, 64]
+    public let blocks: [ConvolutionBlock]
+    public let classifier: Linear
+    private let pools = [MaxPool2D(), MaxPool2D()]
+    private let averagePool = GlobalAveragePool()
+    private var pooled = [Tensor(shape: [0]), Tensor(shape: [0])]
+    private var features = Tensor(shape: [0])
+    /// The logits of the last forward pass, [N, classes].
+    public private(set) var logits = Tensor(shape: [0])
+    private var featureGradient = Tensor(shape: [0])
+    /// One gradient buffer per shape, so that no step reallocates.
+    private var blockGradients = [Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0])]
+    private var pooledGradients: [Tensor?] = [Tensor(shape: [0]), Tensor(shape: [0])]
+
+    /// Builds the network with seeded Kaiming-normal weights, zero biases, gamma = 1, beta = 0.
+    /// - Throws: `NormalizerError` when the normalizer settings are impossible for a layer.
+    public init(
+        normalizer: NormalizerSettings, placement: NormalizerPlacement = .before, classes: Int = 10, seed: UInt64
+    ) throws {
+        var generator = SeededGenerator(seed: seed)
+        var blocks: [ConvolutionBlock] = []
+        var inputChannels = 1
+        for width in Self.widths {
+            blocks.append(try ConvolutionBlock(
+                inputChannels: inputChannels, outputChannels: width, normalizer: normalizer,
+                placement: placement, generator: &generator))
+            inputChannels = width
+        }
+        self.blocks = blocks
+        classifier = Linear(inputCount: inputChannels, outputCount: classes, generator: &generator)
+    }
+
+    /// The normalizers, one per block.
+    public var normalizers: [any Normalizer] { blocks.map(\.normalizer) }
+
+    /// Computes `logits` for a batch of images [N, 1, H, W] (H and W divisible by 4).
+    public func forward(_ images: Tensor, mode: NormalizationMode) throws {
+        var input = images
+        for (index, block) in blocks.enumerated() {
+            try block.forward(input, mode: mode)
+            if index < pools.count {
+                pools[index].forward(block.output, into: &pooled[index])
+                input = pooled[index]
+            }
+        }
+        averagePool.forward(blocks[blocks.count - 1].output, into: &features)
+        classifier.forward(features, into: &logits)
+        input = Tensor(shape: [0])
+    }
+
+    /// Backpropagates dL/dlogits through the network, setting every parameter's gradient.
+    public func backward(_ logitsGradient: Tensor) throws {
+        classifier.backward(logitsGradient, into: &featureGradient)
+        let last = blocks.count - 1
+        averagePool.backward(featureGradient, into: &blockGradients[last])
+        for index in stride(from: last, through: 0, by: -1) {
+            if index == 0 {
+                var none: Tensor? = nil
+                try blocks[0].backward(blockGradients[0], inputGradient: &none)
+            } else {
+                try blocks[index].backward(blockGradients[index], inputGradient: &pooledGradients[index - 1])
+                pools[index - 1].backward(pooledGradients[index - 1]!, into: &blockGradients[index - 1])
+            }
+        }
+    }
+
+    /// Calls `body` for every trainable array in a fixed order, with its gradient and whether
+    /// weight decay applies to it (convolution and linear weights only).
+    public func visitParameters(_ body: (_ value: inout [Float], _ gradient: [Float], _ decays: Bool) -> Void) {
+        for block in blocks {
+            body(&block.convolution.weight.value, block.convolution.weight.gradient, true)
+            if let bias = block.convolution.bias { body(&bias.value, bias.gradient, false) }
+            let normalizer = block.normalizer
+            if !normalizer.parameters.gamma.isEmpty {
+                let gradients = normalizer.gradients
+                body(&normalizer.parameters.gamma, gradients.gamma, false)
+                body(&normalizer.parameters.beta, gradients.beta, false)
+            }
+        }
+        body(&classifier.weight.value, classifier.weight.gradient, true)
+        body(&classifier.bias.value, classifier.bias.gradient, false)
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+
+/// Everything that defines one training run of `SmallCNN`.
+public struct TrainingSettings: Equatable, Sendable {
+    public var normalizer: NormalizerSettings
+    public var placement: NormalizerPlacement = .before
+    public var batchSize: Int
+    public var epochs: Int
+    /// The rate at batch size 32; the run uses `baseLearningRate · batchSize / 32` (the linear
+    /// scaling rule, Goyal et al. 2017).
+    public var baseLearningRate: Float
+    public var momentum: Float = 0.9
+    /// L2 decay on convolution and linear weights (not on gamma, beta or biases).
+    public var weightDecay: Float = 5e-4
+    public var seed: UInt64
+    /// Batch renorm's rmax/dmax schedule.
+    public var renorm = RenormSchedule()
+
+    public init(
+        normalizer: NormalizerSettings, placement: NormalizerPlacement = .before, batchSize: Int, epochs: Int,
+        baseLearningRate: Float, momentum: Float = 0.9, weightDecay: Float = 5e-4, seed: UInt64,
+        renorm: RenormSchedule = RenormSchedule()
+    ) {
+        self.normalizer = normalizer
+        self.placement = placement
+        self.batchSize = batchSize
+        self.epochs = epochs
+        self.baseLearningRate = baseLearningRate
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+        self.seed = seed
+        self.renorm = renorm
+    }
+
+    /// The peak learning rate after linear scaling.
+    public var learningRate: Float { baseLearningRate * Float(batchSize) / 32 }
+
+    /// - Throws: `TrainingError.invalidSetting` for a value no run can use.
+    public func validate(trainSize: Int) throws {
+        guard batchSize > 0 else { throw TrainingError.invalidSetting("batch size must be positive, got \(batchSize)") }
+        guard epochs > 0 else { throw TrainingError.invalidSetting("epochs must be positive, got \(epochs)") }
+        guard baseLearningRate > 0, baseLearningRate.isFinite else {
+            throw TrainingError.invalidSetting("learning rate must be positive, got \(baseLearningRate)")
+        }
+        guard weightDecay >= 0 else { throw TrainingError.invalidSetting("weight decay must not be negative, got \(weightDecay)") }
+        guard momentum >= 0, momentum < 1 else { throw TrainingError.invalidSetting("SGD momentum must lie in [0, 1), got \(momentum)") }
+        guard batchSize <= trainSize else {
+            throw TrainingError.invalidSetting("batch size \(batchSize) is larger than the \(trainSize) training images")
+        }
+    }
+}
+
+/// Where a run stands, for progress displays.
+public struct TrainingProgress: Sendable {
+    public var epoch: Int
+    public var epochs: Int
+    public var step: Int
+    public var totalSteps: Int
+    /// Mean training loss over the current epoch so far.
+    public var loss: Double
+    public var imagesPerSecond: Double
+    public var secondsElapsed: Double
+    public var secondsRemaining: Double
+}
+
+/// What a run produced.
+public struct TrainingOutcome {
+    /// Test-set accuracy (a fraction) in inference mode; nil if the run diverged.
+    public var testAccuracy: Double?
+    /// Mean training loss over the last epoch (or the steps before divergence).
+    public var finalLoss: Double
+    public var diverged: Bool
+    /// The step at which the loss became NaN or infinite.
+    public var divergedAtStep: Int?
+    /// Training time (excluding data loading and the final evaluation).
+    public var seconds: Double
+    public var imagesPerSecond: Double
+    public var steps: Int
+    /// The trained model, for further evaluation.
+    public var model: SmallCNN
+}
+
+/// A setting no run can use, or a run that cannot proceed.
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    case invalidSetting(String)
+
+    public var description: String {
+        switch self {
+        case .invalidSetting(let message): return message
+        }
+    }
+}
+
+/// Trains `SmallCNN` with SGD and a cosine schedule, then evaluates it on the test set.
+public enum Trainer {
+    /// Runs one training. Each epoch is a fresh seeded shuffle of the training set; the last
+    /// incomplete batch is dropped. The run stops early, as diverged, if the loss becomes NaN
+    /// or infinite.
+    public static func train(
+        _ settings: TrainingSettings, train: Dataset, test: Dataset,
+        progress: ((TrainingProgress) -> Void)? = nil
+    ) throws -> TrainingOutcome {
+        try settings.validate(trainSize: train.count)
+        let model = try SmallCNN(normalizer: settings.normalizer, placement: settings.placement, classes: train.classes, seed: settings.seed)
+        let stepsPerEpoch = train.count / settings.batchSize
+        let totalSteps = stepsPerEpoch * settings.epochs
+        let optimizer = SGD(learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay)
+        let schedule = CosineSchedule(initialRate: settings.learningRate, totalSteps: totalSteps)
+        let renorms = model.normalizers.compactMap { $0 as? BatchRenorm }
+        var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
+        var order = Array(0..<train.count)
+        var images = Tensor(shape: [settings.batchSize, 1, train.rows, train.columns])
+        var logitsGradient = Tensor(shape: [settings.batchSize, train.classes])
+        var labels = [UInt8](repeating: 0, count: settings.batchSize)
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var lastReport = start
+        var step = 0
+        var epochLoss = 0.0, epochSteps = 0
+        var diverged = false
+        training: for epoch in 0..<settings.epochs {
+            shuffle(&order, using: &shuffler)
+            epochLoss = 0
+            epochSteps = 0
+            for batchIndex in 0..<stepsPerEpoch {
+                optimizer.learningRate = schedule.rate(atStep: step)
+                let bounds = settings.renorm.bounds(atStep: step, of: totalSteps)
+                for renorm in renorms { try renorm.setClipping(rmax: bounds.rmax, dmax: bounds.dmax) }
+                let batch = order[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
+                train.batch(batch, into: &images)
+                for (slot, index) in batch.enumerated() { labels[slot] = train.labels[index] }
+                let loss = try Self.step(model, optimizer, images: images, labels: labels, logitsGradient: &logitsGradient)
+                step += 1
+                guard loss.isFinite else {
+                    diverged = true
+                    break training
+                }
+                epochLoss += loss
+                epochSteps += 1
+                if let progress, clock.now - lastReport > .milliseconds(200) || step == totalSteps {
+                    lastReport = clock.now
+                    let elapsed = seconds(clock.now - start)
+                    let rate = Double(step * settings.batchSize) / elapsed
+                    progress(TrainingProgress(
+                        epoch: epoch + 1, epochs: settings.epochs, step: step, totalSteps: totalSteps,
+                        loss: epochLoss / Double(epochSteps), imagesPerSecond: rate, secondsElapsed: elapsed,
+                        secondsRemaining: Double(totalSteps - step) * settings.batchSize.doubleValue / rate))
+                }
+            }
+        }
+        let elapsed = seconds(clock.now - start)
+        let trainedImages = Double((diverged ? step - 1 : step) * settings.batchSize)
+        return TrainingOutcome(
+            testAccuracy: diverged ? nil : try accuracy(of: model, on: test),
+            finalLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : .nan,
+            diverged: diverged, divergedAtStep: diverged ? step : nil,
+            seconds: elapsed, imagesPerSecond: elapsed > 0 ? trainedImages / elapsed : 0,
+            steps: step, model: model)
+    }
+
+    /// One training step: forward in training mode, softmax cross-entropy, backward, and an SGD
+    /// update. Returns the batch's mean loss; when it is not finite, no update is made.
+    public static func step(
+        _ model: SmallCNN, _ optimizer: SGD, images: Tensor, labels: [UInt8], logitsGradient: inout Tensor
+    ) throws -> Double {
+        try model.forward(images, mode: .training)
+        let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels[...], gradient: &logitsGradient)
+        guard loss.isFinite else { return loss }
+        try model.backward(logitsGradient)
+        optimizer.step(model)
+        return loss
+    }
+
+    /// The fraction of `data` that `model` classifies correctly in inference mode.
+    public static func accuracy(of model: SmallCNN, on data: Dataset, batchSize: Int = 500) throws -> Double {
+        var images = Tensor(shape: [0])
+        var gradient = Tensor(shape: [0])
+        var correct = 0
+        var start = 0
+        while start < data.count {
+            let end = min(data.count, start + batchSize)
+            data.batch(start..<end, into: &images)
+            try model.forward(images, mode: .inference)
+            correct += SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: data.labels[start..<end], gradient: &gradient).correct
+            start = end
+        }
+        return Double(correct) / Double(data.count)
+    }
+
+    /// Fisher–Yates with the lab's own generator, so the order is the same on every platform
+    /// and Swift version.
+    static func shuffle(_ values: inout [Int], using generator: inout SeededGenerator) {
+        guard values.count > 1 else { return }
+        for i in stride(from: values.count - 1, to: 0, by: -1) {
+            let j = Int(generator.next() % UInt64(i + 1))
+            values.swapAt(i, j)
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}
+
+extension Int {
+    fileprivate var doubleValue: Double { Double(self) }
+}

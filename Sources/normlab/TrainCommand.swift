@@ -1,0 +1,113 @@
+import Foundation
+import NormLab
+
+/// `normlab train`: one training run of SmallCNN, with progress and a final report.
+enum TrainCommand {
+    static let usage = """
+        usage: normlab train [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE] [--seed N]
+                             [--groups G] [--placement before|after] [--weight-decay W]
+                             [--data DIR] [--train-size N] [--threads N] [--json]
+          --norm        none, batch, layer, instance, group, batchrenorm (default batch)
+          --lr          base learning rate at batch 32, scaled by batch/32 (default 0.05)
+          --data        a folder of Fashion-MNIST IDX files (default: the embedded subset)
+        """
+
+    static func run(_ arguments: [String]) throws -> Int32 {
+        var options = Options(arguments)
+        if options.flag("--help") {
+            print(usage)
+            return 0
+        }
+        let json = options.flag("--json")
+        let kindName = try options.value("--norm") ?? "batch"
+        guard let kind = NormalizerKind(rawValue: kindName) else {
+            throw UsageError("unknown normalizer '\(kindName)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var normalizer = NormalizerSettings(kind: kind)
+        normalizer.groups = try options.integer("--groups", in: 1...4096)
+        let placementName = try options.value("--placement") ?? "before"
+        guard let placement = NormalizerPlacement(rawValue: placementName) else {
+            throw UsageError("--placement is 'before' or 'after', got '\(placementName)'")
+        }
+        let batchSize = try options.integer("--batch-size", in: 1...65_536) ?? 32
+        let epochs = try options.integer("--epochs", in: 1...10_000) ?? 3
+        let rate = try options.float("--lr") ?? 0.05
+        let weightDecay = try options.float("--weight-decay") ?? 5e-4
+        let seed = try options.integer("--seed", in: 0...Int.max) ?? 0
+        let dataDirectory = try options.value("--data")
+        let trainSize = try options.integer("--train-size", in: 1...10_000_000)
+        if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
+        let extra = try options.positionals()
+        guard extra.isEmpty else { throw UsageError("unexpected argument '\(extra[0])'\n\(usage)") }
+
+        let settings = TrainingSettings(
+            normalizer: normalizer, placement: placement, batchSize: batchSize, epochs: epochs,
+            baseLearningRate: rate, weightDecay: weightDecay, seed: UInt64(seed))
+        let directory = try dataDirectory ?? FashionMNIST.embeddedDirectory()
+        let data = try FashionMNIST.load(directory: directory, trainSize: trainSize)
+        try settings.validate(trainSize: data.train.count)
+        let display = ProgressDisplay()
+        if !json {
+            print("training SmallCNN with \(kind.rawValue) norm (\(placement.rawValue) ReLU), batch \(batchSize), \(epochs) epochs, lr \(rate) × \(batchSize)/32 = \(settings.learningRate), seed \(seed), \(data.train.count) training images, \(Parallelism.threadCount) threads")
+        }
+        let outcome = try Trainer.train(settings, train: data.train, test: data.test) { progress in
+            guard !json else { return }
+            display.show(String(
+                format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  %@ left",
+                progress.epoch, progress.epochs, progress.step, progress.totalSteps, progress.loss,
+                progress.imagesPerSecond, formatClock(progress.secondsRemaining)))
+        }
+        display.finish()
+        if json {
+            var object: [String: Any] = [
+                "normalizer": kind.rawValue, "placement": placement.rawValue, "batch_size": batchSize,
+                "epochs": epochs, "base_lr": Double(rate), "lr": Double(settings.learningRate),
+                "weight_decay": Double(weightDecay), "momentum": Double(settings.momentum), "seed": seed,
+                "train_size": data.train.count, "test_size": data.test.count, "data": directory,
+                "threads": Parallelism.threadCount, "epsilon": Double(normalizer.epsilon),
+                "final_loss": outcome.finalLoss.isFinite ? outcome.finalLoss : NSNull(),
+                "diverged": outcome.diverged, "seconds": outcome.seconds,
+                "images_per_second": outcome.imagesPerSecond, "steps": outcome.steps,
+                "test_accuracy": outcome.testAccuracy.map { $0 as Any } ?? NSNull(),
+            ]
+            if kind == .group { object["groups"] = normalizer.groups ?? min(8, SmallCNN.widths[0]) }
+            if kind == .batch || kind == .batchrenorm { object["norm_momentum"] = Double(normalizer.momentum) }
+            if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else if outcome.diverged {
+            print("diverged: the loss became NaN or infinite at step \(outcome.divergedAtStep ?? 0) of \(outcome.steps); try a lower --lr")
+            print(String(format: "training time %.1f s", outcome.seconds))
+        } else {
+            print(String(format: "test accuracy %.2f%%  (final training loss %.4f)", 100 * (outcome.testAccuracy ?? 0), outcome.finalLoss))
+            print(String(format: "training time %.1f s, %.0f images/s", outcome.seconds, outcome.imagesPerSecond))
+        }
+        return outcome.diverged ? 3 : 0
+    }
+}
+
+/// One updating status line on a terminal; nothing when output goes elsewhere (the caller
+/// prints its own plain lines).
+final class ProgressDisplay {
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private var shown = false
+
+    func show(_ line: String) {
+        guard isTerminal else { return }
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
+}
+
+/// 75 → "1:15", 4000 → "1:06:40".
+func formatClock(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let total = Int(seconds.rounded())
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60)
+    return h > 0 ? String(format: "%d:%02d:%02d", h, m, s) : String(format: "%d:%02d", m, s)
+}
