@@ -30,7 +30,7 @@ public final class BatchNorm: Normalizer {
         self.epsilon = epsilon
         self.momentum = momentum
         parameters = AffineParameters(channelCount: channelCount)
-        gradients = parameters
+        gradients = .zeros(channelCount: channelCount)
         runningMean = [Float](repeating: 0, count: channelCount)
         runningVariance = [Float](repeating: 1, count: channelCount)
     }

@@ -39,7 +39,7 @@ public final class BatchRenorm: Normalizer {
         self.epsilon = epsilon
         self.momentum = momentum
         parameters = AffineParameters(channelCount: channelCount)
-        gradients = parameters
+        gradients = .zeros(channelCount: channelCount)
         runningMean = [Float](repeating: 0, count: channelCount)
         runningStd = [Float](repeating: 1, count: channelCount)
         r = runningStd

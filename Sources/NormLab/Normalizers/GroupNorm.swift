@@ -24,7 +24,7 @@ public final class GroupNorm: Normalizer {
         self.groupCount = groupCount
         self.epsilon = epsilon
         parameters = AffineParameters(channelCount: channelCount)
-        gradients = parameters
+        gradients = .zeros(channelCount: channelCount)
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {

@@ -17,7 +17,7 @@ public final class LayerNorm: Normalizer {
         self.channelCount = channelCount
         self.epsilon = epsilon
         parameters = AffineParameters(channelCount: channelCount)
-        gradients = parameters
+        gradients = .zeros(channelCount: channelCount)
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {

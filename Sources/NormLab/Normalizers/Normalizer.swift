@@ -89,6 +89,11 @@ public struct AffineParameters: Equatable, Sendable {
         beta = [Float](repeating: 0, count: channelCount)
     }
 
+    /// All zeros: the gradients before any backward pass.
+    public static func zeros(channelCount: Int) -> AffineParameters {
+        AffineParameters(gamma: [Float](repeating: 0, count: channelCount), beta: [Float](repeating: 0, count: channelCount))
+    }
+
     public init(gamma: [Float], beta: [Float]) {
         self.gamma = gamma
         self.beta = beta

@@ -1,0 +1,64 @@
+import XCTest
+@testable import NormLab
+
+/// The packed matrix product against a plain triple loop, on the awkward sizes convolutions use.
+final class MatrixMultiplyTests: XCTestCase {
+    private func naive(_ a: [Float], _ aRow: Int, _ aCol: Int, _ b: [Float], _ bRow: Int, _ bCol: Int, m: Int, n: Int, k: Int) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            var total = 0.0
+            for p in 0..<k { total += Double(a[i * aRow + p * aCol]) * Double(b[p * bRow + j * bCol]) }
+            c[i * n + j] = Float(total)
+        } }
+        return c
+    }
+
+    func testAgainstNaiveProductWithTransposesAndEdges() {
+        let workspace = MatrixWorkspace()
+        for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600)] {
+            for (transposeA, transposeB) in [(false, false), (true, false), (false, true)] {
+                let a = randomTensor([m * k], seed: UInt64(m * 31 + k)).scalars
+                let b = randomTensor([k * n], seed: UInt64(n * 17 + k)).scalars
+                let (aRow, aCol) = transposeA ? (1, m) : (k, 1)
+                let (bRow, bCol) = transposeB ? (1, k) : (n, 1)
+                let expected = naive(a, aRow, aCol, b, bRow, bCol, m: m, n: n, k: k)
+                var c = [Float](repeating: 1, count: m * n)
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                    MatrixMultiply.multiply(
+                        MatrixView(a.baseAddress!, rowStride: aRow, columnStride: aCol),
+                        MatrixView(b.baseAddress!, rowStride: bRow, columnStride: bCol),
+                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+                } } }
+                assertClose(c, expected, tolerance: 1e-4, "\(m)×\(n)×\(k) transposes \(transposeA) \(transposeB)")
+                // Accumulating adds the product again.
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                    MatrixMultiply.multiply(
+                        MatrixView(a.baseAddress!, rowStride: aRow, columnStride: aCol),
+                        MatrixView(b.baseAddress!, rowStride: bRow, columnStride: bCol),
+                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: true, workspace: workspace)
+                } } }
+                assertClose(c, expected.map { 2 * $0 }, tolerance: 1e-4, "accumulate \(m)×\(n)×\(k)")
+            }
+        }
+    }
+
+    func testSameBitsWithAnyThreadCount() {
+        let (m, n, k) = (64, 3000, 300)
+        let a = randomTensor([m * k], seed: 1).scalars, b = randomTensor([k * n], seed: 2).scalars
+        let saved = Parallelism.threadCount
+        defer { Parallelism.threadCount = saved }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            Parallelism.threadCount = threads
+            var c = [Float](repeating: 0, count: m * n)
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                MatrixMultiply.multiply(
+                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                    into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
+            } } }
+            results.append(c)
+        }
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertEqual(results[0], results[2])
+    }
+}

@@ -1,0 +1,84 @@
+import XCTest
+@testable import NormLab
+
+/// The whole network's gradient against finite differences, for every normalizer and both
+/// placements, on tiny 8×8 images.
+final class SmallCNNTests: XCTestCase {
+    private func loss(_ model: SmallCNN, _ images: Tensor, _ labels: [UInt8]) throws -> Double {
+        try model.forward(images, mode: .training)
+        var gradient = Tensor(shape: [0])
+        return SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels[...], gradient: &gradient).loss
+    }
+
+    func testWholeModelGradientMatchesFiniteDifferences() throws {
+        let images = randomTensor([4, 1, 8, 8], seed: 1)
+        let labels: [UInt8] = [3, 1, 4, 1]
+        for kind in NormalizerKind.allCases {
+            for placement in NormalizerPlacement.allCases {
+                let model = try SmallCNN(normalizer: NormalizerSettings(kind: kind), placement: placement, seed: 2)
+                _ = try loss(model, images, labels)
+                var gradient = Tensor(shape: [0])
+                _ = SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels[...], gradient: &gradient)
+                try model.backward(gradient)
+                var analytic: [[Float]] = []
+                model.visitParameters { _, gradient, _ in analytic.append(gradient) }
+
+                var arrayIndex = 0
+                var checked = 0, mismatches: [String] = []
+                let step: Float = 1e-3
+                // Perturb a spread of entries of every parameter array, restoring each after.
+                var perturbations: [(array: Int, index: Int)] = []
+                model.visitParameters { value, _, _ in
+                    for index in stride(from: 0, to: value.count, by: max(1, value.count / 5)) {
+                        perturbations.append((arrayIndex, index))
+                    }
+                    arrayIndex += 1
+                }
+                for (array, index) in perturbations {
+                    func setOffset(_ delta: Float) {
+                        var position = 0
+                        model.visitParameters { value, _, _ in
+                            if position == array { value[index] += delta }
+                            position += 1
+                        }
+                    }
+                    setOffset(step)
+                    let plus = try loss(model, images, labels)
+                    setOffset(-2 * step)
+                    let minus = try loss(model, images, labels)
+                    setOffset(step)
+                    let numeric = (plus - minus) / Double(2 * step)
+                    let value = Double(analytic[array][index])
+                    checked += 1
+                    if abs(value - numeric) > 2e-3 + 3e-2 * abs(numeric) {
+                        mismatches.append("array \(array)[\(index)]: analytic \(value), numeric \(numeric)")
+                    }
+                }
+                // Kinks of ReLU and max pooling can spoil a rare difference quotient; a wrong
+                // backward pass spoils many.
+                XCTAssertLessThanOrEqual(mismatches.count, checked / 20, "\(kind) \(placement): \(mismatches)")
+            }
+        }
+    }
+
+    func testSeededInitializationIsReproducibleAndKaimingScaled() throws {
+        let a = try SmallCNN(normalizer: NormalizerSettings(kind: .group), seed: 7)
+        let b = try SmallCNN(normalizer: NormalizerSettings(kind: .group), seed: 7)
+        let c = try SmallCNN(normalizer: NormalizerSettings(kind: .group), seed: 8)
+        XCTAssertEqual(a.blocks[1].convolution.weight.value, b.blocks[1].convolution.weight.value)
+        XCTAssertNotEqual(a.blocks[1].convolution.weight.value, c.blocks[1].convolution.weight.value)
+        let weights = a.blocks[2].convolution.weight.value.map(Double.init)
+        let std = (weights.reduce(0) { $0 + $1 * $1 } / Double(weights.count)).squareRoot()
+        XCTAssertEqual(std, (2.0 / (32 * 9)).squareRoot(), accuracy: 0.005)
+        XCTAssertNil(a.blocks[0].convolution.bias, "a convolution followed by a normalizer has no bias")
+        XCTAssertNotNil(try SmallCNN(normalizer: NormalizerSettings(kind: .none), seed: 0).blocks[0].convolution.bias)
+        XCTAssertEqual((a.blocks[0].normalizer as? GroupNorm)?.groupCount, 8)
+        XCTAssertEqual(a.normalizers.map(\.parameters.gamma.count), [16, 32, 64])
+    }
+
+    func testImpossibleGroupCountIsAnError() {
+        XCTAssertThrowsError(try SmallCNN(normalizer: NormalizerSettings(kind: .group, groups: 5), seed: 0)) { error in
+            XCTAssertEqual(error as? NormalizerError, .groupsDoNotDivideChannels(channels: 16, groups: 5))
+        }
+    }
+}
