@@ -89,7 +89,7 @@ enum TrainCommand {
 /// One updating status line on a terminal; nothing when output goes elsewhere (the caller
 /// prints its own plain lines).
 final class ProgressDisplay {
-    private let isTerminal = isatty(STDERR_FILENO) != 0
+    let isTerminal = isatty(STDERR_FILENO) != 0
     private var shown = false
 
     func show(_ line: String) {

@@ -8,6 +8,10 @@ let usage = """
     commands:
       verify FILE_OR_DIR...     check the normalizers against reference fixtures
       train [options]           train SmallCNN once on Fashion-MNIST (normlab train --help)
+      sweep EXPERIMENT.json [--out DIR] [--threads N]
+                                run an experiment's grid of trainings (resumable), write tables
+      report RESULTS.jsonl [--out DIR]
+                                write the markdown table, CSV and SVG chart for a results file
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
       bench train [--json] [--threads N] [--quick]
@@ -28,6 +32,10 @@ do {
         exit(try VerifyCommand.run(arguments))
     case "train":
         exit(try TrainCommand.run(arguments))
+    case "sweep":
+        exit(try SweepCommand.run(arguments))
+    case "report":
+        exit(try ReportCommand.run(arguments))
     case "bench":
         exit(try BenchCommand.run(arguments))
     case "help", "--help", "-h":

@@ -19,6 +19,8 @@ public final class BatchNorm: Normalizer {
     /// The running per-channel (unbiased) variance, used in inference.
     public private(set) var runningVariance: [Float]
     private var pass = ChannelNormalizationPass()
+    /// During a population re-estimation, the number of batches averaged so far.
+    private var estimatedBatches: Int?
 
     /// - Throws: `NormalizerError` for a non-positive channel count or epsilon, or a momentum
     ///   outside [0, 1].
@@ -49,7 +51,13 @@ public final class BatchNorm: Normalizer {
         case .training:
             let count = Float(layout.batch * layout.spatial)
             let unbiasing = count / (count - 1)
-            let (gamma, beta, momentum) = (parameters.gamma, parameters.beta, momentum)
+            let (gamma, beta) = (parameters.gamma, parameters.beta)
+            var momentum = self.momentum
+            if let batches = estimatedBatches {
+                // An equal-weight average of the batches seen since the estimation began.
+                momentum = 1 / Float(batches + 1)
+                estimatedBatches = batches + 1
+            }
             runningMean.withUnsafeMutableBufferPointer { runningMean in
                 runningVariance.withUnsafeMutableBufferPointer { runningVariance in
                     pass.forwardTraining(input, layout, epsilon: epsilon, into: &output) { c, mean, variance in
@@ -66,6 +74,13 @@ public final class BatchNorm: Normalizer {
                 scale: parameters.gamma, shift: parameters.beta, into: &output)
         }
     }
+
+    /// From now on, training-mode forwards replace the running statistics with the plain average
+    /// of their batch statistics (PreciseBN, Wu & Johnson 2021), until `endPopulationEstimate`.
+    public func beginPopulationEstimate() { estimatedBatches = 0 }
+
+    /// Returns to the exponential running average.
+    public func endPopulationEstimate() { estimatedBatches = nil }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         let sums = try pass.backward(gradOutput, into: &gradInput)

@@ -26,6 +26,8 @@ public final class BatchRenorm: Normalizer {
     private var r: [Float]
     private var d: [Float]
     private var pass = ChannelNormalizationPass()
+    /// During a population re-estimation, the number of batches averaged so far.
+    private var estimatedBatches: Int?
 
     /// - Throws: `NormalizerError` for a non-positive channel count or epsilon, a momentum
     ///   outside [0, 1], rmax < 1 or dmax < 0.
@@ -68,8 +70,13 @@ public final class BatchRenorm: Normalizer {
         let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
         switch mode {
         case .training:
-            let (gamma, beta, momentum, epsilon) = (parameters.gamma, parameters.beta, momentum, epsilon)
-            let (rmax, dmax) = (rmax, dmax)
+            let (gamma, beta, epsilon) = (parameters.gamma, parameters.beta, epsilon)
+            var (momentum, rmax, dmax) = (self.momentum, self.rmax, self.dmax)
+            if let batches = estimatedBatches {
+                // Plain batch normalization, averaging the batch statistics with equal weights.
+                (momentum, rmax, dmax) = (1 / Float(batches + 1), 1, 0)
+                estimatedBatches = batches + 1
+            }
             runningMean.withUnsafeMutableBufferPointer { runningMean in
                 runningStd.withUnsafeMutableBufferPointer { runningStd in
                     r.withUnsafeMutableBufferPointer { r in
@@ -96,6 +103,14 @@ public final class BatchRenorm: Normalizer {
             }
         }
     }
+
+    /// From now on, training-mode forwards apply no correction (r = 1, d = 0) and replace the
+    /// running mean and std with the plain average of their batch values (PreciseBN), until
+    /// `endPopulationEstimate`.
+    public func beginPopulationEstimate() { estimatedBatches = 0 }
+
+    /// Returns to the exponential running average and the clipping bounds in force.
+    public func endPopulationEstimate() { estimatedBatches = nil }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         let sums = try pass.backward(gradOutput, into: &gradInput)

@@ -29,8 +29,18 @@ public struct RenormSchedule: Codable, Equatable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case warmup, rmaxFinal = "rmax", rmaxRampEnd = "rmax_ramp_end", dmaxFinal = "dmax", dmaxRampEnd = "dmax_ramp_end"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(Set(CodingKeys.allCases.map(\.rawValue)), context: "\"renorm_schedule\"")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        warmup = try container.decodeIfPresent(Double.self, forKey: .warmup) ?? warmup
+        rmaxFinal = try container.decodeIfPresent(Float.self, forKey: .rmaxFinal) ?? rmaxFinal
+        rmaxRampEnd = try container.decodeIfPresent(Double.self, forKey: .rmaxRampEnd) ?? rmaxRampEnd
+        dmaxFinal = try container.decodeIfPresent(Float.self, forKey: .dmaxFinal) ?? dmaxFinal
+        dmaxRampEnd = try container.decodeIfPresent(Double.self, forKey: .dmaxRampEnd) ?? dmaxRampEnd
     }
 
     /// The bounds for step `step` of `totalSteps`.

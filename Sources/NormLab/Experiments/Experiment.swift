@@ -1,0 +1,338 @@
+import Foundation
+
+/// An experiment file (`experiments/*.json`, format `normlab-experiment/1`): a grid of training
+/// runs of `SmallCNN` — normalizers × placements × learning rates × batch sizes × seeds — and
+/// where to write the results. `experiments/README.md` documents every key.
+public struct Experiment: Equatable, Sendable {
+    public static let format = "normlab-experiment/1"
+
+    /// Names the experiment in results and in the default output file names.
+    public var name: String
+    public var description: String
+    /// `"embedded"` (the repository's Fashion-MNIST subset) or a folder of IDX files.
+    public var data: String
+    /// Use the first this many training images; nil means all that `data` has.
+    public var trainSize: Int?
+    public var epochs: Int
+    /// Base learning rates at batch `referenceBatchSize`.
+    public var baseLearningRates: [Float]
+    /// `linear`: rate = base × batch / reference (Goyal et al. 2017); `none`: rate = base.
+    public var learningRateScaling: String
+    public var referenceBatchSize: Int
+    public var weightDecay: Float
+    public var sgdMomentum: Float
+    public var placements: [NormalizerPlacement]
+    public var normalizers: [NormalizerEntry]
+    public var batchSizes: [Int]
+    public var seeds: [UInt64]
+    /// PreciseBN re-estimation for batch norm and batch renorm; nil to skip it.
+    public var preciseBN: PreciseBNPlan?
+    public var outputs: Outputs
+
+    /// One normalizer of the grid, with the label its rows carry.
+    public struct NormalizerEntry: Equatable, Sendable {
+        public var label: String
+        public var settings: NormalizerSettings
+        /// Batch renorm only.
+        public var renormSchedule: RenormSchedule?
+    }
+
+    public struct PreciseBNPlan: Equatable, Sendable, Codable {
+        public var images: Int
+        public var batchSize: Int
+
+        enum CodingKeys: String, CodingKey {
+            case images, batchSize = "batch_size"
+        }
+    }
+
+    /// Output file names, relative to the output folder.
+    public struct Outputs: Equatable, Sendable {
+        public var jsonl: String
+        public var markdown: String
+        public var csv: String
+        public var svg: String
+    }
+
+    /// Reads and validates an experiment file.
+    /// - Throws: `ExperimentError` naming the key that is unknown, of the wrong type, or impossible.
+    public static func load(from path: String) throws -> Experiment {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ExperimentError.invalid("cannot read \(path): \(error.localizedDescription)")
+        }
+        do {
+            let file = try JSONDecoder().decode(ExperimentFile.self, from: data)
+            let experiment = try file.experiment()
+            try experiment.validate()
+            return experiment
+        } catch let error as DecodingError {
+            throw ExperimentError.invalid("\(path): \(describe(error))")
+        } catch let error as ExperimentError {
+            throw ExperimentError.invalid("\(path): \(error)")
+        } catch {
+            throw ExperimentError.invalid("\(path): \(error)")
+        }
+    }
+
+    /// The learning rate a run with this batch size starts at.
+    public func learningRate(base: Float, batchSize: Int) -> Float {
+        learningRateScaling == "linear" ? base * Float(batchSize) / Float(referenceBatchSize) : base
+    }
+
+    /// Checks every value against what a run can use, and every normalizer against every layer
+    /// of `SmallCNN`.
+    func validate() throws {
+        func fail(_ message: String) -> ExperimentError { .invalid(message) }
+        guard !name.isEmpty, !name.contains("/") else { throw fail("\"name\" must be a non-empty file-name-safe string") }
+        guard epochs > 0 else { throw fail("\"epochs\" must be positive, got \(epochs)") }
+        if let trainSize, trainSize <= 0 { throw fail("\"train_size\" must be positive, got \(trainSize)") }
+        guard !baseLearningRates.isEmpty, baseLearningRates.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw fail("\"learning_rate.base\" must be one or more positive numbers")
+        }
+        guard ["linear", "none"].contains(learningRateScaling) else {
+            throw fail("\"learning_rate.scaling\" is \"linear\" or \"none\", got \"\(learningRateScaling)\"")
+        }
+        guard referenceBatchSize > 0 else { throw fail("\"learning_rate.reference_batch_size\" must be positive") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw fail("\"weight_decay\" must be 0 or more, got \(weightDecay)") }
+        guard sgdMomentum >= 0, sgdMomentum < 1 else { throw fail("\"sgd_momentum\" must lie in [0, 1), got \(sgdMomentum)") }
+        guard !placements.isEmpty, Set(placements).count == placements.count else {
+            throw fail("\"placement\" must name each of before/after at most once")
+        }
+        guard !normalizers.isEmpty else { throw fail("\"normalizers\" must list at least one normalizer") }
+        guard Set(normalizers.map(\.label)).count == normalizers.count else {
+            throw fail("normalizer labels must be unique; give entries of the same kind a \"label\"")
+        }
+        guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 > 0 }), Set(batchSizes).count == batchSizes.count else {
+            throw fail("\"batch_sizes\" must be distinct positive whole numbers")
+        }
+        if let trainSize, let largest = batchSizes.max(), largest > trainSize {
+            throw fail("batch size \(largest) is larger than \"train_size\" \(trainSize)")
+        }
+        guard !seeds.isEmpty, Set(seeds).count == seeds.count else { throw fail("\"seeds\" must be distinct, and at least one") }
+        if let plan = preciseBN, plan.images <= 1 || plan.batchSize <= 1 {
+            throw fail("\"precise_bn.images\" and \"precise_bn.batch_size\" must be larger than 1")
+        }
+        for (index, entry) in normalizers.enumerated() {
+            for width in SmallCNN.widths {
+                do {
+                    _ = try entry.settings.makeNormalizer(channelCount: width)
+                } catch {
+                    throw fail("normalizers[\(index)] (\(entry.label)): \(error)")
+                }
+            }
+            if let schedule = entry.renormSchedule {
+                guard schedule.warmup >= 0, schedule.warmup < 1, schedule.rmaxRampEnd >= schedule.warmup,
+                      schedule.dmaxRampEnd >= schedule.warmup, schedule.rmaxRampEnd <= 1, schedule.dmaxRampEnd <= 1
+                else {
+                    throw fail("normalizers[\(index)].renorm_schedule: need 0 ≤ warmup ≤ ramp ends ≤ 1")
+                }
+                guard schedule.rmaxFinal >= 1, schedule.dmaxFinal >= 0 else {
+                    throw fail("normalizers[\(index)].renorm_schedule: rmax must be at least 1 and dmax at least 0")
+                }
+            }
+        }
+        for file in [outputs.jsonl, outputs.markdown, outputs.csv, outputs.svg] where file.isEmpty || file.contains("/") {
+            throw fail("output names must be plain file names, got \"\(file)\"")
+        }
+    }
+
+    /// Every run of the grid, seeds outermost so that a partial sweep already covers every cell
+    /// once.
+    public func runs(trainSize actualTrainSize: Int) -> [RunSpec] {
+        var runs: [RunSpec] = []
+        for seed in seeds {
+            for batchSize in batchSizes {
+                for base in baseLearningRates {
+                    for placement in placements {
+                        for entry in normalizers {
+                            runs.append(RunSpec(
+                                experiment: name, label: entry.label, normalizer: entry.settings,
+                                renormSchedule: entry.settings.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil,
+                                placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
+                                learningRate: learningRate(base: base, batchSize: batchSize),
+                                learningRateScaling: learningRateScaling, weightDecay: weightDecay,
+                                sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize))
+                        }
+                    }
+                }
+            }
+        }
+        return runs
+    }
+}
+
+/// An experiment file that cannot be run.
+public enum ExperimentError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case results(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let message), .results(let message): return message
+        }
+    }
+}
+
+/// The file's JSON form, decoded strictly; turned into an `Experiment` by `experiment()`.
+private struct ExperimentFile: Decodable {
+    struct LearningRate: Decodable {
+        var base: OneOrMany<Float>
+        var scaling: String?
+        var referenceBatchSize: Int?
+        var schedule: String?
+
+        enum CodingKeys: String, CodingKey {
+            case base, scaling, referenceBatchSize = "reference_batch_size", schedule
+        }
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(["base", "scaling", "reference_batch_size", "schedule"], context: "\"learning_rate\"")
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            base = try container.decode(OneOrMany<Float>.self, forKey: .base)
+            scaling = try container.decodeIfPresent(String.self, forKey: .scaling)
+            referenceBatchSize = try container.decodeIfPresent(Int.self, forKey: .referenceBatchSize)
+            schedule = try container.decodeIfPresent(String.self, forKey: .schedule)
+        }
+    }
+
+    struct Normalizer: Decodable {
+        var kind: NormalizerKind
+        var label: String?
+        var eps: Float?
+        var momentum: Float?
+        var groups: Int?
+        var renormSchedule: RenormSchedule?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, label, eps, momentum, groups, renormSchedule = "renorm_schedule"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            kind = try container.decode(NormalizerKind.self, forKey: .kind)
+            var allowed: Set<String> = ["kind", "label"]
+            switch kind {
+            case .none: break
+            case .layer, .instance: allowed.insert("eps")
+            case .group: allowed.formUnion(["eps", "groups"])
+            case .batch: allowed.formUnion(["eps", "momentum"])
+            case .batchrenorm: allowed.formUnion(["eps", "momentum", "renorm_schedule"])
+            }
+            try decoder.rejectUnknownKeys(allowed, context: "a \"\(kind.rawValue)\" normalizer")
+            label = try container.decodeIfPresent(String.self, forKey: .label)
+            eps = try container.decodeIfPresent(Float.self, forKey: .eps)
+            momentum = try container.decodeIfPresent(Float.self, forKey: .momentum)
+            groups = try container.decodeIfPresent(Int.self, forKey: .groups)
+            renormSchedule = try container.decodeIfPresent(RenormSchedule.self, forKey: .renormSchedule)
+        }
+    }
+
+    struct Outputs: Decodable {
+        var jsonl: String?, markdown: String?, csv: String?, svg: String?
+
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(["jsonl", "markdown", "csv", "svg"], context: "\"outputs\"")
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            func name(_ key: String) throws -> String? {
+                try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: key))
+            }
+            jsonl = try name("jsonl")
+            markdown = try name("markdown")
+            csv = try name("csv")
+            svg = try name("svg")
+        }
+    }
+
+    var format: String
+    var name: String
+    var description: String?
+    var data: String?
+    var trainSize: Int?
+    var model: String?
+    var epochs: Int
+    var learningRate: LearningRate
+    var weightDecay: Float?
+    var sgdMomentum: Float?
+    var placement: OneOrMany<NormalizerPlacement>?
+    var normalizers: [Normalizer]
+    var batchSizes: [Int]
+    var seeds: [UInt64]
+    var preciseBN: Experiment.PreciseBNPlan??
+    var outputs: Outputs?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case format, name, description, data, trainSize = "train_size", model, epochs
+        case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
+        case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", outputs
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(Set(CodingKeys.allCases.map(\.rawValue)), context: "an experiment file")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        format = try container.decode(String.self, forKey: .format)
+        guard format == Experiment.format else {
+            throw ExperimentError.invalid("\"format\" is \"\(format)\"; this version of normlab reads \"\(Experiment.format)\"")
+        }
+        name = try container.decode(String.self, forKey: .name)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        data = try container.decodeIfPresent(String.self, forKey: .data)
+        trainSize = try container.decodeIfPresent(Int.self, forKey: .trainSize)
+        model = try container.decodeIfPresent(String.self, forKey: .model)
+        epochs = try container.decode(Int.self, forKey: .epochs)
+        learningRate = try container.decode(LearningRate.self, forKey: .learningRate)
+        weightDecay = try container.decodeIfPresent(Float.self, forKey: .weightDecay)
+        sgdMomentum = try container.decodeIfPresent(Float.self, forKey: .sgdMomentum)
+        placement = try container.decodeIfPresent(OneOrMany<NormalizerPlacement>.self, forKey: .placement)
+        normalizers = try container.decode([Normalizer].self, forKey: .normalizers)
+        batchSizes = try container.decode([Int].self, forKey: .batchSizes)
+        seeds = try container.decode([UInt64].self, forKey: .seeds)
+        if container.contains(.preciseBN) {
+            if (try? container.decodeNil(forKey: .preciseBN)) == true || (try? container.decode(Bool.self, forKey: .preciseBN)) == false {
+                preciseBN = .some(nil)
+            } else {
+                preciseBN = .some(try container.decode(PreciseBNFile.self, forKey: .preciseBN).plan)
+            }
+        }
+        outputs = try container.decodeIfPresent(Outputs.self, forKey: .outputs)
+    }
+
+    struct PreciseBNFile: Decodable {
+        var plan: Experiment.PreciseBNPlan
+        init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(["images", "batch_size"], context: "\"precise_bn\"")
+            plan = try Experiment.PreciseBNPlan(from: decoder)
+        }
+    }
+
+    func experiment() throws -> Experiment {
+        if let model, model != "SmallCNN" {
+            throw ExperimentError.invalid("\"model\" is \"\(model)\"; the lab has \"SmallCNN\"")
+        }
+        if let schedule = learningRate.schedule, schedule != "cosine" {
+            throw ExperimentError.invalid("\"learning_rate.schedule\" is \"\(schedule)\"; the lab has \"cosine\"")
+        }
+        let entries = normalizers.map { entry in
+            var settings = NormalizerSettings(kind: entry.kind)
+            if let eps = entry.eps { settings.epsilon = eps }
+            if let momentum = entry.momentum { settings.momentum = momentum }
+            settings.groups = entry.groups
+            if entry.kind == .batchrenorm, entry.momentum == nil { settings.momentum = 0.1 }
+            return Experiment.NormalizerEntry(
+                label: entry.label ?? entry.kind.rawValue, settings: settings,
+                renormSchedule: entry.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil)
+        }
+        return Experiment(
+            name: name, description: description ?? "", data: data ?? "embedded", trainSize: trainSize, epochs: epochs,
+            baseLearningRates: learningRate.base.values, learningRateScaling: learningRate.scaling ?? "linear",
+            referenceBatchSize: learningRate.referenceBatchSize ?? 32, weightDecay: weightDecay ?? 5e-4,
+            sgdMomentum: sgdMomentum ?? 0.9, placements: placement?.values ?? [.before], normalizers: entries,
+            batchSizes: batchSizes, seeds: seeds,
+            preciseBN: preciseBN ?? Experiment.PreciseBNPlan(images: 2000, batchSize: 200),
+            outputs: Experiment.Outputs(
+                jsonl: outputs?.jsonl ?? "\(name).jsonl", markdown: outputs?.markdown ?? "\(name).md",
+                csv: outputs?.csv ?? "\(name).csv", svg: outputs?.svg ?? "\(name).svg"))
+    }
+}

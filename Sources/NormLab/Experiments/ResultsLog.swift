@@ -1,0 +1,67 @@
+import Foundation
+
+/// A JSON Lines file of finished runs, appended one complete line at a time and synced, so that
+/// an interrupted sweep (Ctrl-C, kill -9, power loss) loses at most the run in progress.
+///
+/// A last line cut short by a crash is removed when the file is next opened; damage anywhere
+/// else is reported, never skipped silently.
+public final class ResultsLog {
+    public let path: String
+    public private(set) var records: [RunRecord] = []
+    /// Set when opening removed a torn last line.
+    public private(set) var repairedTornLine = false
+
+    /// Opens (or creates on first append) the results file at `path`.
+    /// - Throws: `ExperimentError.results` when a complete line is not a valid record.
+    public init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var goodLength = 0
+        var lineStart = 0
+        var lineNumber = 0
+        let bytes = [UInt8](data)
+        while lineStart < bytes.count {
+            lineNumber += 1
+            guard let newline = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else {
+                // No newline: the write of this line was interrupted.
+                repairedTornLine = true
+                break
+            }
+            let line = Data(bytes[lineStart..<newline])
+            if !line.allSatisfy({ $0 == UInt8(ascii: " ") }) {
+                do {
+                    records.append(try JSONDecoder().decode(RunRecord.self, from: line))
+                } catch {
+                    throw ExperimentError.results("\(path), line \(lineNumber), is not a run record: \(error)")
+                }
+            }
+            lineStart = newline + 1
+            goodLength = lineStart
+        }
+        if repairedTornLine {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.truncate(atOffset: UInt64(goodLength))
+            try handle.close()
+        }
+    }
+
+    /// Appends one record as a single line with a single write, then syncs it to disk.
+    public func append(_ record: RunRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var line = try encoder.encode(record)
+        line.append(UInt8(ascii: "\n"))
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw ExperimentError.results("cannot create \(path)")
+            }
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+        records.append(record)
+    }
+}

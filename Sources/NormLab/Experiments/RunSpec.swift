@@ -1,0 +1,122 @@
+/// Everything that defines one run of a sweep: the key under which its result is recorded, and
+/// what resuming a sweep compares to know a run is done.
+public struct RunSpec: Codable, Equatable, Sendable {
+    public var experiment: String
+    /// The normalizer's row label (its kind unless the experiment names it otherwise).
+    public var label: String
+    public var normalizer: NormalizerKind
+    public var epsilon: Float
+    /// Batch norm and batch renorm: the running-statistics rate.
+    public var normMomentum: Float?
+    /// Group norm: the group count; absent means min(8, C).
+    public var groups: Int?
+    public var renormSchedule: RenormSchedule?
+    public var placement: NormalizerPlacement
+    public var batchSize: Int
+    public var epochs: Int
+    public var baseLearningRate: Float
+    /// The peak rate after scaling.
+    public var learningRate: Float
+    public var learningRateScaling: String
+    public var weightDecay: Float
+    public var sgdMomentum: Float
+    public var seed: UInt64
+    /// `embedded` or the data folder.
+    public var data: String
+    public var trainSize: Int
+
+    enum CodingKeys: String, CodingKey {
+        case experiment, label, normalizer, epsilon, normMomentum = "norm_momentum", groups
+        case renormSchedule = "renorm_schedule", placement, batchSize = "batch_size", epochs
+        case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
+        case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
+    }
+
+    init(
+        experiment: String, label: String, normalizer settings: NormalizerSettings, renormSchedule: RenormSchedule?,
+        placement: NormalizerPlacement, batchSize: Int, epochs: Int, baseLearningRate: Float, learningRate: Float,
+        learningRateScaling: String, weightDecay: Float, sgdMomentum: Float, seed: UInt64, data: String, trainSize: Int
+    ) {
+        self.experiment = experiment
+        self.label = label
+        normalizer = settings.kind
+        epsilon = settings.epsilon
+        normMomentum = settings.kind == .batch || settings.kind == .batchrenorm ? settings.momentum : nil
+        groups = settings.kind == .group ? settings.groups : nil
+        self.renormSchedule = renormSchedule
+        self.placement = placement
+        self.batchSize = batchSize
+        self.epochs = epochs
+        self.baseLearningRate = baseLearningRate
+        self.learningRate = learningRate
+        self.learningRateScaling = learningRateScaling
+        self.weightDecay = weightDecay
+        self.sgdMomentum = sgdMomentum
+        self.seed = seed
+        self.data = data
+        self.trainSize = trainSize
+    }
+
+    /// The trainer's settings for this run.
+    public var trainingSettings: TrainingSettings {
+        var settings = TrainingSettings(
+            normalizer: NormalizerSettings(kind: normalizer, epsilon: epsilon, momentum: normMomentum ?? 0.1, groups: groups),
+            placement: placement, batchSize: batchSize, epochs: epochs,
+            baseLearningRate: learningRateScaling == "linear" ? baseLearningRate : learningRate * 32 / Float(batchSize),
+            momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
+        settings.renorm = renormSchedule ?? RenormSchedule()
+        return settings
+    }
+
+    /// A short description for progress lines.
+    public var summary: String {
+        var text = "\(label) batch \(batchSize) seed \(seed)"
+        if placement == .after { text += " (norm after ReLU)" }
+        return text + " lr \(learningRate)"
+    }
+}
+
+/// What one finished run produced.
+public struct RunResult: Codable, Equatable, Sendable {
+    /// Test accuracy (a fraction) in inference mode with the running statistics; nil if diverged.
+    public var testAccuracy: Double?
+    /// Batch norm and batch renorm: test accuracy after PreciseBN re-estimation.
+    public var preciseBNAccuracy: Double?
+    public var finalLoss: Double?
+    public var diverged: Bool
+    public var divergedAtStep: Int?
+    public var steps: Int
+    /// Training wall time, seconds.
+    public var seconds: Double
+    public var imagesPerSecond: Double
+    public var threads: Int
+    public var commit: String
+    public var finishedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case testAccuracy = "test_accuracy", preciseBNAccuracy = "precise_bn_accuracy", finalLoss = "final_loss"
+        case diverged, divergedAtStep = "diverged_at_step", steps, seconds, imagesPerSecond = "images_per_second"
+        case threads, commit, finishedAt = "finished_at"
+    }
+}
+
+/// One line of a results file: a run's settings and its result, as one flat JSON object.
+public struct RunRecord: Codable, Equatable, Sendable {
+    public var spec: RunSpec
+    public var result: RunResult
+
+    public init(spec: RunSpec, result: RunResult) {
+        self.spec = spec
+        self.result = result
+    }
+
+    public init(from decoder: any Decoder) throws {
+        spec = try RunSpec(from: decoder)
+        result = try RunResult(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try spec.encode(to: encoder)
+        try result.encode(to: encoder)
+    }
+}

@@ -1,0 +1,46 @@
+/// Population statistics recomputed after training (PreciseBN, Wu & Johnson 2021,
+/// https://arxiv.org/abs/2105.07576): with the weights frozen, each batch-norm layer's running
+/// statistics are replaced by the average of batch statistics over a sample of training images.
+///
+/// Comparing accuracy with these statistics against accuracy with the running averages tells how
+/// much of batch norm's small-batch loss comes from running averages that lag the final network,
+/// and how much from training with noisy batch statistics.
+public enum PreciseBN {
+    /// Whether `model` has normalizers with running statistics.
+    public static func applies(to model: SmallCNN) -> Bool {
+        model.normalizers.contains { $0 is BatchNorm || $0 is BatchRenorm }
+    }
+
+    /// Re-estimates the running statistics of every batch norm and batch renorm layer from
+    /// `imageCount` training images (a seeded sample) in batches of `batchSize`.
+    ///
+    /// Layers are re-estimated together in one pass per batch; each layer's input then comes from
+    /// earlier layers normalized with that batch's statistics, as in the reference implementation.
+    public static func recompute(
+        _ model: SmallCNN, data: Dataset, imageCount: Int = 2000, batchSize: Int = 200, seed: UInt64 = 0
+    ) throws {
+        var generator = SeededGenerator(seed: seed ^ 0x5052_4543_4953_45)
+        var order = Array(0..<data.count)
+        Trainer.shuffle(&order, using: &generator)
+        let sample = Array(order.prefix(min(imageCount, data.count)))
+        let layers = model.normalizers
+        for layer in layers {
+            (layer as? BatchNorm)?.beginPopulationEstimate()
+            (layer as? BatchRenorm)?.beginPopulationEstimate()
+        }
+        defer {
+            for layer in layers {
+                (layer as? BatchNorm)?.endPopulationEstimate()
+                (layer as? BatchRenorm)?.endPopulationEstimate()
+            }
+        }
+        var images = Tensor(shape: [0])
+        var start = 0
+        while start < sample.count {
+            let end = min(sample.count, start + batchSize)
+            data.batch(sample[start..<end], into: &images)
+            try model.forward(images, mode: .training)
+            start = end
+        }
+    }
+}
