@@ -13,6 +13,8 @@ public struct Experiment: Equatable, Sendable {
     public var data: String
     /// Use the first this many training images; nil means all that `data` has.
     public var trainSize: Int?
+    /// Evaluate on the first this many test images; nil means the whole test set.
+    public var testSize: Int?
     public var epochs: Int
     /// Base learning rates at batch `referenceBatchSize`.
     public var baseLearningRates: [Float]
@@ -52,6 +54,13 @@ public struct Experiment: Equatable, Sendable {
         public var markdown: String
         public var csv: String
         public var svg: String
+
+        public init(jsonl: String, markdown: String, csv: String, svg: String) {
+            self.jsonl = jsonl
+            self.markdown = markdown
+            self.csv = csv
+            self.svg = svg
+        }
     }
 
     /// Reads and validates an experiment file.
@@ -89,6 +98,7 @@ public struct Experiment: Equatable, Sendable {
         guard !name.isEmpty, !name.contains("/") else { throw fail("\"name\" must be a non-empty file-name-safe string") }
         guard epochs > 0 else { throw fail("\"epochs\" must be positive, got \(epochs)") }
         if let trainSize, trainSize <= 0 { throw fail("\"train_size\" must be positive, got \(trainSize)") }
+        if let testSize, testSize <= 0 { throw fail("\"test_size\" must be positive, got \(testSize)") }
         guard !baseLearningRates.isEmpty, baseLearningRates.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw fail("\"learning_rate.base\" must be one or more positive numbers")
         }
@@ -154,7 +164,8 @@ public struct Experiment: Equatable, Sendable {
                                 placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
                                 learningRate: learningRate(base: base, batchSize: batchSize),
                                 learningRateScaling: learningRateScaling, weightDecay: weightDecay,
-                                sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize))
+                                sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
+                                testSize: testSize))
                         }
                     }
                 }
@@ -251,6 +262,7 @@ private struct ExperimentFile: Decodable {
     var description: String?
     var data: String?
     var trainSize: Int?
+    var testSize: Int?
     var model: String?
     var epochs: Int
     var learningRate: LearningRate
@@ -264,7 +276,7 @@ private struct ExperimentFile: Decodable {
     var outputs: Outputs?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case format, name, description, data, trainSize = "train_size", model, epochs
+        case format, name, description, data, trainSize = "train_size", testSize = "test_size", model, epochs
         case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
         case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", outputs
     }
@@ -280,6 +292,7 @@ private struct ExperimentFile: Decodable {
         description = try container.decodeIfPresent(String.self, forKey: .description)
         data = try container.decodeIfPresent(String.self, forKey: .data)
         trainSize = try container.decodeIfPresent(Int.self, forKey: .trainSize)
+        testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
         model = try container.decodeIfPresent(String.self, forKey: .model)
         epochs = try container.decode(Int.self, forKey: .epochs)
         learningRate = try container.decode(LearningRate.self, forKey: .learningRate)
@@ -325,7 +338,8 @@ private struct ExperimentFile: Decodable {
                 renormSchedule: entry.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil)
         }
         return Experiment(
-            name: name, description: description ?? "", data: data ?? "embedded", trainSize: trainSize, epochs: epochs,
+            name: name, description: description ?? "", data: data ?? "embedded", trainSize: trainSize, testSize: testSize,
+            epochs: epochs,
             baseLearningRates: learningRate.base.values, learningRateScaling: learningRate.scaling ?? "linear",
             referenceBatchSize: learningRate.referenceBatchSize ?? 32, weightDecay: weightDecay ?? 5e-4,
             sgdMomentum: sgdMomentum ?? 0.9, placements: placement?.values ?? [.before], normalizers: entries,

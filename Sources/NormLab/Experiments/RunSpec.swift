@@ -24,18 +24,22 @@ public struct RunSpec: Codable, Equatable, Sendable {
     /// `embedded` or the data folder.
     public var data: String
     public var trainSize: Int
+    /// The number of test images evaluated; nil for the whole test set.
+    public var testSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case experiment, label, normalizer, epsilon, normMomentum = "norm_momentum", groups
         case renormSchedule = "renorm_schedule", placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
+        case testSize = "test_size"
     }
 
     init(
         experiment: String, label: String, normalizer settings: NormalizerSettings, renormSchedule: RenormSchedule?,
         placement: NormalizerPlacement, batchSize: Int, epochs: Int, baseLearningRate: Float, learningRate: Float,
-        learningRateScaling: String, weightDecay: Float, sgdMomentum: Float, seed: UInt64, data: String, trainSize: Int
+        learningRateScaling: String, weightDecay: Float, sgdMomentum: Float, seed: UInt64, data: String, trainSize: Int,
+        testSize: Int? = nil
     ) {
         self.experiment = experiment
         self.label = label
@@ -55,6 +59,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         self.seed = seed
         self.data = data
         self.trainSize = trainSize
+        self.testSize = testSize
     }
 
     /// The trainer's settings for this run.

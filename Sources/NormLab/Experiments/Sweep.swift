@@ -33,7 +33,13 @@ public enum Sweep {
         progress: @escaping (Progress) -> Void, finished: (RunRecord) -> Void = { _ in }
     ) throws -> Summary {
         let directory = experiment.data == "embedded" ? try FashionMNIST.embeddedDirectory() : experiment.data
-        let data = try FashionMNIST.load(directory: directory, trainSize: experiment.trainSize)
+        var data = try FashionMNIST.load(directory: directory, trainSize: experiment.trainSize)
+        if let testSize = experiment.testSize {
+            guard testSize <= data.test.count else {
+                throw ExperimentError.invalid("\"test_size\" is \(testSize), but \(directory) has \(data.test.count) test images")
+            }
+            data.test = data.test.prefix(testSize)
+        }
         let runs = experiment.runs(trainSize: data.train.count)
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let log = try ResultsLog(path: (outputDirectory as NSString).appendingPathComponent(experiment.outputs.jsonl))

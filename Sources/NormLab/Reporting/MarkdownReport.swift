@@ -1,0 +1,151 @@
+import Foundation
+
+/// The markdown page of an experiment: what was run, the accuracy table (mean ± std over
+/// seeds), PreciseBN next to the running averages, and links to the chart and CSV.
+public enum MarkdownReport {
+    public static func render(_ table: ResultTable, chartFile: String, csvFile: String, command: String) -> String {
+        var lines: [String] = []
+        let specs = table.records.map(\.spec)
+        guard let first = specs.first else { return "# No results\n\nThe results file holds no runs.\n" }
+        lines.append("# \(first.experiment): test accuracy of SmallCNN on Fashion-MNIST")
+        lines.append("")
+        lines.append(contentsOf: header(table))
+        lines.append("")
+        lines.append("Reproduce (from the repository root; finished runs are skipped, so this also resumes):")
+        lines.append("")
+        lines.append("```sh")
+        lines.append("swift run -c release \(command)")
+        lines.append("```")
+        lines.append("")
+        lines.append("## Test accuracy (%), mean ± std over seeds")
+        lines.append("")
+        lines.append(contentsOf: accuracyTable(table))
+        lines.append("")
+        lines.append("Bold: the best normalizer in each column. Accuracy is in inference mode (batch norm and batch renorm use their running averages).")
+        if table.axis == .batchSize, table.columns.count > 1 {
+            lines.append("Drop: percentage points lost from the row's best batch size to batch size \(Statistics.format(table.columns[0])).")
+        }
+        let divergedRuns = table.records.filter(\.result.diverged).count
+        if divergedRuns > 0 {
+            lines.append("Diverged runs (loss became NaN or infinite) are counted in the cell, as `k/n diverged`, and left out of its mean; a cell where every run diverged says `diverged`. \(divergedRuns) of \(table.records.count) runs diverged.")
+        } else {
+            lines.append("No run diverged.")
+        }
+        lines.append("")
+        lines.append("![test error against \(table.axis.rawValue)](\(chartFile))")
+        lines.append("")
+        lines.append("Test error per cell, for pandas or a spreadsheet: [`\(csvFile)`](\(csvFile)).")
+        let preciseRows = table.rows.filter { row in row.cells.contains { !$0.preciseAccuracies.isEmpty } }
+        if !preciseRows.isEmpty {
+            lines.append("")
+            lines.append("## Running averages against recomputed population statistics (PreciseBN)")
+            lines.append("")
+            lines.append("After training, each batch-norm layer's statistics were re-estimated with the weights frozen (PreciseBN, Wu & Johnson 2021) and the test set evaluated again. The gap is the part of the accuracy lost to running averages that lag the final network; what remains below the large-batch accuracy is lost in training itself, to noisy batch statistics.")
+            lines.append("")
+            lines.append(contentsOf: preciseTable(table, rows: preciseRows))
+        }
+        lines.append("")
+        return lines.joined(separator: "\n")
+    }
+
+    private static func header(_ table: ResultTable) -> [String] {
+        let specs = table.records.map(\.spec)
+        let first = specs[0]
+        func distinct<T: Hashable & Comparable>(_ values: [T]) -> [T] { Array(Set(values)).sorted() }
+        let rates = distinct(specs.map(\.baseLearningRate)).map { Statistics.format(Double($0)) }
+        let commits = distinct(table.records.map(\.result.commit))
+        let dates = table.records.map(\.result.finishedAt).sorted()
+        let epochs = distinct(specs.map(\.epochs)).map(String.init).joined(separator: ", ")
+        var lines = [
+            "| | |",
+            "|---|---|",
+            "| data | Fashion-MNIST, \(first.data == "embedded" ? "the embedded subset" : first.data): first \(first.trainSize) training images, the 10,000-image test set |",
+            "| model | SmallCNN: conv3×3(1→16) → norm → ReLU → maxpool → conv3×3(16→32) → norm → ReLU → maxpool → conv3×3(32→64) → norm → ReLU → global average pool → linear(64→10) |",
+            "| training | \(epochs) epochs, SGD momentum \(Statistics.format(Double(first.sgdMomentum))), weight decay \(Statistics.format(Double(first.weightDecay))) on conv and linear weights, cosine decay to zero, a fresh seeded shuffle each epoch, last incomplete batch dropped |",
+            "| learning rate | base \(rates.joined(separator: ", "))\(first.learningRateScaling == "linear" ? " × batch size / 32 (linear scaling rule)" : ", not scaled") |",
+            "| normalizers | \(normalizerSummary(table)) |",
+            "| seeds | \(distinct(specs.map(\.seed)).map(String.init).joined(separator: ", ")) (\(table.records.count) runs) |",
+            "| code | commit \(commits.joined(separator: ", ")) |",
+            "| date | \(dates.first.map { String($0.prefix(10)) } ?? "?")\(dates.last.map { $0.prefix(10) != dates.first!.prefix(10) ? " to " + String($0.prefix(10)) : "" } ?? "") |",
+        ]
+        let seconds = table.records.reduce(0) { $0 + $1.result.seconds }
+        lines.append("| training time | \(String(format: "%.0f", seconds)) s in all (\(distinct(table.records.map(\.result.threads)).map(String.init).joined(separator: ", ")) threads) |")
+        return lines
+    }
+
+    private static func normalizerSummary(_ table: ResultTable) -> String {
+        var parts: [String] = []
+        var seen = Set<String>()
+        for record in table.records where seen.insert(record.spec.label).inserted {
+            let spec = record.spec
+            var text = "\(spec.label): ε \(Statistics.format(Double(spec.epsilon)))"
+            if let momentum = spec.normMomentum { text += ", momentum \(Statistics.format(Double(momentum)))" }
+            if spec.normalizer == .group { text += ", \(spec.groups.map(String.init) ?? "min(8, C)") groups" }
+            if let schedule = spec.renormSchedule {
+                text += ", rmax 1→\(Statistics.format(Double(schedule.rmaxFinal))) over \(Int(schedule.warmup * 100))–\(Int(schedule.rmaxRampEnd * 100))% of steps, dmax 0→\(Statistics.format(Double(schedule.dmaxFinal))) over \(Int(schedule.warmup * 100))–\(Int(schedule.dmaxRampEnd * 100))%"
+            }
+            if spec.normalizer == .none { text = "none: no normalization, convolutions with bias" }
+            parts.append(text)
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    private static func percent(_ value: Double?, _ std: Double?) -> String {
+        guard let value else { return "–" }
+        let base = String(format: "%.2f", 100 * value)
+        guard let std else { return base }
+        return base + String(format: " ± %.2f", 100 * std)
+    }
+
+    static func cellText(_ cell: ResultTable.Cell) -> String {
+        if cell.runs == 0 { return "–" }
+        if cell.accuracies.isEmpty { return cell.diverged > 0 ? "diverged" : "–" }
+        var text = percent(cell.mean, cell.std)
+        if cell.diverged > 0 { text += " (\(cell.diverged)/\(cell.runs) diverged)" }
+        return text
+    }
+
+    private static func accuracyTable(_ table: ResultTable) -> [String] {
+        let showDrop = table.axis == .batchSize && table.columns.count > 1
+        let columnTitle = table.axis == .batchSize ? "batch" : "lr"
+        var head = "| normalizer | " + table.columns.map { "\(columnTitle) \(Statistics.format($0))" }.joined(separator: " | ") + " |"
+        var rule = "|---|" + String(repeating: "---|", count: table.columns.count)
+        if showDrop {
+            head += " drop |"
+            rule += "---|"
+        }
+        var lines = [head, rule]
+        let best = table.bestRowPerColumn
+        for (index, row) in table.rows.enumerated() {
+            var cells = row.cells.enumerated().map { column, cell in
+                best[column] == index ? "**\(cellText(cell))**" : cellText(cell)
+            }
+            if showDrop {
+                if let drop = table.dropToSmallest(row) {
+                    cells.append(String(format: "%.2f (from %@)", 100 * drop.drop, Statistics.format(table.columns[drop.bestColumn])))
+                } else {
+                    cells.append("–")
+                }
+            }
+            lines.append("| \(row.name) | " + cells.joined(separator: " | ") + " |")
+        }
+        return lines
+    }
+
+    private static func preciseTable(_ table: ResultTable, rows: [ResultTable.Row]) -> [String] {
+        let columnTitle = table.axis == .batchSize ? "batch" : "lr"
+        var lines = [
+            "| normalizer | evaluation | " + table.columns.map { "\(columnTitle) \(Statistics.format($0))" }.joined(separator: " | ") + " |",
+            "|---|---|" + String(repeating: "---|", count: table.columns.count),
+        ]
+        for row in rows {
+            lines.append("| \(row.name) | running averages | " + row.cells.map(cellText).joined(separator: " | ") + " |")
+            lines.append("| \(row.name) | PreciseBN | " + row.cells.map { percent($0.preciseMean, $0.preciseStd) }.joined(separator: " | ") + " |")
+            lines.append("| \(row.name) | gain | " + row.cells.map { cell -> String in
+                guard let precise = cell.preciseMean, let running = cell.mean else { return "–" }
+                return String(format: "%+.2f", 100 * (precise - running))
+            }.joined(separator: " | ") + " |")
+        }
+        return lines
+    }
+}

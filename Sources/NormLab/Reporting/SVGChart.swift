@@ -1,0 +1,79 @@
+import Foundation
+
+/// Test error against the swept axis on a log-2 scale, one line per row: the lab's version of
+/// Figure 1 of the group norm paper.
+public enum SVGChart {
+    static let palette = ["#4e79a7", "#e15759", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"]
+
+    public static func render(_ table: ResultTable, title: String) -> String {
+        let (width, height) = (760.0, 460.0)
+        let plot = (left: 70.0, right: 560.0, top: 50.0, bottom: 400.0)
+        let xs = table.columns.map { log2($0) }
+        let errors = table.rows.flatMap { $0.cells.compactMap { $0.mean.map { 100 * (1 - $0) } } }
+        // A y range around the data, in round steps, so that differences of a point show.
+        let (low, high) = (errors.min() ?? 0, max(errors.max() ?? 10, (errors.min() ?? 0) + 1))
+        let step = niceCeiling((high - low) * 1.2 / 5)
+        let yMin = max(0, (low - 0.1 * (high - low)) / step).rounded(.down) * step
+        let yMax = yMin + 5 * step >= high ? yMin + 5 * step : (high / step).rounded(.up) * step
+        let tickCount = Int(((yMax - yMin) / step).rounded())
+        let xMin = xs.first ?? 0, xMax = max(xs.last ?? 1, xMin + 1)
+        func x(_ value: Double) -> Double { plot.left + (value - xMin) / (xMax - xMin) * (plot.right - plot.left) }
+        func y(_ value: Double) -> Double { plot.bottom - (value - yMin) / (yMax - yMin) * (plot.bottom - plot.top) }
+        var svg: [String] = [
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"\(plot.left)\" y=\"28\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>",
+        ]
+        // Grid and y ticks.
+        for tick in 0...tickCount {
+            let value = yMin + Double(tick) * step
+            svg.append("<line x1=\"\(plot.left)\" y1=\"\(y(value))\" x2=\"\(plot.right)\" y2=\"\(y(value))\" stroke=\"#e5e5e5\"/>")
+            svg.append("<text x=\"\(plot.left - 8)\" y=\"\(y(value) + 4)\" text-anchor=\"end\">\(Statistics.format((value * 10).rounded() / 10))</text>")
+        }
+        for (index, value) in table.columns.enumerated() {
+            svg.append("<line x1=\"\(x(xs[index]))\" y1=\"\(plot.bottom)\" x2=\"\(x(xs[index]))\" y2=\"\(plot.bottom + 5)\" stroke=\"black\"/>")
+            svg.append("<text x=\"\(x(xs[index]))\" y=\"\(plot.bottom + 20)\" text-anchor=\"middle\">\(Statistics.format(value))</text>")
+        }
+        svg.append("<line x1=\"\(plot.left)\" y1=\"\(plot.bottom)\" x2=\"\(plot.right)\" y2=\"\(plot.bottom)\" stroke=\"black\"/>")
+        svg.append("<line x1=\"\(plot.left)\" y1=\"\(plot.top)\" x2=\"\(plot.left)\" y2=\"\(plot.bottom)\" stroke=\"black\"/>")
+        svg.append("<text x=\"\((plot.left + plot.right) / 2)\" y=\"\(plot.bottom + 42)\" text-anchor=\"middle\">\(table.axis.rawValue) (log scale)</text>")
+        svg.append("<text transform=\"translate(22 \((plot.top + plot.bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">test error (%)</text>")
+        // One line per row; missing or diverged cells break nothing, they are simply not drawn.
+        for (index, row) in table.rows.enumerated() {
+            let color = palette[index % palette.count]
+            let points = row.cells.enumerated().compactMap { column, cell in
+                cell.mean.map { (x(xs[column]), y(100 * (1 - $0))) }
+            }
+            if points.count > 1 {
+                let path = points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
+                svg.append("<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>")
+            }
+            for point in points {
+                svg.append(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%@\"/>", point.0, point.1, color))
+            }
+            for (column, cell) in row.cells.enumerated() where cell.mean == nil && cell.diverged > 0 {
+                svg.append("<text x=\"\(x(xs[column]))\" y=\"\(plot.top + 12)\" text-anchor=\"middle\" fill=\"\(color)\">×</text>")
+            }
+            let legendY = plot.top + 10 + Double(index) * 22
+            svg.append("<line x1=\"\(plot.right + 20)\" y1=\"\(legendY)\" x2=\"\(plot.right + 44)\" y2=\"\(legendY)\" stroke=\"\(color)\" stroke-width=\"2\"/>")
+            svg.append("<circle cx=\"\(plot.right + 32)\" cy=\"\(legendY)\" r=\"3.5\" fill=\"\(color)\"/>")
+            svg.append("<text x=\"\(plot.right + 52)\" y=\"\(legendY + 4)\">\(escape(row.name))</text>")
+        }
+        if table.rows.contains(where: { $0.cells.contains { $0.mean == nil && $0.diverged > 0 } }) {
+            svg.append("<text x=\"\(plot.right + 20)\" y=\"\(plot.top + 20 + Double(table.rows.count) * 22)\" fill=\"#555\">× at the top: every run diverged</text>")
+        }
+        svg.append("</svg>")
+        return svg.joined(separator: "\n") + "\n"
+    }
+
+    /// 1, 2 or 5 times a power of ten, at least `value`.
+    static func niceCeiling(_ value: Double) -> Double {
+        let magnitude = pow(10, floor(log10(value)))
+        for factor in [1.0, 2.0, 2.5, 5.0, 10.0] where factor * magnitude >= value { return factor * magnitude }
+        return 10 * magnitude
+    }
+
+    private static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import XCTest
+@testable import NormLab
+
+/// Sweeps: every run recorded once, resumed after an interruption, same numbers either way.
+final class SweepTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-sweep-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func tinyExperiment(name: String = "tiny", seeds: String = "[0, 1]") throws -> String {
+        let path = directory.appendingPathComponent("\(name).json").path
+        try """
+            {"format": "normlab-experiment/1", "name": "\(name)", "train_size": 256, "test_size": 500, "epochs": 1,
+             "learning_rate": {"base": 0.05}, "normalizers": [{"kind": "batch"}, {"kind": "layer"}],
+             "batch_sizes": [8, 32], "seeds": \(seeds), "precise_bn": {"images": 64, "batch_size": 32}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    private func sweep(_ path: String, into folder: String) throws -> Sweep.Summary {
+        try Sweep.run(Experiment.load(from: path), outputDirectory: folder, commit: "test", progress: { _ in })
+    }
+
+    func testSweepRecordsEveryRunOnceAndResumes() throws {
+        let experiment = try tinyExperiment()
+        let out = directory.appendingPathComponent("out").path
+        let first = try sweep(experiment, into: out)
+        XCTAssertEqual(first.ran, 8)
+        let log = try ResultsLog(path: first.resultsPath)
+        XCTAssertEqual(log.records.count, 8)
+        XCTAssertEqual(Set(log.records.map(\.spec.label)), ["batch", "layer"])
+        XCTAssertTrue(log.records.filter { $0.spec.normalizer == .batch }.allSatisfy { $0.result.preciseBNAccuracy != nil })
+        XCTAssertTrue(log.records.filter { $0.spec.normalizer == .layer }.allSatisfy { $0.result.preciseBNAccuracy == nil })
+        let second = try sweep(experiment, into: out)
+        XCTAssertEqual(second.ran, 0)
+        XCTAssertEqual(second.alreadyRecorded, 8)
+
+        // A torn last line (a crash mid-write) is removed and that run done again.
+        let text = try String(contentsOfFile: first.resultsPath, encoding: .utf8)
+        var lines = text.split(separator: "\n").map(String.init)
+        let last = lines.removeLast()
+        try (lines.joined(separator: "\n") + "\n" + last.prefix(40)).write(toFile: first.resultsPath, atomically: true, encoding: .utf8)
+        let repaired = try ResultsLog(path: first.resultsPath)
+        XCTAssertTrue(repaired.repairedTornLine)
+        XCTAssertEqual(repaired.records.count, 7)
+        let third = try sweep(experiment, into: out)
+        XCTAssertEqual(third.ran, 1)
+        let final = try ResultsLog(path: first.resultsPath).records
+        XCTAssertEqual(final.count, 8)
+        // The redone run gives the same numbers as the first time.
+        XCTAssertEqual(final.map(\.result.testAccuracy), log.records.map(\.result.testAccuracy))
+    }
+
+    func testResultsOfAnotherConfigurationAreNotMixedIn() throws {
+        let out = directory.appendingPathComponent("out").path
+        _ = try sweep(try tinyExperiment(seeds: "[0]"), into: out)
+        // Same name and output file, different epochs.
+        let changed = try String(contentsOfFile: try tinyExperiment(seeds: "[0]"), encoding: .utf8)
+            .replacingOccurrences(of: "\"epochs\": 1", with: "\"epochs\": 2")
+        let path = directory.appendingPathComponent("tiny.json").path
+        try changed.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try sweep(path, into: out)) { error in
+            XCTAssertTrue("\(error)".contains("not in this experiment's grid"), "\(error)")
+        }
+    }
+
+    func testDamagedResultsFileIsReportedNotSkipped() throws {
+        let path = directory.appendingPathComponent("damaged.jsonl").path
+        try "{\"not\": \"a record\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ResultsLog(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("line 1"), "\(error)")
+        }
+    }
+
+    /// A real interruption: `normlab sweep` killed with SIGKILL mid-sweep, then run again,
+    /// records every run exactly once, with the numbers of an uninterrupted sweep.
+    func testKillNineThenResume() throws {
+        let executable = Bundle.main.bundleURL.appendingPathComponent("normlab")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw XCTSkip("the normlab executable is not built beside the tests")
+        }
+        let experiment = try tinyExperiment(name: "killed", seeds: "[0, 1, 2]")
+        let interrupted = directory.appendingPathComponent("interrupted").path
+        let results = (interrupted as NSString).appendingPathComponent("killed.jsonl")
+        func launch() throws -> Process {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["sweep", experiment, "--out", interrupted]
+            process.currentDirectoryURL = repositoryRoot
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        let process = try launch()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let count = (try? String(contentsOfFile: results, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if count >= 2 { break }
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let partial = try ResultsLog(path: results).records.count
+        XCTAssertGreaterThanOrEqual(partial, 2)
+        XCTAssertLessThan(partial, 12, "the sweep should have been killed before it finished")
+        let resumed = try launch()
+        resumed.waitUntilExit()
+        XCTAssertEqual(resumed.terminationStatus, 0)
+        let records = try ResultsLog(path: results).records
+        XCTAssertEqual(records.count, 12)
+        XCTAssertEqual(Set(records.map { "\($0.spec.label) \($0.spec.batchSize) \($0.spec.seed)" }).count, 12)
+
+        let clean = try sweep(experiment, into: directory.appendingPathComponent("clean").path)
+        let reference = try ResultsLog(path: clean.resultsPath).records
+        for record in records {
+            let match = try XCTUnwrap(reference.first { $0.spec == record.spec })
+            XCTAssertEqual(match.result.testAccuracy, record.result.testAccuracy, record.spec.summary)
+            XCTAssertEqual(match.result.finalLoss, record.result.finalLoss, record.spec.summary)
+        }
+    }
+
+    func testMalformedExperimentWritesNothing() throws {
+        let path = directory.appendingPathComponent("bad.json").path
+        try "{\"format\": \"normlab-experiment/1\", \"name\": \"bad\", \"epochs\": 1, \"learning_rate\": {\"base\": 0.1}, \"normalizers\": [{\"kind\": \"group\", \"groups\": 3}], \"batch_sizes\": [8], \"seeds\": [0]}"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let out = directory.appendingPathComponent("never").path
+        XCTAssertThrowsError(try sweep(path, into: out))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+}
