@@ -14,27 +14,31 @@ enum ReportCommand {
         guard FileManager.default.fileExists(atPath: files[0]) else { throw UsageError("no such file: \(files[0])") }
         let base = ((files[0] as NSString).lastPathComponent as NSString).deletingPathExtension
         let outputs = Experiment.Outputs(jsonl: base + ".jsonl", markdown: base + ".md", csv: base + ".csv", svg: base + ".svg")
-        try writeReport(resultsPath: files[0], outputDirectory: output, outputs: outputs, command: nil)
+        try writeReport(resultsPath: files[0], outputDirectory: output, outputs: outputs, experimentFile: nil)
         return 0
     }
 
     /// Writes the report files for `resultsPath` into `outputDirectory`.
-    /// - Parameter command: the command that reproduces the results; nil to name the
-    ///   experiment file the records came from.
-    static func writeReport(resultsPath: String, outputDirectory: String, outputs: Experiment.Outputs, command: String?) throws {
+    /// - Parameter experimentFile: the experiment file the results came from; nil for
+    ///   `experiments/NAME.json`, NAME the experiment's recorded name.
+    static func writeReport(
+        resultsPath: String, outputDirectory: String, outputs: Experiment.Outputs, experimentFile: String?
+    ) throws {
         let records = try ResultsLog(path: resultsPath).records
         guard let experiment = records.first?.spec.experiment else {
             throw UsageError("\(resultsPath) holds no runs")
         }
         let table = ResultTable(records: records)
-        let reproduce = command ?? "normlab sweep experiments/\(experiment).json"
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         func write(_ text: String, _ name: String) throws {
             let path = (outputDirectory as NSString).appendingPathComponent(name)
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             printNow("wrote \(path)")
         }
-        try write(MarkdownReport.render(table, chartFile: outputs.svg, csvFile: outputs.csv, command: reproduce), outputs.markdown)
+        let markdown = MarkdownReport.render(
+            table, chartFile: outputs.svg, csvFile: outputs.csv,
+            experimentFile: experimentFile ?? "experiments/\(experiment).json", resultsFile: resultsPath)
+        try write(markdown, outputs.markdown)
         try write(CSVReport.render(table), outputs.csv)
         try write(SVGChart.render(table, title: "\(experiment): SmallCNN on Fashion-MNIST, test error"), outputs.svg)
     }

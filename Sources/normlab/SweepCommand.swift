@@ -43,7 +43,7 @@ enum SweepCommand {
         print("\(summary.ran) runs done (\(summary.diverged) diverged), \(summary.alreadyRecorded) already recorded, in \(formatClock(summary.seconds)); results in \(summary.resultsPath)")
         try ReportCommand.writeReport(
             resultsPath: summary.resultsPath, outputDirectory: output, outputs: experiment.outputs,
-            command: "normlab sweep \(files[0])" + (output == "results" ? "" : " --out \(output)"))
+            experimentFile: files[0])
         return 0
     }
 }

@@ -56,12 +56,13 @@ final class ReportTests: XCTestCase {
     }
 
     func testMarkdownShowsDivergedRunsAndBestCells() {
-        let markdown = MarkdownReport.render(ResultTable(records: records), chartFile: "s.svg", csvFile: "s.csv", command: "normlab sweep experiments/synthetic.json")
+        let markdown = MarkdownReport.render(ResultTable(records: records), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "experiments/synthetic.json", resultsFile: "results/synthetic.jsonl")
         XCTAssertTrue(markdown.contains("| batch norm | 81.00 ± 1.41 | **91.00 ± 1.41** | 10.00 (from 32) |"), markdown)
         XCTAssertTrue(markdown.contains("**88.00 (1/2 diverged)**"), markdown)
         XCTAssertTrue(markdown.contains("| none | diverged | 85.00 |"), markdown)
         XCTAssertTrue(markdown.contains("![test error against batch size](s.svg)"))
-        XCTAssertTrue(markdown.contains("swift run -c release normlab sweep experiments/synthetic.json"))
+        XCTAssertTrue(markdown.contains("swift run -c release normlab sweep experiments/synthetic.json --out rerun"))
+        XCTAssertTrue(markdown.contains("swift run -c release normlab report results/synthetic.jsonl"))
         XCTAssertTrue(markdown.contains("| batch norm | gain | +4.00 | -0.50 |"), markdown)
         XCTAssertTrue(markdown.contains("commit abc"))
     }

@@ -18,6 +18,7 @@ public final class Conv2D {
     private var channelMajor: [Float] = []
     private var columnGradient: [Float] = []
     private let workspace = MatrixWorkspace()
+    private let noBias: [Float]
 
     /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·9)))
     /// and a zero bias.
@@ -28,6 +29,7 @@ public final class Conv2D {
         let std = Float((2.0 / Double(inputChannels * 9)).squareRoot())
         weight = Parameter(generator.normals(outputChannels * inputChannels * 9, std: std))
         self.bias = bias ? Parameter([Float](repeating: 0, count: outputChannels)) : nil
+        noBias = [Float](repeating: 0, count: outputChannels)
     }
 
     /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W].
@@ -54,8 +56,7 @@ public final class Conv2D {
                 }
             }
         }
-        let zeros = [Float](repeating: 0, count: bias == nil ? outputChannels : 0)
-        let shift = bias?.value ?? zeros
+        let shift = bias?.value ?? noBias
         channelMajor.withUnsafeBufferPointer { product in
             y.scalars.withUnsafeMutableBufferPointer { y in
                 Im2Col.channelMajorToNCHW(product.baseAddress!, y.baseAddress!, batch: n, channels: outputChannels, positions: p, add: shift)

@@ -112,7 +112,6 @@ public final class SmallCNN {
         }
         averagePool.forward(blocks[blocks.count - 1].output, into: &features)
         classifier.forward(features, into: &logits)
-        input = Tensor(shape: [0])
     }
 
     /// Backpropagates dL/dlogits through the network, setting every parameter's gradient.

@@ -3,7 +3,12 @@ import Foundation
 /// The markdown page of an experiment: what was run, the accuracy table (mean ± std over
 /// seeds), PreciseBN next to the running averages, and links to the chart and CSV.
 public enum MarkdownReport {
-    public static func render(_ table: ResultTable, chartFile: String, csvFile: String, command: String) -> String {
+    /// - Parameters:
+    ///   - experimentFile: the experiment file the results came from, as the user would type it.
+    ///   - resultsFile: the results file this page is made from.
+    public static func render(
+        _ table: ResultTable, chartFile: String, csvFile: String, experimentFile: String, resultsFile: String
+    ) -> String {
         var lines: [String] = []
         let specs = table.records.map(\.spec)
         guard let first = specs.first else { return "# No results\n\nThe results file holds no runs.\n" }
@@ -11,10 +16,11 @@ public enum MarkdownReport {
         lines.append("")
         lines.append(contentsOf: header(table))
         lines.append("")
-        lines.append("Reproduce (from the repository root; finished runs are skipped, so this also resumes):")
+        lines.append("Reproduce from the repository root. The sweep writes to a new folder here: pointed at an existing results file it resumes, skipping the runs already recorded. Runs are deterministic, so the numbers match with 1 thread or 2.")
         lines.append("")
         lines.append("```sh")
-        lines.append("swift run -c release \(command)")
+        lines.append("swift run -c release normlab sweep \(experimentFile) --out rerun   # the runs, then this page")
+        lines.append("swift run -c release normlab report \(resultsFile)                  # this page, from the results file")
         lines.append("```")
         lines.append("")
         lines.append("## Test accuracy (%), mean ± std over seeds")

@@ -14,10 +14,7 @@ public enum Parallelism {
         set { configuredThreadCount = max(1, newValue) }
     }
 
-    /// Jobs smaller than this many scalar operations run on the calling thread. Measured here
-    /// (`normlab bench kernels --threads 1` against 2): waking a Dispatch worker costs tens of
-    /// microseconds on these virtual machines, so a 32×16×28×28 normalization (about 1.6 M
-    /// operations) ran faster on one thread, a 128×32×14×14 one (3–4 M) faster on two.
+    /// Jobs smaller than this many scalar operations run on the calling thread.
     public static let minimumParallelCost = 2_000_000
 
     /// Runs `body` once for every index in `0..<count`, split into contiguous ranges over the
@@ -28,28 +25,27 @@ public enum Parallelism {
     ///   - cost: the approximate number of scalar operations per item, to decide whether
     ///     splitting is worth a thread hand-off.
     ///   - body: computes one contiguous range of items; it must not touch another range's data.
-    @inlinable
-    public static func forEach(_ count: Int, cost: Int, _ body: (Range<Int>) -> Void) {
+    static func forEach(_ count: Int, cost: Int, _ body: (Range<Int>) -> Void) {
         let threads = min(threadCount, count)
         if threads <= 1 || count &* cost < minimumParallelCost {
             body(0..<count)
             return
         }
-        withoutActuallyEscaping(body) { escapable in
+        let split = { (part: Int) in body((count * part / threads)..<(count * (part + 1) / threads)) }
+        if threads <= WorkerPool.shared.workerCount + 1 {
+            WorkerPool.shared.run(parts: threads, split)
+            return
+        }
+        withoutActuallyEscaping(split) { escapable in
             let work = UncheckedSendable(escapable)
-            DispatchQueue.concurrentPerform(iterations: threads) { part in
-                let start = count * part / threads
-                let end = count * (part + 1) / threads
-                work.value(start..<end)
-            }
+            DispatchQueue.concurrentPerform(iterations: threads) { part in work.value(part) }
         }
     }
 }
 
 /// Carries a value the compiler cannot prove Sendable into a concurrent region whose caller
 /// guarantees the threads touch disjoint memory.
-@usableFromInline
 struct UncheckedSendable<Value>: @unchecked Sendable {
-    @usableFromInline let value: Value
-    @usableFromInline init(_ value: Value) { self.value = value }
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

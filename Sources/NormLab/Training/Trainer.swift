@@ -47,6 +47,8 @@ public struct TrainingSettings: Equatable, Sendable {
         guard batchSize <= trainSize else {
             throw TrainingError.invalidSetting("batch size \(batchSize) is larger than the \(trainSize) training images")
         }
+        // Every layer of SmallCNN must accept the normalizer (e.g. the group count divides 16, 32, 64).
+        for width in SmallCNN.widths { _ = try normalizer.makeNormalizer(channelCount: width) }
     }
 }
 
@@ -101,6 +103,17 @@ public enum Trainer {
         progress: ((TrainingProgress) -> Void)? = nil
     ) throws -> TrainingOutcome {
         try settings.validate(trainSize: train.count)
+        guard train.rows % 4 == 0, train.columns % 4 == 0, train.rows > 0, train.columns > 0 else {
+            throw TrainingError.invalidSetting(
+                "SmallCNN pools twice by 2, so image sides must be multiples of 4; these images are \(train.rows)×\(train.columns)")
+        }
+        guard test.count > 0, test.rows == train.rows, test.columns == train.columns else {
+            throw TrainingError.invalidSetting(
+                "the test set needs at least one image of the training images' size (\(train.rows)×\(train.columns)); it has \(test.count) of \(test.rows)×\(test.columns)")
+        }
+        guard train.classes == test.classes else {
+            throw TrainingError.invalidSetting("training and test sets disagree on the number of classes")
+        }
         let model = try SmallCNN(normalizer: settings.normalizer, placement: settings.placement, classes: train.classes, seed: settings.seed)
         let stepsPerEpoch = train.count / settings.batchSize
         let totalSteps = stepsPerEpoch * settings.epochs
@@ -145,7 +158,7 @@ public enum Trainer {
                     progress(TrainingProgress(
                         epoch: epoch + 1, epochs: settings.epochs, step: step, totalSteps: totalSteps,
                         loss: epochLoss / Double(epochSteps), imagesPerSecond: rate, secondsElapsed: elapsed,
-                        secondsRemaining: Double(totalSteps - step) * settings.batchSize.doubleValue / rate))
+                        secondsRemaining: Double((totalSteps - step) * settings.batchSize) / rate))
                 }
             }
         }
@@ -201,8 +214,4 @@ public enum Trainer {
     private static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
-}
-
-extension Int {
-    fileprivate var doubleValue: Double { Double(self) }
 }
