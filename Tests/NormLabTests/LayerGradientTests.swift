@@ -135,5 +135,8 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(loss, log(3) / 2, accuracy: 1e-6)
         XCTAssertEqual(correct, 1)
         XCTAssertEqual(gradient.scalars[1], Float((1.0 / 3 - 1) / 2), accuracy: 1e-6)
+        // NaN logits give a NaN loss, not a crash.
+        let broken = try! Tensor(shape: [1, 3], scalars: [.nan, 1, .nan])
+        XCTAssertTrue(SoftmaxCrossEntropy.evaluate(logits: broken, labels: [0][...], gradient: &gradient).loss.isNaN)
     }
 }

@@ -14,12 +14,16 @@ public enum SoftmaxCrossEntropy {
         var correct = 0
         for (sample, label) in zip(0..<n, labels) {
             let row = logits.scalars[(sample * classes)..<((sample + 1) * classes)]
-            let largest = row.max()!
+            // The first largest logit. NaN compares false, so NaN logits give a NaN loss (which
+            // the trainer reports as divergence) rather than a trap.
+            var predicted = 0
+            for j in 1..<classes where row[row.startIndex + j] > row[row.startIndex + predicted] { predicted = j }
+            let largest = row[row.startIndex + predicted]
             var denominator = 0.0
             for value in row { denominator += exp(Double(value - largest)) }
             let label = Int(label)
             loss += log(denominator) - Double(row[row.startIndex + label] - largest)
-            if row.firstIndex(of: largest)! - row.startIndex == label { correct += 1 }
+            if predicted == label { correct += 1 }
             for j in 0..<classes {
                 let probability = exp(Double(row[row.startIndex + j] - largest)) / denominator
                 gradient.scalars[sample * classes + j] = Float((probability - (j == label ? 1 : 0)) / Double(n))

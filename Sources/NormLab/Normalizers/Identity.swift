@@ -3,7 +3,11 @@
 public final class Identity: Normalizer {
     public var kind: NormalizerKind { .none }
     public let channelCount: Int
-    public var parameters = AffineParameters(gamma: [], beta: [])
+    /// Always empty: there is nothing to train, and setting values has no effect.
+    public var parameters: AffineParameters {
+        get { AffineParameters(gamma: [], beta: []) }
+        set {}
+    }
     public var gradients: AffineParameters { parameters }
     private var lastShape: [Int]?
 
