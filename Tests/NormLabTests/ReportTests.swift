@@ -65,6 +65,14 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(markdown.contains("swift run -c release normlab report results/synthetic.jsonl"))
         XCTAssertTrue(markdown.contains("| batch norm | gain | +4.00 | -0.50 |"), markdown)
         XCTAssertTrue(markdown.contains("commit abc"))
+        XCTAssertFalse(markdown.contains("never learned"), markdown)
+    }
+
+    func testMarkdownNamesRunsThatStayedAtChance() {
+        let stalled = records + [record(.none, batch: 32, seed: 1, accuracy: 0.1)]
+        let markdown = MarkdownReport.render(ResultTable(records: stalled), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(markdown.contains("Runs that never learned"), markdown)
+        XCTAssertTrue(markdown.contains("none batch 32 seed 1 lr 0.05 (final loss 0.5000)"), markdown)
     }
 
     func testCSVIsTestErrorInLongForm() {

@@ -37,6 +37,7 @@ public enum MarkdownReport {
         } else {
             lines.append("No run diverged.")
         }
+        lines.append(contentsOf: stalledRunsNote(table))
         lines.append("")
         lines.append("![test error against \(table.axis.rawValue)](\(chartFile))")
         lines.append("")
@@ -53,6 +54,27 @@ public enum MarkdownReport {
         lines.append("")
         return lines.joined(separator: "\n")
     }
+
+    /// Runs that stayed finite but never learned (test accuracy at chance) pull a cell's mean far
+    /// down; name them, so that a large std is explained rather than puzzled over.
+    private static func stalledRunsNote(_ table: ResultTable) -> [String] {
+        let stalled = table.records.filter { record in
+            guard let accuracy = record.result.testAccuracy else { return false }
+            return accuracy <= MarkdownReport.chanceAccuracy + 0.01
+        }
+        guard !stalled.isEmpty else { return [] }
+        let names = stalled.map { record in
+            var text = "\(record.spec.summary)"
+            if let loss = record.result.finalLoss { text += " (final loss \(String(format: "%.4f", loss)))" }
+            return text
+        }
+        return [
+            "Runs that never learned — finite loss, but test accuracy at chance (10%, loss ln 10 ≈ 2.3026): \(names.joined(separator: "; ")). They are averaged into their cells like any other run."
+        ]
+    }
+
+    /// Ten classes: the accuracy of a constant guess.
+    static let chanceAccuracy = 0.1
 
     private static func header(_ table: ResultTable) -> [String] {
         let specs = table.records.map(\.spec)
