@@ -15,7 +15,8 @@ final class MatrixMultiplyTests: XCTestCase {
 
     func testAgainstNaiveProductWithTransposesAndEdges() {
         let workspace = MatrixWorkspace()
-        for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600)] {
+        // (16, 9, 4000): one column panel, so two threads split the row panels instead.
+        for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600), (16, 9, 4000)] {
             for (transposeA, transposeB) in [(false, false), (true, false), (false, true)] {
                 let a = randomTensor([m * k], seed: UInt64(m * 31 + k)).scalars
                 let b = randomTensor([k * n], seed: UInt64(n * 17 + k)).scalars
@@ -43,7 +44,13 @@ final class MatrixMultiplyTests: XCTestCase {
     }
 
     func testSameBitsWithAnyThreadCount() {
-        let (m, n, k) = (64, 3000, 300)
+        // Column panels split over the threads, and (one column panel) row panels.
+        for (m, n, k) in [(64, 3000, 300), (16, 9, 6272)] {
+            assertSameBitsWithAnyThreadCount(m: m, n: n, k: k)
+        }
+    }
+
+    private func assertSameBitsWithAnyThreadCount(m: Int, n: Int, k: Int) {
         let a = randomTensor([m * k], seed: 1).scalars, b = randomTensor([k * n], seed: 2).scalars
         let saved = Parallelism.threadCount
         defer { Parallelism.threadCount = saved }
@@ -58,7 +65,7 @@ final class MatrixMultiplyTests: XCTestCase {
             } } }
             results.append(c)
         }
-        XCTAssertEqual(results[0], results[1])
-        XCTAssertEqual(results[0], results[2])
+        XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k)")
+        XCTAssertEqual(results[0], results[2], "\(m)×\(n)×\(k)")
     }
 }

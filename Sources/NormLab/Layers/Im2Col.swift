@@ -62,11 +62,13 @@ enum Im2Col {
         _ matrix: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
         batch: Int, channels: Int, positions p: Int, add: [Float]
     ) {
-        for sample in 0..<batch {
-            for channel in 0..<channels {
-                VectorKernels.affine(
-                    matrix + channel * batch * p + sample * p, output + (sample * channels + channel) * p, p,
-                    scale: 1, shift: add[channel])
+        Parallelism.forEach(channels, cost: 2 * batch * p) { channelRange in
+            for channel in channelRange {
+                for sample in 0..<batch {
+                    VectorKernels.affine(
+                        matrix + channel * batch * p + sample * p, output + (sample * channels + channel) * p, p,
+                        scale: 1, shift: add[channel])
+                }
             }
         }
     }
@@ -75,9 +77,11 @@ enum Im2Col {
     static func nchwToChannelMajor(
         _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
     ) {
-        for sample in 0..<batch {
-            for channel in 0..<channels {
-                (matrix + channel * batch * p + sample * p).update(from: input + (sample * channels + channel) * p, count: p)
+        Parallelism.forEach(channels, cost: batch * p) { channelRange in
+            for channel in channelRange {
+                for sample in 0..<batch {
+                    (matrix + channel * batch * p + sample * p).update(from: input + (sample * channels + channel) * p, count: p)
+                }
             }
         }
     }

@@ -56,9 +56,10 @@ final class MatrixWorkspace: @unchecked Sendable {
 ///
 /// A is packed in blocks of `depthBlock` along K and `panelHeight` rows; B in panels of
 /// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile. Work is split by
-/// column panels over the threads, and every element is summed in the same order whatever the
-/// split, so results are bit-identical with any thread count. Built for the lab's shapes: M (the
-/// channel count side) is small, N (positions × batch) large.
+/// column panels (or, when there are too few, row panels) over the threads, and every element is
+/// summed in the same order whatever the split, so results are bit-identical with any thread
+/// count. Built for the lab's shapes: M (the channel count side) is small, N (positions × batch)
+/// large.
 enum MatrixMultiply {
     static let panelHeight = 6
     static let panelWidth = 16
@@ -76,33 +77,42 @@ enum MatrixMultiply {
             return
         }
         let panels = (n + panelWidth - 1) / panelWidth
-        let paddedM = (m + panelHeight - 1) / panelHeight * panelHeight
+        let rowPanels = (m + panelHeight - 1) / panelHeight
+        let paddedM = rowPanels * panelHeight
         let cost = 2 * m * n * k
-        let parts = cost < Parallelism.minimumParallelCost ? 1 : min(Parallelism.threadCount, panels)
+        let threads = cost < Parallelism.minimumParallelCost ? 1 : Parallelism.threadCount
+        // Split the column panels over the threads; when there are fewer column panels than
+        // threads (a weight gradient with few inputs), split the row panels instead.
+        let splitRows = panels < threads && rowPanels > panels
+        let parts = min(threads, splitRows ? rowPanels : panels)
         workspace.prepare(parts: parts, packedACount: paddedM * depthBlock)
         Parallelism.forEach(parts, cost: Parallelism.minimumParallelCost) { partRange in
             for part in partRange {
-                let firstPanel = panels * part / parts
-                let endPanel = panels * (part + 1) / parts
+                let (firstRow, endRow) = splitRows
+                    ? (rowPanels * part / parts * panelHeight, min(m, rowPanels * (part + 1) / parts * panelHeight))
+                    : (0, m)
+                let (firstPanel, endPanel) = splitRows ? (0, panels) : (panels * part / parts, panels * (part + 1) / parts)
+                let rows = MatrixView(a.base + firstRow * a.rowStride, rowStride: a.rowStride, columnStride: a.columnStride)
                 let packedA = workspace.packedA[part]
                 let packedB = workspace.packedB[part]
                 var depthStart = 0
                 while depthStart < k {
                     let depth = min(depthBlock, k - depthStart)
-                    packA(a, rows: m, depthStart: depthStart, depth: depth, into: packedA)
+                    packA(rows, rows: endRow - firstRow, depthStart: depthStart, depth: depth, into: packedA)
                     let add = accumulate || depthStart > 0
                     for panel in firstPanel..<endPanel {
                         let column = panel * panelWidth
                         let width = min(panelWidth, n - column)
                         packB(b, depthStart: depthStart, depth: depth, column: column, width: width, into: packedB)
-                        var row = 0
-                        while row < m {
-                            let height = min(panelHeight, m - row)
+                        var row = firstRow
+                        while row < endRow {
+                            let height = min(panelHeight, endRow - row)
                             let target = c + row * cRowStride + column
+                            let panelA = packedA + (row - firstRow) * depth
                             if height == panelHeight && width == panelWidth {
-                                kernel(depth, packedA + row * depth, packedB, target, cRowStride, add)
+                                kernel(depth, panelA, packedB, target, cRowStride, add)
                             } else {
-                                edgeKernel(depth, packedA + row * depth, packedB, target, cRowStride, add, height, width)
+                                edgeKernel(depth, panelA, packedB, target, cRowStride, add, height, width)
                             }
                             row += panelHeight
                         }

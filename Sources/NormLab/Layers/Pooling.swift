@@ -10,32 +10,14 @@ public final class MaxPool2D {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(h % 2 == 0 && w % 2 == 0, "max pooling needs even H and W, got \(x.shape)")
         inputShape = x.shape
-        let (oh, ow) = (h / 2, w / 2)
-        y.reshape(to: [n, c, oh, ow])
+        y.reshape(to: [n, c, h / 2, w / 2])
         if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
         x.scalars.withUnsafeBufferPointer { x in
             y.scalars.withUnsafeMutableBufferPointer { y in
                 argmax.withUnsafeMutableBufferPointer { argmax in
-                    for plane in 0..<(n * c) {
-                        for oy in 0..<oh {
-                            for ox in 0..<ow {
-                                // Selects instead of branches: which element wins is data-dependent
-                                // and would mispredict half the time.
-                                let topLeft = plane * h * w + 2 * oy * w + 2 * ox
-                                var best = topLeft
-                                var value = x[topLeft]
-                                @inline(__always) func consider(_ candidate: Int) {
-                                    let larger = x[candidate] > value
-                                    value = larger ? x[candidate] : value
-                                    best = larger ? candidate : best
-                                }
-                                consider(topLeft + 1)
-                                consider(topLeft + w)
-                                consider(topLeft + w + 1)
-                                let out = (plane * oh + oy) * ow + ox
-                                y[out] = value
-                                argmax[out] = Int32(best)
-                            }
+                    Parallelism.forEach(n * c, cost: 3 * h * w) { planes in
+                        for plane in planes {
+                            Self.pool(plane: plane, x.baseAddress!, h, w, y.baseAddress!, argmax.baseAddress!)
                         }
                     }
                 }
@@ -43,14 +25,50 @@ public final class MaxPool2D {
         }
     }
 
+    /// Pools one H×W plane into its (H/2)×(W/2) outputs and their argmax.
+    private static func pool(
+        plane: Int, _ x: UnsafePointer<Float>, _ h: Int, _ w: Int,
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>
+    ) {
+        let (oh, ow) = (h / 2, w / 2)
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                // Selects instead of branches: which element wins is data-dependent and would
+                // mispredict half the time.
+                let topLeft = plane * h * w + 2 * oy * w + 2 * ox
+                var best = topLeft
+                var value = x[topLeft]
+                @inline(__always) func consider(_ candidate: Int) {
+                    let larger = x[candidate] > value
+                    value = larger ? x[candidate] : value
+                    best = larger ? candidate : best
+                }
+                consider(topLeft + 1)
+                consider(topLeft + w)
+                consider(topLeft + w + 1)
+                let out = (plane * oh + oy) * ow + ox
+                y[out] = value
+                argmax[out] = Int32(best)
+            }
+        }
+    }
+
     /// Routes each output's gradient to the input element it took.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
         dx.reshape(to: inputShape)
+        let planes = inputShape[0] * inputShape[1]
         dy.scalars.withUnsafeBufferPointer { dy in
             argmax.withUnsafeBufferPointer { argmax in
                 dx.scalars.withUnsafeMutableBufferPointer { dx in
-                    dx.update(repeating: 0)
-                    for i in 0..<dy.count { dx[Int(argmax[i])] += dy[i] }
+                    // Each output's argmax lies in its own plane, so planes split cleanly.
+                    let planeSize = dx.count / max(1, planes), outputsPerPlane = dy.count / max(1, planes)
+                    Parallelism.forEach(planes, cost: 2 * planeSize) { range in
+                        let dx = dx.baseAddress!
+                        (dx + range.lowerBound * planeSize).update(repeating: 0, count: range.count * planeSize)
+                        for i in (range.lowerBound * outputsPerPlane)..<(range.upperBound * outputsPerPlane) {
+                            dx[Int(argmax[i])] += dy[i]
+                        }
+                    }
                 }
             }
         }

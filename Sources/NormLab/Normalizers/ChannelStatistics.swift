@@ -186,6 +186,9 @@ struct ChannelNormalizationPass {
         guard gradOutput.shape == input.shape else {
             throw NormalizerError.gradientShapeMismatch(expected: input.shape, got: gradOutput.shape)
         }
+        // Let go of the input, so the layer that wrote it can overwrite its buffer in place
+        // next step instead of copying it (a forward serves one backward).
+        self.input = nil
         var sumDy = [Float](repeating: 0, count: layout.channels)
         var sumDyNormalized = sumDy
         gradInput.reshape(to: input.shape)

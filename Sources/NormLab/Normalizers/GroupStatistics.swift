@@ -129,6 +129,7 @@ struct GroupNormalizationPass {
         guard gradOutput.shape == input.shape else {
             throw NormalizerError.gradientShapeMismatch(expected: input.shape, got: gradOutput.shape)
         }
+        self.input = nil  // a forward serves one backward; see ChannelNormalizationPass.backward
         let c = layout.channels
         if sampleSumDy.count != layout.batch * c {
             sampleSumDy = [Float](repeating: 0, count: layout.batch * c)

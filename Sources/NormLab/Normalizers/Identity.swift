@@ -19,7 +19,7 @@ public final class Identity: Normalizer {
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
         _ = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind)
         lastShape = input.shape
-        output = input
+        output.copyValues(of: input)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
@@ -27,6 +27,7 @@ public final class Identity: Normalizer {
         guard gradOutput.shape == lastShape else {
             throw NormalizerError.gradientShapeMismatch(expected: lastShape, got: gradOutput.shape)
         }
-        gradInput = gradOutput
+        self.lastShape = nil
+        gradInput.copyValues(of: gradOutput)
     }
 }

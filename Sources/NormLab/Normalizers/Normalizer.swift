@@ -6,7 +6,8 @@
 /// per sample over a contiguous block of channels (`GroupStatistics`).
 ///
 /// A forward pass remembers what its backward pass needs; `backward` must follow the `forward`
-/// it differentiates and sets `gradients`.
+/// it differentiates and sets `gradients`. Each forward serves one backward (as in PyTorch): the
+/// backward lets go of the saved input, so a second backward throws until the next forward.
 public protocol Normalizer: AnyObject {
     /// The method's name, as users write it.
     var kind: NormalizerKind { get }

@@ -15,7 +15,7 @@ public enum Parallelism {
     }
 
     /// Jobs smaller than this many scalar operations run on the calling thread.
-    public static let minimumParallelCost = 2_000_000
+    public static let minimumParallelCost = 250_000
 
     /// Runs `body` once for every index in `0..<count`, split into contiguous ranges over the
     /// configured threads. Small jobs run inline (see `minimumParallelCost`).

@@ -31,6 +31,18 @@ public struct Tensor: Equatable, Sendable {
     /// The number of elements.
     public var count: Int { scalars.count }
 
+    /// Makes this tensor a copy of `other` in its own storage (reused when the size allows), so
+    /// that the two never share a buffer that a later in-place write would have to copy.
+    public mutating func copyValues(of other: Tensor) {
+        reshape(to: other.shape)
+        scalars.withUnsafeMutableBufferPointer { target in
+            other.scalars.withUnsafeBufferPointer { source in
+                guard let to = target.baseAddress, let from = source.baseAddress else { return }  // empty
+                to.update(from: from, count: source.count)
+            }
+        }
+    }
+
     /// Gives this tensor a new shape, reusing its storage when the element count allows.
     ///
     /// Used by layers that write into preallocated outputs: a buffer of the right size is kept,

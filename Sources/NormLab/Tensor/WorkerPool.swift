@@ -23,8 +23,9 @@ final class WorkerPool: @unchecked Sendable {
     /// The current job and its part count; written before `generation` is released.
     private var job: ((Int) -> Void)?
     private var parts = 0
-    /// About 50 µs of spinning before a worker sleeps.
-    private let spinLimit = 20_000
+    /// About 250 µs of spinning before a worker sleeps: longer than the gaps between the parallel
+    /// parts of a small-batch training step, so a step rarely pays for a wake-up.
+    private let spinLimit = 100_000
 
     private init(workers: Int) {
         workerCount = workers
