@@ -1,31 +1,58 @@
 import Foundation
 import NormLab
 
-/// `normlab bench kernels`: times the normalizers and prints a table or JSON lines.
+/// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
+/// print a table or JSON lines.
 enum BenchCommand {
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] (the last two: train only)"
+
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
         let json = options.flag("--json")
         let quick = options.flag("--quick")
         if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
+        let kinds = try options.value("--norm").map(normalizerList)
+        let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"]:
+        case ["kernels"] where kinds == nil && batchSizes == nil:
             return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
         case ["train"]:
-            return try train(json: json, minimumSeconds: quick ? 0.05 : 0.5)
+            return try train(
+                json: json, minimumSeconds: quick ? 0.05 : 0.5, kinds: kinds ?? NormalizerKind.allCases,
+                batchSizes: batchSizes ?? TrainingBenchmark.defaultBatchSizes)
         default:
-            throw UsageError("usage: normlab bench kernels|train [--json] [--threads N] [--quick]")
+            throw UsageError(usage)
         }
     }
 
-    private static func train(json: Bool, minimumSeconds: Double) throws -> Int32 {
+    /// "batch,group" → [.batch, .group].
+    private static func normalizerList(_ text: String) throws -> [NormalizerKind] {
+        try text.split(separator: ",").map { name in
+            guard let kind = NormalizerKind(rawValue: String(name)) else {
+                throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return kind
+        }
+    }
+
+    /// "2,8" → [2, 8].
+    private static func batchSizeList(_ text: String) throws -> [Int] {
+        try text.split(separator: ",").map { item in
+            guard let size = Int(item), (1...4096).contains(size) else {
+                throw UsageError("--batch-sizes takes whole numbers from 1 to 4096, separated by commas; got '\(item)'")
+            }
+            return size
+        }
+    }
+
+    private static func train(json: Bool, minimumSeconds: Double, kinds: [NormalizerKind], batchSizes: [Int]) throws -> Int32 {
         let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
         if !json {
             printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads")
             printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
         }
-        try TrainingBenchmark.run(data: data, minimumSeconds: minimumSeconds) { m in
+        try TrainingBenchmark.run(data: data, kinds: kinds, batchSizes: batchSizes, minimumSeconds: minimumSeconds) { m in
             if json {
                 let object: [String: Any] = [
                     "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,

@@ -18,7 +18,12 @@ enum SweepCommand {
         let display = ProgressDisplay()
         let terminal = display.isTerminal
         var lastPlainRun = 0
-        printNow("sweep \(experiment.name): \(experiment.normalizers.count) normalizers × \(experiment.placements.count) placements × \(experiment.baseLearningRates.count) learning rates × \(experiment.batchSizes.count) batch sizes × \(experiment.seeds.count) seeds, \(experiment.epochs) epochs, \(Parallelism.threadCount) threads")
+        let grid = [
+            counted(experiment.normalizers.count, "normalizer"), counted(experiment.placements.count, "placement"),
+            counted(experiment.baseLearningRates.count, "learning rate"), counted(experiment.batchSizes.count, "batch size"),
+            counted(experiment.seeds.count, "seed"),
+        ]
+        printNow("sweep \(experiment.name): \(grid.joined(separator: " × ")), \(counted(experiment.epochs, "epoch")), \(counted(Parallelism.threadCount, "thread"))")
         let summary = try Sweep.run(experiment, outputDirectory: output, commit: commit, progress: { progress in
             var line = "run \(progress.run)/\(progress.runs): \(progress.spec.summary)"
             if let training = progress.training {
@@ -71,4 +76,9 @@ enum Provenance {
         guard process.terminationStatus == 0 else { return nil }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
+}
+
+/// "1 seed", "3 seeds".
+private func counted(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

@@ -14,8 +14,9 @@ let usage = """
                                 write the markdown table, CSV and SVG chart for a results file
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
-      bench train [--json] [--threads N] [--quick]
+      bench train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST]
                                 images/s of SmallCNN training steps per normalizer and batch size
+                                (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8)
       help                      show this text
     """
 
@@ -25,6 +26,11 @@ guard let command = arguments.first else {
     exit(2)
 }
 arguments.removeFirst()
+// `train` has its own, longer help; the other commands' options are all in `usage`.
+if command != "train" && (arguments.contains("--help") || arguments.contains("-h")) {
+    print(usage)
+    exit(0)
+}
 
 do {
     switch command {

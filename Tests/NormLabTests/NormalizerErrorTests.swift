@@ -68,6 +68,9 @@ final class NormalizerErrorTests: XCTestCase {
             assertError(.gradientShapeMismatch(expected: [2, 4, 2, 2], got: [2, 4, 2, 3])) {
                 _ = try layer.backward(Tensor(shape: [2, 4, 2, 3]))
             }
+            // A rejected gradient leaves the forward in place; a forward serves one backward.
+            _ = try layer.backward(Tensor(shape: [2, 4, 2, 2], repeating: 1))
+            assertError(.backwardWithoutForward) { _ = try layer.backward(Tensor(shape: [2, 4, 2, 2])) }
         }
     }
 
