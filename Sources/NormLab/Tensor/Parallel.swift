@@ -14,8 +14,11 @@ public enum Parallelism {
         set { configuredThreadCount = max(1, newValue) }
     }
 
-    /// Jobs smaller than this many scalar operations run on the calling thread.
-    public static let minimumParallelCost = 250_000
+    /// Jobs smaller than this many scalar operations run on the calling thread. With the spinning
+    /// `WorkerPool` a hand-off costs about a microsecond, so splitting pays from a few
+    /// microseconds of work; the value was picked by comparing `normlab bench train` and
+    /// `normlab bench kernels` runs (`results/BENCHMARKS.md`).
+    public static let minimumParallelCost = 60_000
 
     /// Runs `body` once for every index in `0..<count`, split into contiguous ranges over the
     /// configured threads. Small jobs run inline (see `minimumParallelCost`).
