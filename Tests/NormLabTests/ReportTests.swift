@@ -89,7 +89,23 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
         // batch and group have two points each; none has one (its batch-2 runs all diverged).
         XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 2)
-        XCTAssertTrue(svg.contains("every run diverged"))
+        XCTAssertTrue(svg.contains(">× at the top: every<"), svg)
+    }
+
+    func testChartLeavesAFewFarOffPointsOffTheScale() throws {
+        // Errors of 10–14 % and one run at chance (90 % error).
+        var sweep: [RunRecord] = []
+        for (index, batch) in [2, 4, 8, 16, 32].enumerated() {
+            sweep.append(record(.batch, batch: batch, seed: 0, accuracy: 0.90 - 0.01 * Double(index)))
+            sweep.append(record(.group, batch: batch, seed: 0, accuracy: batch == 32 ? 0.10 : 0.88 - 0.01 * Double(index)))
+        }
+        let svg = SVGChart.render(ResultTable(records: sweep), title: "outlier")
+        XCTAssertTrue(XMLParser(data: Data(svg.utf8)).parse())
+        XCTAssertTrue(svg.contains(">90.0</text>"), svg)
+        XCTAssertTrue(svg.contains("off the scale"))
+        XCTAssertFalse(svg.contains(">90</text>"), "the y axis should not reach 90: \(svg)")
+        XCTAssertEqual(SVGChart.outlierCap([1, 2, 3, 4, 5]), 5, "nothing far off: the whole range")
+        XCTAssertEqual(SVGChart.outlierCap([10, 11, 12, 80, 90]), 90, "two of five far off: too many to leave out")
     }
 
     func testLearningRateAxisWhenTheBatchIsFixed() {

@@ -10,8 +10,12 @@ public enum SVGChart {
         let plot = (left: 70.0, right: 560.0, top: 50.0, bottom: 400.0)
         let xs = table.columns.map { log2($0) }
         let errors = table.rows.flatMap { $0.cells.compactMap { $0.mean.map { 100 * (1 - $0) } } }
-        // A y range around the data, in round steps, so that differences of a point show.
-        let (low, high) = (errors.min() ?? 0, max(errors.max() ?? 10, (errors.min() ?? 0) + 1))
+        // A y range around the data, in round steps, so that differences of a point show. A few
+        // far-off points (runs that never learned) would squash the rest: they are drawn at the
+        // top edge with their value instead.
+        let cap = outlierCap(errors)
+        let inRange = errors.filter { $0 <= cap }
+        let (low, high) = (inRange.min() ?? 0, max(inRange.max() ?? 10, (inRange.min() ?? 0) + 1))
         let step = niceCeiling((high - low) * 1.2 / 5)
         let yMin = max(0, (low - 0.1 * (high - low)) / step).rounded(.down) * step
         let yMax = yMin + 5 * step >= high ? yMin + 5 * step : (high / step).rounded(.up) * step
@@ -42,7 +46,7 @@ public enum SVGChart {
         for (index, row) in table.rows.enumerated() {
             let color = palette[index % palette.count]
             let points = row.cells.enumerated().compactMap { column, cell in
-                cell.mean.map { (x(xs[column]), y(100 * (1 - $0))) }
+                cell.mean.map { (x(xs[column]), y(min(100 * (1 - $0), yMax))) }
             }
             if points.count > 1 {
                 let path = points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
@@ -50,6 +54,12 @@ public enum SVGChart {
             }
             for point in points {
                 svg.append(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%@\"/>", point.0, point.1, color))
+            }
+            for (column, cell) in row.cells.enumerated() {
+                guard let mean = cell.mean, 100 * (1 - mean) > yMax else { continue }
+                let (px, value) = (x(xs[column]), 100 * (1 - mean))
+                svg.append(String(format: "<path d=\"M%.1f,%.1f l-5,9 h10 z\" fill=\"%@\"/>", px, plot.top - 4, color))
+                svg.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%@\">%.1f</text>", px, plot.top - 9, color, value))
             }
             for (column, cell) in row.cells.enumerated() where cell.mean == nil && cell.diverged > 0 {
                 svg.append("<text x=\"\(x(xs[column]))\" y=\"\(plot.top + 12)\" text-anchor=\"middle\" fill=\"\(color)\">×</text>")
@@ -59,11 +69,29 @@ public enum SVGChart {
             svg.append("<circle cx=\"\(plot.right + 32)\" cy=\"\(legendY)\" r=\"3.5\" fill=\"\(color)\"/>")
             svg.append("<text x=\"\(plot.right + 52)\" y=\"\(legendY + 4)\">\(escape(row.name))</text>")
         }
+        // Notes under the legend, each line with its indent.
+        var notes: [(text: String, indent: Double)] = []
+        if errors.contains(where: { $0 > yMax }) { notes += [("▲ off the scale,", 0), ("value above it", 14)] }
         if table.rows.contains(where: { $0.cells.contains { $0.mean == nil && $0.diverged > 0 } }) {
-            svg.append("<text x=\"\(plot.right + 20)\" y=\"\(plot.top + 20 + Double(table.rows.count) * 22)\" fill=\"#555\">× at the top: every run diverged</text>")
+            notes += [("× at the top: every", 0), ("run diverged", 14)]
+        }
+        for (index, note) in notes.enumerated() {
+            svg.append("<text x=\"\(plot.right + 20 + note.indent)\" y=\"\(plot.top + 20 + Double(table.rows.count + index) * 22)\" fill=\"#555\">\(note.text)</text>")
         }
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
+    }
+
+    /// The largest error the y axis must show: everything, unless at most a fifth of the points
+    /// lie beyond the bulk (more than three times the lower quartile-to-upper quartile spread
+    /// above the upper quartile), which are then left off the scale.
+    static func outlierCap(_ errors: [Double]) -> Double {
+        let sorted = errors.sorted()
+        guard sorted.count >= 5, let largest = sorted.last else { return errors.max() ?? 0 }
+        let lowerQuartile = sorted[sorted.count / 4], upperQuartile = sorted[(3 * sorted.count) / 4]
+        let cap = upperQuartile + 3 * max(upperQuartile - lowerQuartile, 1)
+        let beyond = sorted.filter { $0 > cap }.count
+        return beyond > 0 && beyond * 5 <= sorted.count ? cap : largest
     }
 
     /// 1, 2 or 5 times a power of ten, at least `value`.
