@@ -28,7 +28,8 @@ enum BenchCommand {
 
     /// "batch,group" → [.batch, .group].
     private static func normalizerList(_ text: String) throws -> [NormalizerKind] {
-        try text.split(separator: ",").map { name in
+        guard !text.split(separator: ",").isEmpty else { throw UsageError("--norm needs at least one normalizer") }
+        return try text.split(separator: ",").map { name in
             guard let kind = NormalizerKind(rawValue: String(name)) else {
                 throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -38,7 +39,8 @@ enum BenchCommand {
 
     /// "2,8" → [2, 8].
     private static func batchSizeList(_ text: String) throws -> [Int] {
-        try text.split(separator: ",").map { item in
+        guard !text.split(separator: ",").isEmpty else { throw UsageError("--batch-sizes needs at least one batch size") }
+        return try text.split(separator: ",").map { item in
             guard let size = Int(item), (1...4096).contains(size) else {
                 throw UsageError("--batch-sizes takes whole numbers from 1 to 4096, separated by commas; got '\(item)'")
             }
