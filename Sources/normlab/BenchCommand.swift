@@ -29,12 +29,7 @@ enum BenchCommand {
     /// "batch,group" → [.batch, .group].
     private static func normalizerList(_ text: String) throws -> [NormalizerKind] {
         guard !text.split(separator: ",").isEmpty else { throw UsageError("--norm needs at least one normalizer") }
-        return try text.split(separator: ",").map { name in
-            guard let kind = NormalizerKind(rawValue: String(name)) else {
-                throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return kind
-        }
+        return try text.split(separator: ",").map { try normalizerKind(named: String($0)) }
     }
 
     /// "2,8" → [2, 8].

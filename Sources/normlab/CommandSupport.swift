@@ -1,4 +1,5 @@
 import Foundation
+import NormLab
 
 /// A mistake in how a command was called.
 struct UsageError: Error {
@@ -63,4 +64,12 @@ struct Options {
         }
         return remaining
     }
+}
+
+/// The normalizer a user named (`none`, `batch`, `layer`, `instance`, `group`, `batchrenorm`).
+func normalizerKind(named name: String) throws -> NormalizerKind {
+    guard let kind = NormalizerKind(rawValue: name) else {
+        throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return kind
 }

@@ -19,10 +19,7 @@ enum TrainCommand {
             return 0
         }
         let json = options.flag("--json")
-        let kindName = try options.value("--norm") ?? "batch"
-        guard let kind = NormalizerKind(rawValue: kindName) else {
-            throw UsageError("unknown normalizer '\(kindName)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let kind = try normalizerKind(named: options.value("--norm") ?? "batch")
         var normalizer = NormalizerSettings(kind: kind)
         normalizer.groups = try options.integer("--groups", in: 1...4096)
         let placementName = try options.value("--placement") ?? "before"

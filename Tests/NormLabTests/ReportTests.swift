@@ -89,7 +89,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
         // batch and group have two points each; none has one (its batch-2 runs all diverged).
         XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 2)
-        XCTAssertTrue(svg.contains(">× at the top: every<"), svg)
+        XCTAssertTrue(svg.contains(">× at the top: every<") && svg.contains(">run diverged<"), svg)
     }
 
     func testChartLeavesAFewFarOffPointsOffTheScale() throws {
