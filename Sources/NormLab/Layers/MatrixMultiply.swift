@@ -124,37 +124,63 @@ enum MatrixMultiply {
     }
 
     /// Packs rows 0..<m, depths depthStart..<depthStart+depth of A as consecutive panels of
-    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded.
+    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded. Loops run
+    /// along whichever direction A is contiguous in, so that reads stream.
     private static func packA(_ a: MatrixView, rows m: Int, depthStart: Int, depth: Int, into packed: UnsafeMutablePointer<Float>) {
         var row = 0
         var out = packed
         while row < m {
             let height = min(panelHeight, m - row)
-            for p in 0..<depth {
-                let source = a.base + row * a.rowStride + (depthStart + p) * a.columnStride
-                for i in 0..<height { out[p * panelHeight + i] = source[i * a.rowStride] }
-                for i in height..<panelHeight { out[p * panelHeight + i] = 0 }
+            let panel = a.base + row &* a.rowStride + depthStart &* a.columnStride
+            if a.columnStride == 1 {
+                for i in 0..<height {
+                    let source = panel + i &* a.rowStride
+                    for p in 0..<depth { out[p &* panelHeight &+ i] = source[p] }
+                }
+            } else {
+                for p in 0..<depth {
+                    let source = panel + p &* a.columnStride
+                    for i in 0..<height { out[p &* panelHeight &+ i] = source[i &* a.rowStride] }
+                }
+            }
+            if height < panelHeight {
+                for p in 0..<depth {
+                    for i in height..<panelHeight { out[p &* panelHeight &+ i] = 0 }
+                }
             }
             out += panelHeight * depth
             row += panelHeight
         }
     }
 
-    /// Packs a depth × width block of B as `packed[p * 16 + j]`, zero-padded to 16 columns.
+    /// Packs a depth × width block of B as `packed[p * 16 + j]`, zero-padded to 16 columns,
+    /// reading along whichever direction B is contiguous in.
     private static func packB(
         _ b: MatrixView, depthStart: Int, depth: Int, column: Int, width: Int, into packed: UnsafeMutablePointer<Float>
     ) {
+        let block = b.base + depthStart &* b.rowStride + column &* b.columnStride
         if b.columnStride == 1 && width == panelWidth {
             for p in 0..<depth {
-                let source = b.base + (depthStart + p) * b.rowStride + column
-                (packed + p * panelWidth).update(from: source, count: panelWidth)
+                (packed + p &* panelWidth).update(from: block + p &* b.rowStride, count: panelWidth)
             }
             return
         }
-        for p in 0..<depth {
-            let source = b.base + (depthStart + p) * b.rowStride + column * b.columnStride
-            for j in 0..<width { packed[p * panelWidth + j] = source[j * b.columnStride] }
-            for j in width..<panelWidth { packed[p * panelWidth + j] = 0 }
+        if b.rowStride == 1 {
+            // A transposed operand (a weight gradient's columnsᵀ): each column is contiguous.
+            for j in 0..<width {
+                let source = block + j &* b.columnStride
+                for p in 0..<depth { packed[p &* panelWidth &+ j] = source[p] }
+            }
+        } else {
+            for p in 0..<depth {
+                let source = block + p &* b.rowStride
+                for j in 0..<width { packed[p &* panelWidth &+ j] = source[j &* b.columnStride] }
+            }
+        }
+        if width < panelWidth {
+            for p in 0..<depth {
+                for j in width..<panelWidth { packed[p &* panelWidth &+ j] = 0 }
+            }
         }
     }
 

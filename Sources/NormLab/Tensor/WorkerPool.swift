@@ -5,6 +5,11 @@ import Synchronization
 /// core costs about a microsecond instead of a Dispatch wake-up (tens of microseconds on these
 /// virtual machines). Idle workers sleep after `spinLimit` and are woken by the next job.
 ///
+/// A job's parts are claimed, not assigned: the caller and the workers take the next unclaimed
+/// part until none is left, so when a worker is late — asleep, or its core busy with another
+/// program — the caller runs its parts instead of waiting for it. Which thread runs a part never
+/// changes what the part computes, so results stay bit-identical.
+///
 /// One job at a time: a job started while another runs (a nested call, or a second thread) runs
 /// inline on its caller, which gives the same results because work is split the same way.
 final class WorkerPool: @unchecked Sendable {
@@ -12,76 +17,107 @@ final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool(workers: max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
 
     let workerCount: Int
-    /// Bumped once per job; workers run each new generation's job once.
-    private let generation = Atomic<Int>(0)
-    /// Workers still running the current job.
-    private let pending = Atomic<Int>(0)
+    /// The current job's claims in one word: generation (bumped once per job) in the high bits,
+    /// then its part count, then the next unclaimed part (`Claims`).
+    private let claims = Atomic<Int>(0)
+    /// Parts of the current job that have finished.
+    private let finished = Atomic<Int>(0)
     /// Whether a job is in progress (guards against nested or concurrent jobs).
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     private let condition = NSCondition()
-    /// The current job and its part count; written before `generation` is released.
+    /// The current job; written before its generation is published, cleared after its last part.
     private var job: ((Int) -> Void)?
-    private var parts = 0
-    /// About 250 µs of spinning before a worker sleeps: longer than the gaps between the parallel
-    /// parts of a small-batch training step, so a step rarely pays for a wake-up.
-    private let spinLimit = 100_000
+    /// An idle worker first spins on the CPU (about 10 µs), then keeps polling but yields its core
+    /// to any other runnable thread between polls (about 250 µs in all on an idle machine), then
+    /// sleeps. The polling outlasts the gaps between the parallel parts of a small-batch training
+    /// step, so a step rarely pays for a wake-up; the yielding keeps a waiting worker from taking
+    /// CPU time from the caller, or from another program, when the machine is busy.
+    private let spinLimit = 4_000
+    private let yieldLimit = 400
+    /// Spins of a caller waiting for a part in progress elsewhere before it starts yielding its
+    /// core (to the worker it waits for, should the system have put both on one core).
+    private let waitSpinsBeforeYield = 10_000
 
     private init(workers: Int) {
         workerCount = workers
         for index in 0..<workers {
-            let thread = Thread { [unowned self] in self.workerLoop(index: index + 1) }
+            let thread = Thread { [unowned self] in self.workerLoop() }
             thread.name = "normlab-worker-\(index + 1)"
             thread.start()
         }
     }
 
-    /// Runs `body(part)` for every part in `0..<parts` (at most `workerCount + 1`), part 0 on the
-    /// caller, and returns when all are done.
+    /// Runs `body(part)` for every part in `0..<parts` (at most 255) on the caller and the
+    /// workers, and returns when all are done.
     func run(parts: Int, _ body: (Int) -> Void) {
-        precondition(parts <= workerCount + 1)
+        precondition(parts <= Claims.maximumParts)
         guard parts > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for part in 0..<parts { body(part) }
             return
         }
         withoutActuallyEscaping(body) { escapable in
             job = escapable
-            self.parts = parts
-            pending.store(workerCount, ordering: .relaxed)
-            generation.add(1, ordering: .sequentiallyConsistent)
-            // Sequentially consistent with the worker's sleepers/generation pair, so a worker going to
+            finished.store(0, ordering: .relaxed)
+            let generation = Claims(claims.load(ordering: .relaxed)).generation + 1
+            // Sequentially consistent with the worker's sleepers/claims pair, so a worker going to
             // sleep either sees the new generation or is seen here and woken.
+            claims.store(Claims(generation: generation, parts: parts, next: 0).word, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 condition.lock()
                 condition.broadcast()
                 condition.unlock()
             }
-            escapable(0)
-            while pending.load(ordering: .acquiring) > 0 { spinPause() }
+            runParts(of: generation)
+            var spins = 0
+            while finished.load(ordering: .acquiring) < parts {
+                spins += 1
+                if spins < waitSpinsBeforeYield { spinPause() } else { sched_yield() }
+            }
             job = nil
         }
         busy.store(false, ordering: .releasing)
     }
 
-    private func workerLoop(index: Int) {
+    /// Claims and runs parts of job `generation` until none is left or a newer job replaced it.
+    private func runParts(of generation: Int) {
+        var state = Claims(claims.load(ordering: .acquiring))
+        while state.generation == generation && state.next < state.parts {
+            let (exchanged, original) = claims.compareExchange(
+                expected: state.word, desired: state.claimingNext.word, ordering: .acquiringAndReleasing)
+            if exchanged {
+                // The job cannot change before this claimed part reports back.
+                job!(state.next)
+                finished.add(1, ordering: .releasing)
+                state = Claims(claims.load(ordering: .acquiring))
+            } else {
+                state = Claims(original)
+            }
+        }
+    }
+
+    private func workerLoop() {
         var seen = 0
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
+            while Claims(claims.load(ordering: .acquiring)).generation == seen {
                 spins += 1
                 if spins < spinLimit {
                     spinPause()
                     continue
                 }
+                if spins < spinLimit + yieldLimit {
+                    sched_yield()
+                    continue
+                }
                 condition.lock()
                 sleepers.add(1, ordering: .sequentiallyConsistent)
-                while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                while Claims(claims.load(ordering: .sequentiallyConsistent)).generation == seen { condition.wait() }
                 sleepers.subtract(1, ordering: .releasing)
                 condition.unlock()
             }
-            seen = generation.load(ordering: .acquiring)
-            if index < parts, let job { job(index) }
-            pending.subtract(1, ordering: .releasing)
+            seen = Claims(claims.load(ordering: .acquiring)).generation
+            runParts(of: seen)
         }
     }
 
@@ -91,6 +127,30 @@ final class WorkerPool: @unchecked Sendable {
         _mm_pause_shim()
         #endif
     }
+}
+
+/// A job's generation, part count and next unclaimed part, packed in one atomic word so that a
+/// claim can never take a part of a job other than the one it saw.
+private struct Claims {
+    static let maximumParts = 255
+    let generation: Int
+    let parts: Int
+    let next: Int
+
+    init(generation: Int, parts: Int, next: Int) {
+        self.generation = generation
+        self.parts = parts
+        self.next = next
+    }
+
+    init(_ word: Int) {
+        generation = word >> 16
+        parts = (word >> 8) & 0xFF
+        next = word & 0xFF
+    }
+
+    var word: Int { generation << 16 | parts << 8 | next }
+    var claimingNext: Claims { Claims(generation: generation, parts: parts, next: next + 1) }
 }
 
 #if arch(x86_64) || arch(i386)

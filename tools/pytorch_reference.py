@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""PyTorch's side of NormLab's speed comparison, measured the way `normlab bench` measures.
+
+The speed targets in the issues compare NormLab with PyTorch on the same machine. This machine is
+shared and its speed drifts by ±30 % over a day, so the fair comparison runs both at the same
+time: this script, then `normlab bench`, alternately (see results/BENCHMARKS.md).
+
+    python3 tools/pytorch_reference.py train   [--batch-sizes 2,8,32,128] [--norm none,batch,...]
+    python3 tools/pytorch_reference.py kernels
+
+Prints one JSON object per line, with the same keys as `normlab bench … --json`. Needs PyTorch
+(`pip install torch numpy`); NormLab itself does not. Two threads, like the lab's benchmarks.
+"""
+import argparse
+import gzip
+import json
+import pathlib
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "fashion-mnist"
+KINDS = ["none", "batch", "layer", "instance", "group"]  # PyTorch has no batch renormalization
+
+
+def median_seconds(block, minimum_repeats=5, minimum_seconds=0.2):
+    """The median time of `block()`, repeated at least `minimum_repeats` times and 0.2 s."""
+    block()  # warm-up
+    times, start = [], time.perf_counter()
+    while len(times) < minimum_repeats or time.perf_counter() - start < minimum_seconds:
+        t0 = time.perf_counter()
+        block()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def norm_layer(kind, channels):
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
+
+
+def small_cnn(kind):
+    """The lab's SmallCNN: three conv3x3 → norm → ReLU stages, two max pools, GAP, linear."""
+    layers, inputs = [], 1
+    for index, width in enumerate([16, 32, 64]):
+        layers += [nn.Conv2d(inputs, width, 3, padding=1, bias=kind == "none"), norm_layer(kind, width), nn.ReLU()]
+        if index < 2:
+            layers.append(nn.MaxPool2d(2))
+        inputs = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def training_images():
+    with gzip.open(DATA / "train-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(DATA / "train-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    x = (images.astype(np.float32) / 255 - 0.2860) / 0.3530
+    return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
+
+
+def bench_train(kinds, batch_sizes):
+    images, labels = training_images()
+    for batch_size in batch_sizes:
+        steps = max(1, 256 // batch_size)  # timed blocks of about 256 images, as in the lab
+        for kind in kinds:
+            torch.manual_seed(0)
+            model = small_cnn(kind).train()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+            loss_function = nn.CrossEntropyLoss()
+            position = [0]
+
+            def block():
+                for _ in range(steps):
+                    if position[0] + batch_size > len(images):
+                        position[0] = 0
+                    x = images[position[0]:position[0] + batch_size]
+                    y = labels[position[0]:position[0] + batch_size]
+                    position[0] += batch_size
+                    optimizer.zero_grad(set_to_none=True)
+                    loss_function(model(x), y).backward()
+                    optimizer.step()
+
+            seconds = median_seconds(block)
+            print(json.dumps({"framework": "pytorch", "normalizer": kind, "batch_size": batch_size,
+                              "images_per_second": steps * batch_size / seconds, "threads": torch.get_num_threads()}),
+                  flush=True)
+
+
+def bench_kernels(kinds, shapes):
+    for shape in shapes:
+        for kind in kinds:
+            if kind == "none":
+                continue
+            module = norm_layer(kind, shape[1]) if kind != "layer" else nn.LayerNorm(shape[1:])
+            x = torch.randn(*shape, requires_grad=True)
+            dy = torch.randn(*shape)
+            name = "x".join(map(str, shape))
+
+            def forward_training():
+                module.train()
+                with torch.no_grad():
+                    module(x)
+
+            def forward_backward():
+                module.train()
+                x.grad = None
+                module(x).backward(dy)
+
+            def forward_inference():
+                module.eval()
+                with torch.no_grad():
+                    module(x)
+
+            for phase, block in [("forward_training", forward_training), ("forward_backward", forward_backward),
+                                 ("forward_inference", forward_inference)]:
+                print(json.dumps({"framework": "pytorch", "normalizer": kind, "shape": name, "phase": phase,
+                                  "seconds": median_seconds(block, minimum_repeats=20)}), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["train", "kernels"])
+    parser.add_argument("--norm", default=",".join(KINDS))
+    parser.add_argument("--batch-sizes", default="2,8,32,128")
+    parser.add_argument("--threads", type=int, default=2)
+    arguments = parser.parse_args()
+    torch.set_num_threads(arguments.threads)
+    kinds = [kind for kind in arguments.norm.split(",") if kind in KINDS]
+    if arguments.what == "train":
+        bench_train(kinds, [int(size) for size in arguments.batch_sizes.split(",")])
+    else:
+        bench_kernels(kinds, [(2, 16, 28, 28), (32, 16, 28, 28), (128, 32, 14, 14), (64, 64, 56, 56)])
+
+
+if __name__ == "__main__":
+    main()
