@@ -2,6 +2,10 @@
 /// multiplies: columns (K × N·P, row k = (channel, dy, dx)) and channel-major (C × N·P).
 enum Im2Col {
     /// columns[(c·9 + ky·3 + kx)][n·P + y·W + x] = x[n, c, y + ky - 1, x + kx - 1], or 0 outside.
+    ///
+    /// Row (ky, kx) of a sample is its plane shifted by (ky - 1)·W + (kx - 1) positions, so each
+    /// is one block copy, after which the positions that read outside the plane — a top or
+    /// bottom row, and a left or right column that the shift wrapped around — are zeroed.
     static func unfold(
         _ input: UnsafePointer<Float>, into columns: UnsafeMutablePointer<Float>,
         batch: Int, channels: Int, height: Int, width: Int
@@ -10,20 +14,22 @@ enum Im2Col {
         Parallelism.forEach(channels * 9, cost: columnCount) { rows in
             for row in rows {
                 let channel = row / 9, ky = row % 9 / 3 - 1, kx = row % 3 - 1
-                let xStart = max(0, -kx), xEnd = min(width, width - kx)
+                let shift = ky * width + kx
+                // Target positions whose source index lies inside the plane.
+                let first = max(0, -shift), end = min(p, p - shift)
                 for sample in 0..<batch {
                     let plane = input + (sample * channels + channel) * p
                     let out = columns + row * columnCount + sample * p
-                    for y in 0..<height {
-                        let target = out + y * width
-                        let sourceY = y + ky
-                        if sourceY < 0 || sourceY >= height {
-                            target.update(repeating: 0, count: width)
-                            continue
+                    out.update(repeating: 0, count: first)
+                    (out + first).update(from: plane + first + shift, count: end - first)
+                    (out + end).update(repeating: 0, count: p - end)
+                    if kx != 0 {
+                        // Column 0 (kx = -1) or W - 1 (kx = +1) read across a row boundary.
+                        var x = kx < 0 ? 0 : width - 1
+                        while x < p {
+                            out[x] = 0
+                            x += width
                         }
-                        if xStart > 0 { target[0] = 0 }
-                        if xEnd < width { target[width - 1] = 0 }
-                        (target + xStart).update(from: plane + sourceY * width + xStart + kx, count: xEnd - xStart)
                     }
                 }
             }

@@ -160,8 +160,11 @@ enum MatrixMultiply {
     ) {
         let block = b.base + depthStart &* b.rowStride + column &* b.columnStride
         if b.columnStride == 1 && width == panelWidth {
+            // Two vector moves per row: a memmove call per 16 floats would cost more than the copy.
             for p in 0..<depth {
-                (packed + p &* panelWidth).update(from: block + p &* b.rowStride, count: panelWidth)
+                let source = block + p &* b.rowStride, target = packed + p &* panelWidth
+                store(load(source), target)
+                store(load(source + 8), target + 8)
             }
             return
         }
