@@ -143,10 +143,10 @@ enum MatrixMultiply {
                     for i in 0..<height { out[p &* panelHeight &+ i] = source[i &* a.rowStride] }
                 }
             }
-            if height < panelHeight {
-                for p in 0..<depth {
-                    for i in height..<panelHeight { out[p &* panelHeight &+ i] = 0 }
-                }
+            // Padding rows, one at a time: a loop over a row's few padding slots per depth step
+            // would become a memset call per step.
+            for i in height..<panelHeight {
+                for p in 0..<depth { out[p &* panelHeight &+ i] = 0 }
             }
             out += panelHeight * depth
             row += panelHeight
@@ -180,10 +180,8 @@ enum MatrixMultiply {
                 for j in 0..<width { packed[p &* panelWidth &+ j] = source[j &* b.columnStride] }
             }
         }
-        if width < panelWidth {
-            for p in 0..<depth {
-                for j in width..<panelWidth { packed[p &* panelWidth &+ j] = 0 }
-            }
+        for j in width..<panelWidth {
+            for p in 0..<depth { packed[p &* panelWidth &+ j] = 0 }
         }
     }
 
