@@ -16,7 +16,7 @@ enum Im2Col {
                 let channel = row / 9, ky = row % 9 / 3 - 1, kx = row % 3 - 1
                 let shift = ky * width + kx
                 // Target positions whose source index lies inside the plane.
-                let first = max(0, -shift), end = min(p, p - shift)
+                let first = min(p, max(0, -shift)), end = max(first, min(p, p - shift))
                 for sample in 0..<batch {
                     let plane = input + (sample * channels + channel) * p
                     let out = columns + row * columnCount + sample * p
@@ -38,25 +38,39 @@ enum Im2Col {
 
     /// The adjoint of `unfold`: dx[n, c, y, x] = Σ over (ky, kx) of the column entries that
     /// read it, added in a fixed order.
+    ///
+    /// As in `unfold`, each (ky, kx) row is added as one shifted block. With kx ≠ 0 that block
+    /// also adds the entries that read across a row boundary; they all land in the one column
+    /// that this (ky, kx) never reaches otherwise (x = 0 for kx = +1, x = W − 1 for kx = −1), so
+    /// that column is saved before and put back after, which leaves every sum exactly as if
+    /// those entries had been skipped.
     static func fold(
         _ columns: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
         batch: Int, channels: Int, height: Int, width: Int
     ) {
         let p = height * width, columnCount = batch * p
         Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
-            for planeIndex in planes {
-                let sample = planeIndex / channels, channel = planeIndex % channels
-                let plane = output + planeIndex * p
-                plane.update(repeating: 0, count: p)
-                for offset in 0..<9 {
-                    let ky = offset / 3 - 1, kx = offset % 3 - 1
-                    let source = columns + (channel * 9 + offset) * columnCount + sample * p
-                    let xStart = max(0, -kx), xEnd = min(width, width - kx)
-                    for y in max(0, -ky)..<min(height, height - ky) {
-                        // Column entry (y, x) read input (y + ky, x + kx).
-                        let from = source + y * width
-                        let to = plane + (y + ky) * width + kx
-                        for x in xStart..<xEnd { to[x] += from[x] }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: height) { saved in
+                let saved = saved.baseAddress!
+                for planeIndex in planes {
+                    let sample = planeIndex / channels, channel = planeIndex % channels
+                    let plane = output + planeIndex * p
+                    plane.update(repeating: 0, count: p)
+                    for offset in 0..<9 {
+                        let ky = offset / 3 - 1, kx = offset % 3 - 1
+                        let source = columns + (channel * 9 + offset) * columnCount + sample * p
+                        // Column entry i read input position i + shift.
+                        let shift = ky * width + kx
+                        let first = min(p, max(0, -shift)), end = max(first, min(p, p - shift))
+                        let untouched = kx > 0 ? 0 : width - 1
+                        if kx != 0 {
+                            for y in 0..<height { saved[y] = plane[y * width + untouched] }
+                        }
+                        let target = plane + shift
+                        for i in first..<end { target[i] += source[i] }
+                        if kx != 0 {
+                            for y in 0..<height { plane[y * width + untouched] = saved[y] }
+                        }
                     }
                 }
             }

@@ -1,0 +1,48 @@
+import XCTest
+@testable import NormLab
+
+/// The block-copy im2col and its adjoint against plain per-element definitions, bit for bit,
+/// on shapes with one row or one column, where every shifted block wraps.
+final class Im2ColTests: XCTestCase {
+    private let shapes = [(2, 3, 5, 6), (1, 2, 1, 4), (1, 2, 4, 1), (2, 1, 1, 1), (3, 2, 7, 7)]
+
+    func testUnfoldMatchesDefinition() {
+        for (n, c, h, w) in shapes {
+            let x = randomTensor([n, c, h, w], seed: UInt64(h * 10 + w)).scalars
+            let p = h * w
+            var columns = [Float](repeating: .nan, count: c * 9 * n * p)
+            x.withUnsafeBufferPointer { x in columns.withUnsafeMutableBufferPointer { columns in
+                Im2Col.unfold(x.baseAddress!, into: columns.baseAddress!, batch: n, channels: c, height: h, width: w)
+            } }
+            for row in 0..<(c * 9) { for sample in 0..<n { for y in 0..<h { for xx in 0..<w {
+                let channel = row / 9, ky = row % 9 / 3 - 1, kx = row % 3 - 1
+                let (sy, sx) = (y + ky, xx + kx)
+                let expected = sy >= 0 && sy < h && sx >= 0 && sx < w ? x[((sample * c + channel) * h + sy) * w + sx] : 0
+                XCTAssertEqual(columns[row * n * p + sample * p + y * w + xx], expected, "\(n)×\(c)×\(h)×\(w) row \(row)")
+            } } } }
+        }
+    }
+
+    func testFoldMatchesDefinitionExactly() {
+        for (n, c, h, w) in shapes {
+            let p = h * w
+            let columns = randomTensor([c * 9 * n * p], seed: UInt64(h * 7 + w)).scalars
+            var dx = [Float](repeating: .nan, count: n * c * p)
+            columns.withUnsafeBufferPointer { columns in dx.withUnsafeMutableBufferPointer { dx in
+                Im2Col.fold(columns.baseAddress!, into: dx.baseAddress!, batch: n, channels: c, height: h, width: w)
+            } }
+            // The same sums in the same order: offsets (ky, kx) in row-major order, from zero.
+            for sample in 0..<n { for channel in 0..<c { for y in 0..<h { for xx in 0..<w {
+                var total: Float = 0
+                for offset in 0..<9 {
+                    let ky = offset / 3 - 1, kx = offset % 3 - 1
+                    let (cy, cx) = (y - ky, xx - kx)  // the column entry that read (y, xx)
+                    guard cy >= 0, cy < h, cx >= 0, cx < w else { continue }
+                    total += columns[(channel * 9 + offset) * n * p + sample * p + cy * w + cx]
+                }
+                XCTAssertEqual(dx[((sample * c + channel) * h + y) * w + xx].bitPattern, total.bitPattern,
+                               "\(n)×\(c)×\(h)×\(w) at \(sample), \(channel), \(y), \(xx)")
+            } } } }
+        }
+    }
+}
