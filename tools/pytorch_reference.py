@@ -106,7 +106,6 @@ def bench_kernels(kinds, shapes):
             module = norm_layer(kind, shape[1]) if kind != "layer" else nn.LayerNorm(shape[1:])
             x = torch.randn(*shape, requires_grad=True)
             dy = torch.randn(*shape)
-            name = "x".join(map(str, shape))
 
             def forward_training():
                 module.train()
@@ -125,7 +124,7 @@ def bench_kernels(kinds, shapes):
 
             for phase, block in [("forward_training", forward_training), ("forward_backward", forward_backward),
                                  ("forward_inference", forward_inference)]:
-                print(json.dumps({"framework": "pytorch", "normalizer": kind, "shape": name, "phase": phase,
+                print(json.dumps({"framework": "pytorch", "normalizer": kind, "shape": list(shape), "phase": phase,
                                   "seconds": median_seconds(block, minimum_repeats=20)}), flush=True)
 
 
