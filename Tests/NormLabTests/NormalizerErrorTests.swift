@@ -71,6 +71,12 @@ final class NormalizerErrorTests: XCTestCase {
             // A rejected gradient leaves the forward in place; a forward serves one backward.
             _ = try layer.backward(Tensor(shape: [2, 4, 2, 2], repeating: 1))
             assertError(.backwardWithoutForward) { _ = try layer.backward(Tensor(shape: [2, 4, 2, 2])) }
+            // Releasing the saved input ends the forward's claim to a backward, in either mode.
+            for mode in [NormalizationMode.training, .inference] {
+                _ = try layer.forward(Tensor(shape: [2, 4, 2, 2], repeating: 1), mode: mode)
+                layer.releaseSavedInput()
+                assertError(.backwardWithoutForward) { _ = try layer.backward(Tensor(shape: [2, 4, 2, 2])) }
+            }
         }
     }
 

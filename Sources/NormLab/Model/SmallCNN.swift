@@ -30,6 +30,10 @@ public final class ConvolutionBlock {
     }
 
     func forward(_ x: Tensor, mode: NormalizationMode) throws {
+        // The normalizer may still hold last step's input (after an evaluation forward, which
+        // no backward follows): release it, so the convolution or ReLU below overwrites that
+        // buffer in place instead of copying it first.
+        normalizer.releaseSavedInput()
         convolution.forward(x, into: &convolved)
         switch placement {
         case .before:

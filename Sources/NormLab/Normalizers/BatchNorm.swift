@@ -86,4 +86,8 @@ public final class BatchNorm: Normalizer {
         let sums = try pass.backward(gradOutput, into: &gradInput)
         gradients = AffineParameters(gamma: sums.sumDyNormalized, beta: sums.sumDy)
     }
+
+    public func releaseSavedInput() {
+        pass.releaseInput()
+    }
 }

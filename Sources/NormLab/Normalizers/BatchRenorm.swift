@@ -121,4 +121,8 @@ public final class BatchRenorm: Normalizer {
         }
         gradients = AffineParameters(gamma: gradGamma, beta: sums.sumDy)
     }
+
+    public func releaseSavedInput() {
+        pass.releaseInput()
+    }
 }

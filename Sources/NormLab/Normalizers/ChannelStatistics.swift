@@ -202,8 +202,10 @@ struct ChannelNormalizationPass {
                 }
             }
         }
-        // Release the input so the layer that produced it can overwrite its buffer in place.
-        self.input = nil
         return (sumDy, sumDyNormalized)
+    }
+
+    mutating func releaseInput() {
+        input = nil
     }
 }

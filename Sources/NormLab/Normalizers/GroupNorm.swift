@@ -34,4 +34,8 @@ public final class GroupNorm: Normalizer {
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
     }
+
+    public func releaseSavedInput() {
+        pass.releaseInput()
+    }
 }

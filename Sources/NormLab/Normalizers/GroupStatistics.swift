@@ -146,7 +146,6 @@ struct GroupNormalizationPass {
                 }
             }
         }
-        self.input = nil
         var gradients = AffineParameters(
             gamma: [Float](repeating: 0, count: c), beta: [Float](repeating: 0, count: c))
         for sample in 0..<layout.batch {
@@ -156,5 +155,9 @@ struct GroupNormalizationPass {
             }
         }
         return gradients
+    }
+
+    mutating func releaseInput() {
+        input = nil
     }
 }

@@ -30,4 +30,8 @@ public final class Identity: Normalizer {
         self.lastShape = nil
         gradInput.copyValues(of: gradOutput)
     }
+
+    public func releaseSavedInput() {
+        lastShape = nil
+    }
 }

@@ -27,4 +27,8 @@ public final class InstanceNorm: Normalizer {
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
     }
+
+    public func releaseSavedInput() {
+        pass.releaseInput()
+    }
 }

@@ -28,6 +28,11 @@ public protocol Normalizer: AnyObject {
     /// Writes dL/dx for the last forward pass into `gradInput` and sets `gradients`.
     /// - Throws: `NormalizerError` when no forward pass preceded it or the shapes differ.
     func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws
+
+    /// Lets go of the input the last forward kept for its backward, which then throws until the
+    /// next forward. A layer calls it before overwriting the buffer that input shares, so the
+    /// buffer is reused in place instead of copied (evaluation runs forwards without backwards).
+    func releaseSavedInput()
 }
 
 extension Normalizer {
