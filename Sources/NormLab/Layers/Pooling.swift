@@ -25,17 +25,43 @@ public final class MaxPool2D {
         }
     }
 
-    /// Pools one H×W plane into its (H/2)×(W/2) outputs and their argmax.
+    /// Pools one H×W plane into its (H/2)×(W/2) outputs and their argmax: each window's
+    /// top-left value, replaced by top-right, bottom-left, bottom-right in turn when strictly
+    /// larger. Eight windows at a time (their 16 columns split into even and odd), the rest
+    /// one by one, with the same comparisons.
     private static func pool(
         plane: Int, _ x: UnsafePointer<Float>, _ h: Int, _ w: Int,
         _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>
     ) {
         let (oh, ow) = (h / 2, w / 2)
+        let vectorOutputs = ow / 8 * 8
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
         for oy in 0..<oh {
-            for ox in 0..<ow {
-                // Selects instead of branches: which element wins is data-dependent and would
-                // mispredict half the time.
-                let topLeft = plane * h * w + 2 * oy * w + 2 * ox
+            let top = plane * h * w + 2 * oy * w
+            let out = (plane * oh + oy) * ow
+            var ox = 0
+            while ox < vectorOutputs {
+                let topLeft = top + 2 * ox
+                let upper = UnsafeRawPointer(x + topLeft).loadUnaligned(as: SIMD16<Float>.self)
+                let lower = UnsafeRawPointer(x + topLeft + w).loadUnaligned(as: SIMD16<Float>.self)
+                var value = upper.evenHalf
+                var offset = SIMD8<Int32>(repeating: 0)
+                // Selects instead of branches: which element wins is data-dependent.
+                @inline(__always) func consider(_ candidate: SIMD8<Float>, _ candidateOffset: Int) {
+                    let larger = candidate .> value
+                    value.replace(with: candidate, where: larger)
+                    offset.replace(with: Int32(candidateOffset), where: larger)
+                }
+                consider(upper.oddHalf, 1)
+                consider(lower.evenHalf, w)
+                consider(lower.oddHalf, w + 1)
+                UnsafeMutableRawPointer(y + out + ox).storeBytes(of: value, as: SIMD8<Float>.self)
+                let index = SIMD8<Int32>(repeating: Int32(topLeft)) &+ lanes &+ offset
+                UnsafeMutableRawPointer(argmax + out + ox).storeBytes(of: index, as: SIMD8<Int32>.self)
+                ox += 8
+            }
+            while ox < ow {
+                let topLeft = top + 2 * ox
                 var best = topLeft
                 var value = x[topLeft]
                 @inline(__always) func consider(_ candidate: Int) {
@@ -46,9 +72,9 @@ public final class MaxPool2D {
                 consider(topLeft + 1)
                 consider(topLeft + w)
                 consider(topLeft + w + 1)
-                let out = (plane * oh + oy) * ow + ox
-                y[out] = value
-                argmax[out] = Int32(best)
+                y[out + ox] = value
+                argmax[out + ox] = Int32(best)
+                ox += 1
             }
         }
     }
