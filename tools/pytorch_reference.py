@@ -18,9 +18,12 @@ import pathlib
 import statistics
 import time
 
-import numpy as np
-import torch
-from torch import nn
+try:
+    import numpy as np
+    import torch
+    from torch import nn
+except ImportError as error:
+    raise SystemExit(f"pytorch_reference.py needs PyTorch and NumPy ({error}): pip install torch numpy")
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "fashion-mnist"
 KINDS = ["none", "batch", "layer", "instance", "group"]  # PyTorch has no batch renormalization
@@ -135,10 +138,20 @@ def main():
     parser.add_argument("--batch-sizes", default="2,8,32,128")
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
+    kinds = arguments.norm.split(",")
+    for kind in kinds:
+        if kind not in KINDS:
+            parser.error(f"unknown normalizer {kind!r}: PyTorch's side has {', '.join(KINDS)}"
+                         + (" (PyTorch has no batch renormalization)" if kind == "batchrenorm" else ""))
+    try:
+        batch_sizes = [int(size) for size in arguments.batch_sizes.split(",")]
+    except ValueError:
+        parser.error(f"--batch-sizes takes comma-separated whole numbers, got {arguments.batch_sizes!r}")
+    if any(size < 1 for size in batch_sizes) or arguments.threads < 1:
+        parser.error("batch sizes and --threads must be at least 1")
     torch.set_num_threads(arguments.threads)
-    kinds = [kind for kind in arguments.norm.split(",") if kind in KINDS]
     if arguments.what == "train":
-        bench_train(kinds, [int(size) for size in arguments.batch_sizes.split(",")])
+        bench_train(kinds, batch_sizes)
     else:
         bench_kernels(kinds, [(2, 16, 28, 28), (32, 16, 28, 28), (128, 32, 14, 14), (64, 64, 56, 56)])
 

@@ -15,8 +15,7 @@ enum Im2Col {
             for row in rows {
                 let channel = row / 9, ky = row % 9 / 3 - 1, kx = row % 3 - 1
                 let shift = ky * width + kx
-                // Target positions whose source index lies inside the plane.
-                let first = min(p, max(0, -shift)), end = max(first, min(p, p - shift))
+                let (first, end) = shiftedRange(shift, p)
                 for sample in 0..<batch {
                     let plane = input + (sample * channels + channel) * p
                     let out = columns + row * columnCount + sample * p
@@ -61,7 +60,7 @@ enum Im2Col {
                         let source = columns + (channel * 9 + offset) * columnCount + sample * p
                         // Column entry i read input position i + shift.
                         let shift = ky * width + kx
-                        let first = min(p, max(0, -shift)), end = max(first, min(p, p - shift))
+                        let (first, end) = shiftedRange(shift, p)
                         let untouched = kx > 0 ? 0 : width - 1
                         if kx != 0 {
                             for y in 0..<height { saved[y] = plane[y * width + untouched] }
@@ -75,6 +74,13 @@ enum Im2Col {
                 }
             }
         }
+    }
+
+    /// The column entries i in 0..<p whose input position i + shift lies in 0..<p (empty when
+    /// the shift reaches past the plane, as on a 1-pixel one).
+    private static func shiftedRange(_ shift: Int, _ p: Int) -> (first: Int, end: Int) {
+        let first = min(p, max(0, -shift))
+        return (first, max(first, min(p, p - shift)))
     }
 
     /// y[n, c, p] = matrix[c][n·P + p] + add[c].

@@ -124,37 +124,20 @@ enum MatrixMultiply {
     }
 
     /// Packs rows 0..<m, depths depthStart..<depthStart+depth of A as consecutive panels of
-    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded. Loops run
-    /// along whichever direction A is contiguous in, so that reads stream.
+    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded.
     private static func packA(_ a: MatrixView, rows m: Int, depthStart: Int, depth: Int, into packed: UnsafeMutablePointer<Float>) {
         var row = 0
         var out = packed
         while row < m {
-            let height = min(panelHeight, m - row)
-            let panel = a.base + row &* a.rowStride + depthStart &* a.columnStride
-            if a.columnStride == 1 {
-                for i in 0..<height {
-                    let source = panel + i &* a.rowStride
-                    for p in 0..<depth { out[p &* panelHeight &+ i] = source[p] }
-                }
-            } else {
-                for p in 0..<depth {
-                    let source = panel + p &* a.columnStride
-                    for i in 0..<height { out[p &* panelHeight &+ i] = source[i &* a.rowStride] }
-                }
-            }
-            // Padding rows, one at a time: a loop over a row's few padding slots per depth step
-            // would become a memset call per step.
-            for i in height..<panelHeight {
-                for p in 0..<depth { out[p &* panelHeight &+ i] = 0 }
-            }
+            packLines(
+                a.base + row &* a.rowStride + depthStart &* a.columnStride, lines: min(panelHeight, m - row),
+                lineStride: a.rowStride, depth: depth, depthStride: a.columnStride, lanes: panelHeight, into: out)
             out += panelHeight * depth
             row += panelHeight
         }
     }
 
-    /// Packs a depth × width block of B as `packed[p * 16 + j]`, zero-padded to 16 columns,
-    /// reading along whichever direction B is contiguous in.
+    /// Packs a depth × width block of B as `packed[p * 16 + j]`, zero-padded to 16 columns.
     private static func packB(
         _ b: MatrixView, depthStart: Int, depth: Int, column: Int, width: Int, into packed: UnsafeMutablePointer<Float>
     ) {
@@ -168,20 +151,33 @@ enum MatrixMultiply {
             }
             return
         }
-        if b.rowStride == 1 {
-            // A transposed operand (a weight gradient's columnsᵀ): each column is contiguous.
-            for j in 0..<width {
-                let source = block + j &* b.columnStride
-                for p in 0..<depth { packed[p &* panelWidth &+ j] = source[p] }
+        packLines(
+            block, lines: width, lineStride: b.columnStride, depth: depth, depthStride: b.rowStride,
+            lanes: panelWidth, into: packed)
+    }
+
+    /// The packing both operands share: `lines` lines of a strided operand (element (l, p) at
+    /// `source[l · lineStride + p · depthStride]`) stored depth-major as `packed[p · lanes + l]`,
+    /// lanes `lines..<lanes` zero. Loops run along whichever direction is contiguous, so reads
+    /// stream; the padding goes a lane at a time, since a loop over a step's few padding lanes
+    /// would compile to a `memset` call per depth step.
+    private static func packLines(
+        _ source: UnsafePointer<Float>, lines: Int, lineStride: Int, depth: Int, depthStride: Int, lanes: Int,
+        into packed: UnsafeMutablePointer<Float>
+    ) {
+        if depthStride == 1 {
+            for l in 0..<lines {
+                let line = source + l &* lineStride
+                for p in 0..<depth { packed[p &* lanes &+ l] = line[p] }
             }
         } else {
             for p in 0..<depth {
-                let source = block + p &* b.rowStride
-                for j in 0..<width { packed[p &* panelWidth &+ j] = source[j &* b.columnStride] }
+                let step = source + p &* depthStride
+                for l in 0..<lines { packed[p &* lanes &+ l] = step[l &* lineStride] }
             }
         }
-        for j in width..<panelWidth {
-            for p in 0..<depth { packed[p &* panelWidth &+ j] = 0 }
+        for l in lines..<lanes {
+            for p in 0..<depth { packed[p &* lanes &+ l] = 0 }
         }
     }
 

@@ -3,7 +3,8 @@ import Synchronization
 
 /// Persistent worker threads that spin briefly between jobs, so that handing work to the other
 /// core costs about a microsecond instead of a Dispatch wake-up (tens of microseconds on these
-/// virtual machines). Idle workers sleep after `spinLimit` and are woken by the next job.
+/// virtual machines). Idle workers spin, then poll while yielding their core, then sleep until
+/// the next job wakes them.
 ///
 /// A job's parts are claimed, not assigned: the caller and the workers take the next unclaimed
 /// part until none is left, so when a worker is late — asleep, or its core busy with another
@@ -48,7 +49,7 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body(part)` for every part in `0..<parts` (at most 255) on the caller and the
+    /// Runs `body(part)` for every part in `0..<parts` (at most 65,535) on the caller and the
     /// workers, and returns when all are done.
     func run(parts: Int, _ body: (Int) -> Void) {
         precondition(parts <= Claims.maximumParts)
@@ -59,7 +60,7 @@ final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { escapable in
             job = escapable
             finished.store(0, ordering: .relaxed)
-            let generation = Claims(claims.load(ordering: .relaxed)).generation + 1
+            let generation = (Claims(claims.load(ordering: .relaxed)).generation + 1) & Claims.generationMask
             // Sequentially consistent with the worker's sleepers/claims pair, so a worker going to
             // sleep either sees the new generation or is seen here and woken.
             claims.store(Claims(generation: generation, parts: parts, next: 0).word, ordering: .sequentiallyConsistent)
@@ -132,7 +133,9 @@ final class WorkerPool: @unchecked Sendable {
 /// A job's generation, part count and next unclaimed part, packed in one atomic word so that a
 /// claim can never take a part of a job other than the one it saw.
 private struct Claims {
-    static let maximumParts = 255
+    static let maximumParts = 0xFFFF
+    /// Generations wrap at 2³¹, so that every one packs into the word and unpacks unchanged.
+    static let generationMask = 0x7FFF_FFFF
     let generation: Int
     let parts: Int
     let next: Int
@@ -144,12 +147,12 @@ private struct Claims {
     }
 
     init(_ word: Int) {
-        generation = word >> 16
-        parts = (word >> 8) & 0xFF
-        next = word & 0xFF
+        generation = word >> 32
+        parts = (word >> 16) & 0xFFFF
+        next = word & 0xFFFF
     }
 
-    var word: Int { generation << 16 | parts << 8 | next }
+    var word: Int { generation << 32 | parts << 16 | next }
     var claimingNext: Claims { Claims(generation: generation, parts: parts, next: next + 1) }
 }
 
