@@ -62,6 +62,31 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    func testConvolutionInChunksGivesTheSameBitsAsOneWholeBatch() {
+        // 20 samples of 30 positions: chunks of 1, 3 or 7 samples put the weight gradient's
+        // depth pieces across its 256-wide blocks.
+        for (bias, samplesPerChunk) in [(true, 3), (false, 7), (true, 1)] {
+            var generator = SeededGenerator(seed: 10)
+            let whole = Conv2D(inputChannels: 3, outputChannels: 5, bias: bias, generator: &generator)
+            generator = SeededGenerator(seed: 10)
+            let chunked = Conv2D(inputChannels: 3, outputChannels: 5, bias: bias, generator: &generator)
+            chunked.chunkEntries = samplesPerChunk * 3 * 9 * 30
+            for step in 0..<2 {
+                let x = randomTensor([20, 3, 6, 5], seed: UInt64(11 + step)), dy = randomTensor([20, 5, 6, 5], seed: UInt64(13 + step))
+                var outputs: [[UInt32]] = [], gradients: [[UInt32]] = []
+                for conv in [whole, chunked] {
+                    var y = Tensor(shape: [0]), dx = Tensor(shape: [0])
+                    conv.forward(x, into: &y)
+                    if step == 0 { conv.backward(dy, into: &dx) } else { conv.parameterGradients(dy) }
+                    outputs.append(y.scalars.map(\.bitPattern))
+                    gradients.append((dx.scalars + conv.weight.gradient + (conv.bias?.gradient ?? [])).map(\.bitPattern))
+                }
+                XCTAssertEqual(outputs[0], outputs[1], "forward, chunks of \(samplesPerChunk)")
+                XCTAssertEqual(gradients[0], gradients[1], "backward, chunks of \(samplesPerChunk)")
+            }
+        }
+    }
+
     func testConvolutionMatchesDirectDefinition() {
         var generator = SeededGenerator(seed: 8)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, bias: false, generator: &generator)

@@ -50,6 +50,43 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testDepthPiecesSumExactlyAsOneProduct() {
+        // dW-shaped (A row-major, B transposed), with pieces that start and end inside depth
+        // blocks, one that spans several, one of a single depth, and one of none.
+        let (m, n, k) = (13, 21, 1000)
+        let a = randomTensor([m * k], seed: 5).scalars, b = randomTensor([k * n], seed: 6).scalars
+        func product(pieces: [Range<Int>]) -> [Float] {
+            var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
+            let workspace = MatrixWorkspace()
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                carry.withUnsafeMutableBufferPointer { carry in
+                    for piece in pieces {
+                        MatrixMultiply.multiply(
+                            MatrixView(a.baseAddress! + piece.lowerBound, columns: k),
+                            MatrixView(b.baseAddress! + piece.lowerBound, columns: k).transposed,
+                            into: c.baseAddress!, cRowStride: n, m: m, n: n, k: piece.count, accumulate: false,
+                            workspace: workspace,
+                            piece: DepthPiece(offset: piece.lowerBound, total: k, carry: carry.baseAddress!))
+                    }
+                }
+            } } }
+            return c
+        }
+        let whole = product(pieces: [0..<k])
+        for bounds in [[0, 100, 300, 600, 601, 601, 1000], [0, 256, 512, 768, 1000], [0, 1, 999, 1000], [0, 49, 98, 392, 441, 1000]] {
+            let pieces = zip(bounds, bounds.dropFirst()).map { $0..<$1 }
+            XCTAssertEqual(product(pieces: pieces).map(\.bitPattern), whole.map(\.bitPattern), "pieces \(bounds)")
+        }
+        // And the whole product is the ordinary one.
+        var plain = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in plain.withUnsafeMutableBufferPointer { c in
+            MatrixMultiply.multiply(
+                MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: k).transposed,
+                into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
+        } } }
+        XCTAssertEqual(plain.map(\.bitPattern), whole.map(\.bitPattern))
+    }
+
     private func assertSameBitsWithAnyThreadCount(m: Int, n: Int, k: Int) {
         let a = randomTensor([m * k], seed: 1).scalars, b = randomTensor([k * n], seed: 2).scalars
         let saved = Parallelism.threadCount

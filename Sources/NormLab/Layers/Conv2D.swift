@@ -1,9 +1,12 @@
 /// A 3×3 convolution with stride 1 and padding 1 (the output keeps H and W), optionally with a
 /// bias, computed as a matrix product over an im2col matrix.
 ///
-/// Forward: `columns` (K × N·P, K = Cin·9, P = H·W) holds the input's 3×3 neighbourhoods, and the
-/// output is W (Cout × K) · columns. Backward: dW = dY · columnsᵀ, dcolumns = Wᵀ · dY, folded
-/// back into dX.
+/// Forward: `columns` (K × n·P, K = Cin·9, P = H·W) holds the 3×3 neighbourhoods of n samples,
+/// and their output is W (Cout × K) · columns. Backward: dW = dY · columnsᵀ, dcolumns = Wᵀ · dY,
+/// folded back into dX. The batch goes through in chunks of a few samples whose matrices stay
+/// in cache (a whole batch of 128 would need 14 MB for the second convolution's columns alone);
+/// the backward pass unfolds its chunk again, and the weight gradient's sum over the batch
+/// carries across chunks (`DepthPiece`), so every number is the same as one whole-batch product.
 public final class Conv2D {
     public let inputChannels: Int
     public let outputChannels: Int
@@ -12,11 +15,24 @@ public final class Conv2D {
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
 
+    /// The most column-matrix entries a chunk may hold: 512 KiB, which leaves room in a core's
+    /// 1 MiB L2 cache for the chunk's output or gradient beside it. Measured on SmallCNN's shapes
+    /// at batch 128, chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9× faster than
+    /// whole-batch matrices (`results/BENCHMARKS.md`).
+    var chunkEntries = 1 << 17
+
+    /// The input of the last training forward, kept when the backward pass must unfold it again.
+    private var input = Tensor(shape: [0])
     private var inputShape: [Int] = []
+    /// The columns of one chunk (of the whole batch when it fits in one).
     private var columns: [Float] = []
-    /// The output or its gradient as a Cout × N·P matrix.
-    private var channelMajor: [Float] = []
+    /// One chunk's output as a Cout × n·P matrix.
+    private var chunkOutput: [Float] = []
+    /// The batch's output gradient as a Cout × N·P matrix.
+    private var outputGradient: [Float] = []
     private var columnGradient: [Float] = []
+    /// Partial sums of the weight gradient between chunks.
+    private var carry: [Float] = []
     private let workspace = MatrixWorkspace()
     private let noBias: [Float]
 
@@ -32,89 +48,125 @@ public final class Conv2D {
         noBias = [Float](repeating: 0, count: outputChannels)
     }
 
+    /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample),
+    /// of nearly equal size, the largest last.
+    private func chunks(batch n: Int, positions p: Int) -> [Range<Int>] {
+        let most = max(1, chunkEntries / (inputChannels * 9 * p))
+        let count = (n + most - 1) / most
+        return (0..<count).map { n * $0 / count..<n * ($0 + 1) / count }
+    }
+
     /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W].
     public func forward(_ x: Tensor, into y: inout Tensor) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let p = h * w, k = inputChannels * 9, columnCount = n * p
+        let p = h * w, k = inputChannels * 9
+        let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
         inputShape = x.shape
-        resize(&columns, k * columnCount)
-        resize(&channelMajor, outputChannels * columnCount)
+        // One chunk's columns are still here for the backward pass; more must be unfolded again.
+        if chunks.count > 1 { input.copyValues(of: x) }
+        resize(&columns, k * largest * p)
+        resize(&chunkOutput, outputChannels * largest * p)
         y.reshape(to: [n, outputChannels, h, w])
-        x.scalars.withUnsafeBufferPointer { x in
-            columns.withUnsafeMutableBufferPointer { columns in
-                Im2Col.unfold(x.baseAddress!, into: columns.baseAddress!, batch: n, channels: inputChannels, height: h, width: w)
-            }
-        }
-        columns.withUnsafeBufferPointer { columns in
-            weight.value.withUnsafeBufferPointer { weight in
-                channelMajor.withUnsafeMutableBufferPointer { product in
-                    MatrixMultiply.multiply(
-                        MatrixView(weight.baseAddress!, columns: k), MatrixView(columns.baseAddress!, columns: columnCount),
-                        into: product.baseAddress!, cRowStride: columnCount,
-                        m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace)
+        let shift = bias?.value ?? noBias
+        for chunk in chunks {
+            let columnCount = chunk.count * p
+            x.scalars.withUnsafeBufferPointer { x in
+                columns.withUnsafeMutableBufferPointer { columns in
+                    Im2Col.unfold(
+                        x.baseAddress! + chunk.lowerBound * inputChannels * p, into: columns.baseAddress!,
+                        batch: chunk.count, channels: inputChannels, height: h, width: w)
                 }
             }
-        }
-        let shift = bias?.value ?? noBias
-        channelMajor.withUnsafeBufferPointer { product in
-            y.scalars.withUnsafeMutableBufferPointer { y in
-                Im2Col.channelMajorToNCHW(product.baseAddress!, y.baseAddress!, batch: n, channels: outputChannels, positions: p, add: shift)
+            columns.withUnsafeBufferPointer { columns in
+                weight.value.withUnsafeBufferPointer { weight in
+                    chunkOutput.withUnsafeMutableBufferPointer { product in
+                        MatrixMultiply.multiply(
+                            MatrixView(weight.baseAddress!, columns: k), MatrixView(columns.baseAddress!, columns: columnCount),
+                            into: product.baseAddress!, cRowStride: columnCount,
+                            m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace)
+                    }
+                }
+            }
+            chunkOutput.withUnsafeBufferPointer { product in
+                y.scalars.withUnsafeMutableBufferPointer { y in
+                    Im2Col.channelMajorToNCHW(
+                        product.baseAddress!, y.baseAddress! + chunk.lowerBound * outputChannels * p,
+                        batch: chunk.count, channels: outputChannels, positions: p, add: shift)
+                }
             }
         }
     }
 
     /// Sets the weight (and bias) gradients from dL/dy and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
-        parameterGradients(dy)
-        let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
-        let k = inputChannels * 9, columnCount = n * h * w
-        resize(&columnGradient, k * columnCount)
-        channelMajor.withUnsafeBufferPointer { dyMatrix in
-            weight.value.withUnsafeBufferPointer { weight in
-                columnGradient.withUnsafeMutableBufferPointer { columnGradient in
-                    // dcolumns (K × NP) = Wᵀ (K × Cout) · dY (Cout × NP)
-                    MatrixMultiply.multiply(
-                        MatrixView(weight.baseAddress!, columns: k).transposed,
-                        MatrixView(dyMatrix.baseAddress!, columns: columnCount),
-                        into: columnGradient.baseAddress!, cRowStride: columnCount,
-                        m: k, n: columnCount, k: outputChannels, accumulate: false, workspace: workspace)
-                }
-            }
-        }
         dx.reshape(to: inputShape)
-        columnGradient.withUnsafeBufferPointer { columnGradient in
-            dx.scalars.withUnsafeMutableBufferPointer { dx in
-                Im2Col.fold(columnGradient.baseAddress!, into: dx.baseAddress!, batch: n, channels: inputChannels, height: h, width: w)
-            }
-        }
+        dx.scalars.withUnsafeMutableBufferPointer { dx in backward(dy, inputGradient: dx.baseAddress!) }
     }
 
     /// Sets the weight (and bias) gradients from dL/dy, for a first layer whose input needs no
     /// gradient.
     public func parameterGradients(_ dy: Tensor) {
+        backward(dy, inputGradient: nil)
+    }
+
+    private func backward(_ dy: Tensor, inputGradient dx: UnsafeMutablePointer<Float>?) {
         precondition(inputShape.count == 4 && dy.shape == [inputShape[0], outputChannels, inputShape[2], inputShape[3]])
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
         let p = h * w, k = inputChannels * 9, columnCount = n * p
+        let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
+        resize(&outputGradient, outputChannels * columnCount)
         dy.scalars.withUnsafeBufferPointer { dy in
-            channelMajor.withUnsafeMutableBufferPointer { product in
+            outputGradient.withUnsafeMutableBufferPointer { product in
                 Im2Col.nchwToChannelMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
             }
         }
-        channelMajor.withUnsafeBufferPointer { dyMatrix in
-            columns.withUnsafeBufferPointer { columns in
-                weight.gradient.withUnsafeMutableBufferPointer { gradient in
-                    // dW (Cout × K) = dY (Cout × NP) · columnsᵀ (NP × K)
-                    MatrixMultiply.multiply(
-                        MatrixView(dyMatrix.baseAddress!, columns: columnCount),
-                        MatrixView(columns.baseAddress!, columns: columnCount).transposed,
-                        into: gradient.baseAddress!, cRowStride: k,
-                        m: outputChannels, n: k, k: columnCount, accumulate: false, workspace: workspace)
-                }
-            }
-            if let bias {
+        if let bias {
+            outputGradient.withUnsafeBufferPointer { dyMatrix in
                 for channel in 0..<outputChannels {
                     bias.gradient[channel] = Float(VectorKernels.sum(dyMatrix.baseAddress! + channel * columnCount, columnCount))
+                }
+            }
+        }
+        resize(&carry, outputChannels * k)
+        if dx != nil { resize(&columnGradient, k * largest * p) }
+        for chunk in chunks {
+            let first = chunk.lowerBound * p, chunkColumns = chunk.count * p
+            if chunks.count > 1 {
+                input.scalars.withUnsafeBufferPointer { x in
+                    columns.withUnsafeMutableBufferPointer { columns in
+                        Im2Col.unfold(
+                            x.baseAddress! + chunk.lowerBound * inputChannels * p, into: columns.baseAddress!,
+                            batch: chunk.count, channels: inputChannels, height: h, width: w)
+                    }
+                }
+            }
+            outputGradient.withUnsafeBufferPointer { dyMatrix in
+                let dyChunk = MatrixView(dyMatrix.baseAddress! + first, rowStride: columnCount, columnStride: 1)
+                columns.withUnsafeBufferPointer { columns in
+                    weight.gradient.withUnsafeMutableBufferPointer { gradient in
+                        carry.withUnsafeMutableBufferPointer { carry in
+                            // dW (Cout × K) = dY (Cout × NP) · columnsᵀ (NP × K), this chunk's part of NP
+                            MatrixMultiply.multiply(
+                                dyChunk, MatrixView(columns.baseAddress!, columns: chunkColumns).transposed,
+                                into: gradient.baseAddress!, cRowStride: k,
+                                m: outputChannels, n: k, k: chunkColumns, accumulate: false, workspace: workspace,
+                                piece: DepthPiece(offset: first, total: columnCount, carry: carry.baseAddress!))
+                        }
+                    }
+                }
+                guard let dx else { return }
+                weight.value.withUnsafeBufferPointer { weight in
+                    columnGradient.withUnsafeMutableBufferPointer { columnGradient in
+                        // dcolumns (K × nP) = Wᵀ (K × Cout) · dY (Cout × nP)
+                        MatrixMultiply.multiply(
+                            MatrixView(weight.baseAddress!, columns: k).transposed, dyChunk,
+                            into: columnGradient.baseAddress!, cRowStride: chunkColumns,
+                            m: k, n: chunkColumns, k: outputChannels, accumulate: false, workspace: workspace)
+                        Im2Col.fold(
+                            columnGradient.baseAddress!, into: dx + chunk.lowerBound * inputChannels * p,
+                            batch: chunk.count, channels: inputChannels, height: h, width: w)
+                    }
                 }
             }
         }

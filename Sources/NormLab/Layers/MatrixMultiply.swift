@@ -51,15 +51,30 @@ final class MatrixWorkspace: @unchecked Sendable {
     deinit { release() }
 }
 
+/// Where a product's K range sits in a longer sum that arrives in pieces, as a convolution's
+/// weight gradient does when the batch is processed a few samples at a time.
+///
+/// Depth blocks stay aligned to `offset + k`'s global positions, and a block that a piece starts
+/// but does not finish leaves its partial sums in `carry` (M × N, row stride N) for the next
+/// piece to continue, so the pieces sum every element in exactly the order one whole product
+/// would.
+struct DepthPiece {
+    /// The global depth index of this piece's first depth.
+    var offset: Int
+    /// The global depth of the whole sum.
+    var total: Int
+    var carry: UnsafeMutablePointer<Float>
+}
+
 /// C (M×N) = A (M×K) · B (K×N), or C += A · B: the single-precision matrix product every
 /// convolution runs on.
 ///
 /// A is packed in blocks of `depthBlock` along K and `panelHeight` rows; B in panels of
-/// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile. Work is split by
-/// column panels (or, when there are too few, row panels) over the threads, and every element is
-/// summed in the same order whatever the split, so results are bit-identical with any thread
-/// count. Built for the lab's shapes: M (the channel count side) is small, N (positions × batch)
-/// large.
+/// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile, summing each depth
+/// block from zero and then adding it to C. Work is split by column panels (or, when there are
+/// too few, row panels) over the threads, and every element is summed in the same order whatever
+/// the split, so results are bit-identical with any thread count. Built for the lab's shapes: M
+/// (the channel count side) is small, N (positions × batch) large.
 enum MatrixMultiply {
     static let panelHeight = 6
     static let panelWidth = 16
@@ -69,11 +84,13 @@ enum MatrixMultiply {
 
     static func multiply(
         _ a: MatrixView, _ b: MatrixView, into c: UnsafeMutablePointer<Float>, cRowStride: Int,
-        m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace
+        m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace, piece: DepthPiece? = nil
     ) {
         if m == 0 || n == 0 { return }
+        let offset = piece?.offset ?? 0, total = piece?.total ?? k
+        precondition(offset >= 0 && offset + k <= total, "depth piece \(offset)..<\(offset + k) of \(total)")
         if k == 0 {
-            if !accumulate { for i in 0..<m { (c + i * cRowStride).update(repeating: 0, count: n) } }
+            if !accumulate && total == 0 { for i in 0..<m { (c + i * cRowStride).update(repeating: 0, count: n) } }
             return
         }
         let panels = (n + panelWidth - 1) / panelWidth
@@ -97,9 +114,13 @@ enum MatrixMultiply {
                 let packedB = workspace.packedB[part]
                 var depthStart = 0
                 while depthStart < k {
-                    let depth = min(depthBlock, k - depthStart)
+                    // Blocks end at multiples of depthBlock in the global depth.
+                    let global = offset + depthStart
+                    let depth = min(depthBlock - global % depthBlock, k - depthStart)
+                    let continues = global % depthBlock != 0
+                    let finishes = (global + depth) % depthBlock == 0 || global + depth == total
                     packA(rows, rows: endRow - firstRow, depthStart: depthStart, depth: depth, into: packedA)
-                    let add = accumulate || depthStart > 0
+                    let add = accumulate || global >= depthBlock
                     for panel in firstPanel..<endPanel {
                         let column = panel * panelWidth
                         let width = min(panelWidth, n - column)
@@ -107,12 +128,14 @@ enum MatrixMultiply {
                         var row = firstRow
                         while row < endRow {
                             let height = min(panelHeight, endRow - row)
-                            let target = c + row * cRowStride + column
+                            let carried = piece.map { $0.carry + row * n + column }
+                            let start = continues ? carried.map { UnsafePointer($0) } : nil
+                            let (target, ldt) = finishes ? (c + row * cRowStride + column, cRowStride) : (carried!, n)
                             let panelA = packedA + (row - firstRow) * depth
                             if height == panelHeight && width == panelWidth {
-                                kernel(depth, panelA, packedB, target, cRowStride, add)
+                                kernel(depth, panelA, packedB, start, n, target, ldt, finishes && add)
                             } else {
-                                edgeKernel(depth, panelA, packedB, target, cRowStride, add, height, width)
+                                edgeKernel(depth, panelA, packedB, start, n, target, ldt, finishes && add, height, width)
                             }
                             row += panelHeight
                         }
@@ -191,15 +214,25 @@ enum MatrixMultiply {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
     }
 
-    /// A full 6×16 tile: C[0..<6, 0..<16] (+)= Apanel · Bpanel.
+    /// A full 6×16 tile: C[0..<6, 0..<16] (+)= Apanel · Bpanel, the sum starting from zero or
+    /// from `start` (row stride `lds`), the partial sums a previous depth piece left.
     @inline(__always)
     private static func kernel(
         _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ start: UnsafePointer<Float>?, _ lds: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool
     ) {
         var c00 = Vector(), c01 = Vector(), c10 = Vector(), c11 = Vector()
         var c20 = Vector(), c21 = Vector(), c30 = Vector(), c31 = Vector()
         var c40 = Vector(), c41 = Vector(), c50 = Vector(), c51 = Vector()
+        if let s = start {
+            c00 = load(s); c01 = load(s + 8)
+            c10 = load(s + lds); c11 = load(s + lds + 8)
+            c20 = load(s + 2 * lds); c21 = load(s + 2 * lds + 8)
+            c30 = load(s + 3 * lds); c31 = load(s + 3 * lds + 8)
+            c40 = load(s + 4 * lds); c41 = load(s + 4 * lds + 8)
+            c50 = load(s + 5 * lds); c51 = load(s + 5 * lds + 8)
+        }
         var pa = a, pb = b
         for _ in 0..<depth {
             let b0 = load(pb), b1 = load(pb + 8)
@@ -237,11 +270,18 @@ enum MatrixMultiply {
     /// A partial tile at the matrix's edge, computed in a full tile on the stack.
     private static func edgeKernel(
         _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ start: UnsafePointer<Float>?, _ lds: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
     ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: panelHeight * panelWidth) { tile in
             let t = tile.baseAddress!
-            kernel(depth, a, b, t, panelWidth, false)
+            if let start {
+                t.initialize(repeating: 0, count: panelHeight * panelWidth)
+                for i in 0..<height {
+                    for j in 0..<width { t[i * panelWidth + j] = start[i * lds + j] }
+                }
+            }
+            kernel(depth, a, b, start == nil ? nil : UnsafePointer(t), panelWidth, t, panelWidth, false)
             for i in 0..<height {
                 for j in 0..<width {
                     c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
