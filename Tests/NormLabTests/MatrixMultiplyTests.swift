@@ -16,7 +16,9 @@ final class MatrixMultiplyTests: XCTestCase {
     func testAgainstNaiveProductWithTransposesAndEdges() {
         let workspace = MatrixWorkspace()
         // (16, 9, 4000): one column panel, so two threads split the row panels instead.
-        for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600), (16, 9, 4000)] {
+        // Row panels end with 1 to 5 rows; 4 and 2 (16, 64, 32 channels) have kernels of their own.
+        for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600), (16, 9, 4000),
+                          (32, 48, 300), (10, 32, 17), (11, 33, 5), (9, 16, 260)] {
             for (transposeA, transposeB) in [(false, false), (true, false), (false, true)] {
                 let a = randomTensor([m * k], seed: UInt64(m * 31 + k)).scalars
                 let b = randomTensor([k * n], seed: UInt64(n * 17 + k)).scalars
@@ -53,7 +55,11 @@ final class MatrixMultiplyTests: XCTestCase {
     func testDepthPiecesSumExactlyAsOneProduct() {
         // dW-shaped (A row-major, B transposed), with pieces that start and end inside depth
         // blocks, one that spans several, one of a single depth, and one of none.
-        let (m, n, k) = (13, 21, 1000)
+        for m in [13, 16, 32] { assertDepthPiecesSumExactlyAsOneProduct(m: m, n: 21, k: 1000) }
+        assertDepthPiecesSumExactlyAsOneProduct(m: 32, n: 64, k: 1000)
+    }
+
+    private func assertDepthPiecesSumExactlyAsOneProduct(m: Int, n: Int, k: Int) {
         let a = randomTensor([m * k], seed: 5).scalars, b = randomTensor([k * n], seed: 6).scalars
         func product(pieces: [Range<Int>]) -> [Float] {
             var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
@@ -75,7 +81,7 @@ final class MatrixMultiplyTests: XCTestCase {
         let whole = product(pieces: [0..<k])
         for bounds in [[0, 100, 300, 600, 601, 601, 1000], [0, 256, 512, 768, 1000], [0, 1, 999, 1000], [0, 49, 98, 392, 441, 1000]] {
             let pieces = zip(bounds, bounds.dropFirst()).map { $0..<$1 }
-            XCTAssertEqual(product(pieces: pieces).map(\.bitPattern), whole.map(\.bitPattern), "pieces \(bounds)")
+            XCTAssertEqual(product(pieces: pieces).map(\.bitPattern), whole.map(\.bitPattern), "\(m)×\(n), pieces \(bounds)")
         }
         // And the whole product is the ordinary one.
         var plain = [Float](repeating: 0, count: m * n)
@@ -84,7 +90,7 @@ final class MatrixMultiplyTests: XCTestCase {
                 MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: k).transposed,
                 into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
         } } }
-        XCTAssertEqual(plain.map(\.bitPattern), whole.map(\.bitPattern))
+        XCTAssertEqual(plain.map(\.bitPattern), whole.map(\.bitPattern), "\(m)×\(n)")
     }
 
     private func assertSameBitsWithAnyThreadCount(m: Int, n: Int, k: Int) {

@@ -15,11 +15,11 @@ public final class Conv2D {
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
 
-    /// The most column-matrix entries a chunk may hold: 512 KiB, which leaves room in a core's
-    /// 1 MiB L2 cache for the chunk's output or gradient beside it. Measured on SmallCNN's shapes
-    /// at batch 128, chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9× faster than
-    /// whole-batch matrices (`results/BENCHMARKS.md`).
-    var chunkEntries = 1 << 17
+    /// The most column-matrix entries a chunk may hold: 1 MiB, half of it in each core's 1 MiB
+    /// L2 cache as the two threads split a product's columns. On SmallCNN's shapes at batch 128
+    /// chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9× faster than whole-batch matrices;
+    /// at batch 8 (one chunk at this size) halving the second convolution's chunk made it slower.
+    var chunkEntries = 1 << 18
 
     /// The input of the last training forward, kept when the backward pass must unfold it again.
     private var input = Tensor(shape: [0])

@@ -132,10 +132,16 @@ enum MatrixMultiply {
                             let start = continues ? carried.map { UnsafePointer($0) } : nil
                             let (target, ldt) = finishes ? (c + row * cRowStride + column, cRowStride) : (carried!, n)
                             let panelA = packedA + (row - firstRow) * depth
-                            if height == panelHeight && width == panelWidth {
-                                kernel(depth, panelA, packedB, start, n, target, ldt, finishes && add)
+                            let addToTarget = finishes && add
+                            if width == panelWidth && height == 6 {
+                                kernel(rows: 6, depth, panelA, packedB, start, n, target, ldt, addToTarget)
+                            } else if width == panelWidth && height == 4 {
+                                // A channel count of 16 or 64 ends in a 4-row panel, 32 in a 2-row one.
+                                kernel(rows: 4, depth, panelA, packedB, start, n, target, ldt, addToTarget)
+                            } else if width == panelWidth && height == 2 {
+                                kernel(rows: 2, depth, panelA, packedB, start, n, target, ldt, addToTarget)
                             } else {
-                                edgeKernel(depth, panelA, packedB, start, n, target, ldt, finishes && add, height, width)
+                                edgeKernel(depth, panelA, packedB, start, n, target, ldt, addToTarget, height, width)
                             }
                             row += panelHeight
                         }
@@ -214,11 +220,13 @@ enum MatrixMultiply {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
     }
 
-    /// A full 6×16 tile: C[0..<6, 0..<16] (+)= Apanel · Bpanel, the sum starting from zero or
-    /// from `start` (row stride `lds`), the partial sums a previous depth piece left.
+    /// A tile of `rows` (6, 4 or 2: a constant at each call, so the unused rows compile away)
+    /// by 16: C[0..<rows, 0..<16] (+)= Apanel · Bpanel, the sum starting from zero or from
+    /// `start` (row stride `lds`), the partial sums a previous depth piece left. Each row's sums
+    /// are the same whatever `rows` is.
     @inline(__always)
     private static func kernel(
-        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        rows: Int, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ start: UnsafePointer<Float>?, _ lds: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool
     ) {
@@ -228,10 +236,14 @@ enum MatrixMultiply {
         if let s = start {
             c00 = load(s); c01 = load(s + 8)
             c10 = load(s + lds); c11 = load(s + lds + 8)
-            c20 = load(s + 2 * lds); c21 = load(s + 2 * lds + 8)
-            c30 = load(s + 3 * lds); c31 = load(s + 3 * lds + 8)
-            c40 = load(s + 4 * lds); c41 = load(s + 4 * lds + 8)
-            c50 = load(s + 5 * lds); c51 = load(s + 5 * lds + 8)
+            if rows > 2 {
+                c20 = load(s + 2 * lds); c21 = load(s + 2 * lds + 8)
+                c30 = load(s + 3 * lds); c31 = load(s + 3 * lds + 8)
+            }
+            if rows > 4 {
+                c40 = load(s + 4 * lds); c41 = load(s + 4 * lds + 8)
+                c50 = load(s + 5 * lds); c51 = load(s + 5 * lds + 8)
+            }
         }
         var pa = a, pb = b
         for _ in 0..<depth {
@@ -240,34 +252,47 @@ enum MatrixMultiply {
             c00.addProduct(s, b0); c01.addProduct(s, b1)
             s = Vector(repeating: pa[1])
             c10.addProduct(s, b0); c11.addProduct(s, b1)
-            s = Vector(repeating: pa[2])
-            c20.addProduct(s, b0); c21.addProduct(s, b1)
-            s = Vector(repeating: pa[3])
-            c30.addProduct(s, b0); c31.addProduct(s, b1)
-            s = Vector(repeating: pa[4])
-            c40.addProduct(s, b0); c41.addProduct(s, b1)
-            s = Vector(repeating: pa[5])
-            c50.addProduct(s, b0); c51.addProduct(s, b1)
+            if rows > 2 {
+                s = Vector(repeating: pa[2])
+                c20.addProduct(s, b0); c21.addProduct(s, b1)
+                s = Vector(repeating: pa[3])
+                c30.addProduct(s, b0); c31.addProduct(s, b1)
+            }
+            if rows > 4 {
+                s = Vector(repeating: pa[4])
+                c40.addProduct(s, b0); c41.addProduct(s, b1)
+                s = Vector(repeating: pa[5])
+                c50.addProduct(s, b0); c51.addProduct(s, b1)
+            }
             pa += 6
             pb += 16
         }
         if accumulate {
             c00 += load(c); c01 += load(c + 8)
             c10 += load(c + ldc); c11 += load(c + ldc + 8)
-            c20 += load(c + 2 * ldc); c21 += load(c + 2 * ldc + 8)
-            c30 += load(c + 3 * ldc); c31 += load(c + 3 * ldc + 8)
-            c40 += load(c + 4 * ldc); c41 += load(c + 4 * ldc + 8)
-            c50 += load(c + 5 * ldc); c51 += load(c + 5 * ldc + 8)
+            if rows > 2 {
+                c20 += load(c + 2 * ldc); c21 += load(c + 2 * ldc + 8)
+                c30 += load(c + 3 * ldc); c31 += load(c + 3 * ldc + 8)
+            }
+            if rows > 4 {
+                c40 += load(c + 4 * ldc); c41 += load(c + 4 * ldc + 8)
+                c50 += load(c + 5 * ldc); c51 += load(c + 5 * ldc + 8)
+            }
         }
         store(c00, c); store(c01, c + 8)
         store(c10, c + ldc); store(c11, c + ldc + 8)
-        store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 8)
-        store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 8)
-        store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 8)
-        store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 8)
+        if rows > 2 {
+            store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 8)
+            store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 8)
+        }
+        if rows > 4 {
+            store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 8)
+            store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 8)
+        }
     }
 
-    /// A partial tile at the matrix's edge, computed in a full tile on the stack.
+    /// A tile at the matrix's edge that no direct kernel fits (narrower than 16 columns, or 1, 3
+    /// or 5 rows), computed in a full tile on the stack.
     private static func edgeKernel(
         _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ start: UnsafePointer<Float>?, _ lds: Int,
@@ -281,7 +306,7 @@ enum MatrixMultiply {
                     for j in 0..<width { t[i * panelWidth + j] = start[i * lds + j] }
                 }
             }
-            kernel(depth, a, b, start == nil ? nil : UnsafePointer(t), panelWidth, t, panelWidth, false)
+            kernel(rows: 6, depth, a, b, start == nil ? nil : UnsafePointer(t), panelWidth, t, panelWidth, false)
             for i in 0..<height {
                 for j in 0..<width {
                     c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
