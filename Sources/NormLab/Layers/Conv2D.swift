@@ -15,10 +15,11 @@ public final class Conv2D {
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
 
-    /// The most column-matrix entries a chunk may hold: 1 MiB, half of it in each core's 1 MiB
-    /// L2 cache as the two threads split a product's columns. On SmallCNN's shapes at batch 128
-    /// chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9× faster than whole-batch matrices;
-    /// at batch 8 (one chunk at this size) halving the second convolution's chunk made it slower.
+    /// The most column-matrix entries a chunk may hold: 1 MiB, so that each of two threads'
+    /// halves of a product is about one core's 512 KiB L2 cache. Picked by measurement: on
+    /// SmallCNN's shapes at batch 128, chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9×
+    /// faster than whole-batch matrices; at batch 8 (one chunk at this size) halving the second
+    /// convolution's chunk made it slower.
     var chunkEntries = 1 << 18
 
     /// The input of the last training forward, kept when the backward pass must unfold it again.
