@@ -4,7 +4,7 @@ import NormLab
 /// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
 /// print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] (the last two: train only)"
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] (the last three: train only)"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -13,9 +13,13 @@ enum BenchCommand {
         if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
         let kinds = try options.value("--norm").map(normalizerList)
         let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
+        // The convolutions' im2col matrices for the whole batch at once, as before they went
+        // in cache-sized chunks: the same numbers, to time what the chunks gain.
+        let wholeBatchColumns = options.flag("--whole-batch-columns")
+        if wholeBatchColumns { Conv2D.chunkEntries = .max }
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"] where kinds == nil && batchSizes == nil:
+        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns:
             return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
         case ["train"]:
             return try train(
@@ -54,6 +58,7 @@ enum BenchCommand {
                 let object: [String: Any] = [
                     "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
                     "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
+                    "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 printNow(String(decoding: data, as: UTF8.self))

@@ -15,8 +15,10 @@ let usage = """
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
       bench train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST]
+                  [--whole-batch-columns]
                                 images/s of SmallCNN training steps per normalizer and batch size
-                                (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8)
+                                (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8;
+                                --whole-batch-columns: convolutions without cache-sized chunks)
       help                      show this text
     """
 

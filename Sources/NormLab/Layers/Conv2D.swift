@@ -19,8 +19,12 @@ public final class Conv2D {
     /// halves of a product is about one core's 512 KiB L2 cache. Picked by measurement: on
     /// SmallCNN's shapes at batch 128, chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9×
     /// faster than whole-batch matrices; at batch 8 (one chunk at this size) halving the second
-    /// convolution's chunk made it slower.
-    var chunkEntries = 1 << 18
+    /// convolution's chunk made it slower. `normlab bench train --whole-batch-columns` times
+    /// training without chunks (`results/BENCHMARKS.md`).
+    nonisolated(unsafe) public static var chunkEntries = 1 << 18
+
+    /// This convolution's chunk limit (`Conv2D.chunkEntries` when it was made).
+    var chunkEntries = Conv2D.chunkEntries
 
     /// The input of the last training forward, kept when the backward pass must unfold it again.
     private var input = Tensor(shape: [0])
