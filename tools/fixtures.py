@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Reference fixtures for NormLab's normalizers (`normlab-fixture/1`, Tests/Fixtures/normalizers/FORMAT.md).
+
+    python3 tools/fixtures.py check FILE_OR_DIR...     recompute every fixture's expected values
+                                                       and compare them with the stored ones
+    python3 tools/fixtures.py make KIND --shape 4,3,5,5 [--mode training|inference] [--groups G]
+                                   [--eps E] [--momentum M] [--rmax R --dmax D] [--seed S] [--name NAME]
+                                                       print a new fixture (JSON) on standard output
+
+The reference is PyTorch in float64 (`F.batch_norm`, `F.layer_norm`, `F.group_norm`, with autograd
+for the gradients) and, for batch renormalization, which PyTorch lacks, a float64 transcription of
+Ioffe 2017, Algorithm 1, with r and d held constant in backpropagation. `check` is a second opinion
+on the committed fixtures; `make` writes new cases for `normlab verify` and the test suite (inputs,
+gamma, beta, grad_output and state are exactly representable in float32, as the format asks).
+Needs PyTorch and NumPy (`pip install torch numpy`); NormLab itself does not.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as error:
+    raise SystemExit(f"fixtures.py needs PyTorch and NumPy ({error}): pip install torch numpy")
+
+KINDS = ["batch", "layer", "instance", "group", "batchrenorm"]
+FORMAT = "normlab-fixture/1"
+
+
+class FixtureError(Exception):
+    """A fixture file that does not follow the format."""
+
+
+def tensor(values, shape=None):
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.reshape(shape) if shape is not None else t
+
+
+def reference(case):
+    """Computes `expected` (output, gradients, state after) for a fixture's inputs.
+
+    Raises ValueError or RuntimeError when the reference itself rejects the case."""
+    spec, mode = case["normalizer"], case["mode"]
+    kind, channels, eps = spec["kind"], spec["channels"], spec["eps"]
+    shape = case["input"]["shape"]
+    if len(shape) not in (2, 4) or shape[1] != channels:
+        raise ValueError(f"input shape {shape} does not have {channels} channels on axis 1 of a 2-D or 4-D tensor")
+    x = tensor(case["input"]["data"], shape).requires_grad_(True)
+    gamma = tensor(case["gamma"]).requires_grad_(True)
+    beta = tensor(case["beta"]).requires_grad_(True)
+    dy = tensor(case["grad_output"], shape)
+    training = mode == "training"
+    axes = [0] + list(range(2, len(shape)))  # the batch-style axes: N (and H, W)
+    view = [1, channels] + [1] * (len(shape) - 2)
+    state_after = None
+    # An error case may leave the state out: then it starts as PyTorch's does.
+    state = case.get("state", {"running_mean": [0.0] * channels, "running_var": [1.0] * channels, "running_std": [1.0] * channels})
+    if kind == "batch":
+        mean = tensor(state["running_mean"])
+        var = tensor(state["running_var"])
+        y = F.batch_norm(x, mean, var, gamma, beta, training=training, momentum=spec["momentum"], eps=eps)
+        if training:
+            state_after = {"running_mean": mean.tolist(), "running_var": var.tolist()}
+    elif kind == "batchrenorm":
+        mu = tensor(state["running_mean"])
+        sigma = tensor(state["running_std"])
+        if training:
+            if x.numel() // channels < 2:
+                raise ValueError("batch renormalization in training needs more than one value per channel")
+            mu_b = x.mean(dim=axes)
+            sigma_b = torch.sqrt(x.var(dim=axes, unbiased=False) + eps)
+            rmax, dmax = spec["rmax"], spec["dmax"]
+            r = torch.clamp(sigma_b / sigma, 1 / rmax, rmax).detach()
+            d = torch.clamp((mu_b - mu) / sigma, -dmax, dmax).detach()
+            x_hat = (x - mu_b.reshape(view)) / sigma_b.reshape(view) * r.reshape(view) + d.reshape(view)
+            m = spec["momentum"]
+            state_after = {
+                "running_mean": (mu + m * (mu_b.detach() - mu)).tolist(),
+                "running_std": (sigma + m * (sigma_b.detach() - sigma)).tolist(),
+            }
+        else:
+            x_hat = (x - mu.reshape(view)) / sigma.reshape(view)
+        y = gamma.reshape(view) * x_hat + beta.reshape(view)
+    elif kind == "layer":
+        y = F.layer_norm(x, (channels,), gamma, beta, eps) if len(shape) == 2 else F.group_norm(x, 1, gamma, beta, eps)
+    elif kind == "instance":
+        if len(shape) != 4:
+            raise ValueError("instance norm needs [N, C, H, W] input")
+        y = F.group_norm(x, channels, gamma, beta, eps)
+    elif kind == "group":
+        y = F.group_norm(x, spec["groups"], gamma, beta, eps)
+    else:
+        raise FixtureError(f"unknown normalizer kind {kind!r} (one of {', '.join(KINDS)})")
+    y.backward(dy)
+    expected = {
+        "output": y.detach().flatten().tolist(),
+        "grad_input": x.grad.flatten().tolist(),
+        "grad_gamma": gamma.grad.tolist(),
+        "grad_beta": beta.grad.tolist(),
+    }
+    if state_after is not None:
+        expected["state"] = state_after
+    return expected
+
+
+def check(paths):
+    files = []
+    for path in map(pathlib.Path, paths):
+        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise SystemExit("check: no fixture files given")
+    failed = 0
+    for file in files:
+        try:
+            case = json.loads(file.read_text())
+            if case.get("format") != FORMAT:
+                raise FixtureError(f"format is {case.get('format')!r}, not {FORMAT!r}")
+            tolerance = case.get("tolerance", {"abs": 1e-4, "rel": 1e-4})
+            try:
+                ours = reference(case)
+            except (ValueError, RuntimeError) as error:
+                if "expect_error" in case:
+                    print(f"PASS {file.name}: the reference rejects it too ({str(error).splitlines()[0]})")
+                else:
+                    failed += 1
+                    print(f"FAIL {file.name}: the reference rejects it ({str(error).splitlines()[0]})")
+                continue
+            if "expect_error" in case:
+                failed += 1
+                print(f"FAIL {file.name}: expects an error, but the reference computes it")
+                continue
+            stored = case["expected"]
+            pairs = [(key, stored[key], ours[key]) for key in ("output", "grad_input", "grad_gamma", "grad_beta")]
+            pairs += [(f"state.{key}", stored["state"][key], value) for key, value in ours.get("state", {}).items()]
+            worst, verdict = [], "PASS"
+            for key, want, got in pairs:
+                want, got = np.asarray(want, dtype=np.float64), np.asarray(got, dtype=np.float64)
+                if want.shape != got.shape:
+                    raise FixtureError(f"{key} has {want.size} values, the reference {got.size}")
+                error = np.abs(got - want)
+                if np.any(error > tolerance["abs"] + tolerance["rel"] * np.abs(want)):
+                    verdict = "FAIL"
+                worst.append(f"{key} {error.max():.1e}")
+            failed += verdict == "FAIL"
+            print(f"{verdict} {file.name}: largest difference {', '.join(worst)}")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, FixtureError) as error:
+            failed += 1
+            print(f"FAIL {file.name}: not a readable {FORMAT} fixture ({type(error).__name__}: {error})")
+    print(f"{len(files) - failed} agree, {failed} disagree")
+    return 1 if failed else 0
+
+
+def make(arguments):
+    rng = np.random.default_rng(arguments.seed)
+    shape = arguments.shape
+    channels = shape[1]
+
+    def floats(count, low=-2.0, high=2.0):
+        # float32 values, written as float64: exactly representable, as the format asks.
+        return rng.uniform(low, high, count).astype(np.float32).astype(np.float64).tolist()
+
+    count = int(np.prod(shape))
+    spec = {"kind": arguments.kind, "channels": channels, "eps": arguments.eps}
+    case = {"format": FORMAT, "name": arguments.name or f"{arguments.kind}-{len(shape)}d-{arguments.mode}-seed{arguments.seed}"}
+    if arguments.kind in ("batch", "batchrenorm"):
+        spec["momentum"] = arguments.momentum
+    if arguments.kind == "group":
+        if arguments.groups is None:
+            raise SystemExit("make: group norm needs --groups")
+        spec["groups"] = arguments.groups
+    if arguments.kind == "batchrenorm":
+        if arguments.rmax is None or arguments.dmax is None:
+            raise SystemExit("make: batch renorm needs --rmax and --dmax")
+        spec["rmax"], spec["dmax"] = arguments.rmax, arguments.dmax
+    case["normalizer"] = spec
+    case["mode"] = arguments.mode
+    case["input"] = {"shape": shape, "data": floats(count)}
+    case["gamma"] = floats(channels, 0.5, 1.5)
+    case["beta"] = floats(channels, -1.0, 1.0)
+    case["grad_output"] = floats(count)
+    if arguments.kind == "batch":
+        case["state"] = {"running_mean": floats(channels, -0.5, 0.5), "running_var": floats(channels, 0.5, 2.0)}
+    elif arguments.kind == "batchrenorm":
+        case["state"] = {"running_mean": floats(channels, -0.5, 0.5), "running_std": floats(channels, 0.5, 2.0)}
+    try:
+        case["expected"] = reference(case)
+    except (ValueError, RuntimeError) as error:
+        case["expect_error"] = str(error).splitlines()[0]
+    print(json.dumps(case))
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    checking = commands.add_parser("check", help="recompute the fixtures' expected values and compare")
+    checking.add_argument("paths", nargs="+")
+    making = commands.add_parser("make", help="print a new fixture")
+    making.add_argument("kind", choices=KINDS)
+    making.add_argument("--shape", required=True, type=lambda text: [int(v) for v in text.split(",")])
+    making.add_argument("--mode", choices=["training", "inference"], default="training")
+    making.add_argument("--groups", type=int)
+    making.add_argument("--eps", type=float, default=1e-5)
+    making.add_argument("--momentum", type=float, default=0.1)
+    making.add_argument("--rmax", type=float)
+    making.add_argument("--dmax", type=float)
+    making.add_argument("--seed", type=int, default=0)
+    making.add_argument("--name")
+    arguments = parser.parse_args()
+    if arguments.command == "check":
+        return check(arguments.paths)
+    if len(arguments.shape) not in (2, 4) or min(arguments.shape) < 1:
+        parser.error(f"--shape must be N,C or N,C,H,W with positive sizes, got {arguments.shape}")
+    return make(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
