@@ -20,7 +20,7 @@ final class WorkerPool: @unchecked Sendable {
     let workerCount: Int
     /// The current job's claims in one word: generation (bumped once per job) in the high bits,
     /// then its part count, then the next unclaimed part (`Claims`).
-    private let claims = Atomic<Int>(0)
+    private let claims = Atomic<UInt64>(0)
     /// Parts of the current job that have finished.
     private let finished = Atomic<Int>(0)
     /// Whether a job is in progress (guards against nested or concurrent jobs).
@@ -130,8 +130,8 @@ final class WorkerPool: @unchecked Sendable {
     }
 }
 
-/// A job's generation, part count and next unclaimed part, packed in one atomic word so that a
-/// claim can never take a part of a job other than the one it saw.
+/// A job's generation, part count and next unclaimed part, packed in one 64-bit atomic word (on
+/// 32-bit platforms too) so that a claim can never take a part of a job other than the one it saw.
 private struct Claims {
     static let maximumParts = 0xFFFF
     /// Generations wrap at 2³¹, so that every one packs into the word and unpacks unchanged.
@@ -146,13 +146,13 @@ private struct Claims {
         self.next = next
     }
 
-    init(_ word: Int) {
-        generation = word >> 32
-        parts = (word >> 16) & 0xFFFF
-        next = word & 0xFFFF
+    init(_ word: UInt64) {
+        generation = Int(word >> 32)
+        parts = Int((word >> 16) & 0xFFFF)
+        next = Int(word & 0xFFFF)
     }
 
-    var word: Int { generation << 32 | parts << 16 | next }
+    var word: UInt64 { UInt64(generation) << 32 | UInt64(parts) << 16 | UInt64(next) }
     var claimingNext: Claims { Claims(generation: generation, parts: parts, next: next + 1) }
 }
 
