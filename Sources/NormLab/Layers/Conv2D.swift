@@ -15,12 +15,11 @@ public final class Conv2D {
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
 
-    /// The most column-matrix entries a chunk may hold: 1 MiB, so that each of two threads'
-    /// halves of a product is about one core's 512 KiB L2 cache. Picked by measurement: on
-    /// SmallCNN's shapes at batch 128, chunks of 256 KiB to 2 MiB ran the convolutions 1.2-1.9×
-    /// faster than whole-batch matrices; at batch 8 (one chunk at this size) halving the second
-    /// convolution's chunk made it slower. `normlab bench train --whole-batch-columns` times
-    /// training without chunks (`results/BENCHMARKS.md`).
+    /// The most column-matrix entries a chunk may hold (for convolutions made from now on):
+    /// 1 MiB, so that each of two threads' halves of a product is about one core's 512 KiB L2
+    /// cache. Chunks of 256 KiB to 2 MiB timed alike; batch 8 fits in one chunk, which was faster
+    /// there than two. Training at batch 128 runs 1.4-1.6× faster than with whole-batch matrices
+    /// (`normlab bench train --whole-batch-columns` sets this to `Int.max`; results/BENCHMARKS.md).
     nonisolated(unsafe) public static var chunkEntries = 1 << 18
 
     /// This convolution's chunk limit (`Conv2D.chunkEntries` when it was made).
@@ -57,7 +56,7 @@ public final class Conv2D {
     /// of nearly equal size, the largest last.
     private func chunks(batch n: Int, positions p: Int) -> [Range<Int>] {
         let most = max(1, chunkEntries / (inputChannels * 9 * p))
-        let count = (n + most - 1) / most
+        let count = max(1, (n + most - 1) / most)
         return (0..<count).map { n * $0 / count..<n * ($0 + 1) / count }
     }
 

@@ -57,7 +57,7 @@ final class MatrixWorkspace: @unchecked Sendable {
 /// Depth blocks stay aligned to `offset + k`'s global positions, and a block that a piece starts
 /// but does not finish leaves its partial sums in `carry` (M × N, row stride N) for the next
 /// piece to continue, so the pieces sum every element in exactly the order one whole product
-/// would.
+/// would. Pieces must come in order, each starting where the last one ended.
 struct DepthPiece {
     /// The global depth index of this piece's first depth.
     var offset: Int
