@@ -60,6 +60,17 @@ public final class Conv2D {
         return (0..<count).map { n * $0 / count..<n * ($0 + 1) / count }
     }
 
+    /// Fills `columns` with the 3×3 neighbourhoods of the samples `chunk` of x.
+    private func unfold(_ x: Tensor, _ chunk: Range<Int>, height h: Int, width w: Int) {
+        x.scalars.withUnsafeBufferPointer { x in
+            columns.withUnsafeMutableBufferPointer { columns in
+                Im2Col.unfold(
+                    x.baseAddress! + chunk.lowerBound * inputChannels * h * w, into: columns.baseAddress!,
+                    batch: chunk.count, channels: inputChannels, height: h, width: w)
+            }
+        }
+    }
+
     /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W].
     public func forward(_ x: Tensor, into y: inout Tensor) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
@@ -75,13 +86,7 @@ public final class Conv2D {
         let shift = bias?.value ?? noBias
         for chunk in chunks {
             let columnCount = chunk.count * p
-            x.scalars.withUnsafeBufferPointer { x in
-                columns.withUnsafeMutableBufferPointer { columns in
-                    Im2Col.unfold(
-                        x.baseAddress! + chunk.lowerBound * inputChannels * p, into: columns.baseAddress!,
-                        batch: chunk.count, channels: inputChannels, height: h, width: w)
-                }
-            }
+            unfold(x, chunk, height: h, width: w)
             columns.withUnsafeBufferPointer { columns in
                 weight.value.withUnsafeBufferPointer { weight in
                     chunkOutput.withUnsafeMutableBufferPointer { product in
@@ -136,15 +141,7 @@ public final class Conv2D {
         if dx != nil { resize(&columnGradient, k * largest * p) }
         for chunk in chunks {
             let first = chunk.lowerBound * p, chunkColumns = chunk.count * p
-            if chunks.count > 1 {
-                input.scalars.withUnsafeBufferPointer { x in
-                    columns.withUnsafeMutableBufferPointer { columns in
-                        Im2Col.unfold(
-                            x.baseAddress! + chunk.lowerBound * inputChannels * p, into: columns.baseAddress!,
-                            batch: chunk.count, channels: inputChannels, height: h, width: w)
-                    }
-                }
-            }
+            if chunks.count > 1 { unfold(input, chunk, height: h, width: w) }
             outputGradient.withUnsafeBufferPointer { dyMatrix in
                 let dyChunk = MatrixView(dyMatrix.baseAddress! + first, rowStride: columnCount, columnStride: 1)
                 columns.withUnsafeBufferPointer { columns in
