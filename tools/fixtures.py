@@ -193,6 +193,13 @@ def make(arguments):
     return 0
 
 
+def shape_argument(text):
+    try:
+        return [int(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, like 4,3,5,5; got {text!r}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -200,7 +207,7 @@ def main():
     checking.add_argument("paths", nargs="+")
     making = commands.add_parser("make", help="print a new fixture")
     making.add_argument("kind", choices=KINDS)
-    making.add_argument("--shape", required=True, type=lambda text: [int(v) for v in text.split(",")])
+    making.add_argument("--shape", required=True, type=shape_argument, help="N,C or N,C,H,W")
     making.add_argument("--mode", choices=["training", "inference"], default="training")
     making.add_argument("--groups", type=int)
     making.add_argument("--eps", type=float, default=1e-5)

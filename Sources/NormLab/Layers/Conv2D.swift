@@ -25,7 +25,11 @@ public final class Conv2D {
     /// This convolution's chunk limit (`Conv2D.chunkEntries` when it was made).
     var chunkEntries = Conv2D.chunkEntries
 
-    /// The input of the last training forward, kept when the backward pass must unfold it again.
+    /// A copy of the last forward's input, when the backward pass must unfold it again (more than
+    /// one chunk). A copy, not a shared reference: the layer that produced the input overwrites
+    /// it at the next forward, evaluation forwards have no backward to let go of a reference, and
+    /// a shared buffer would then be copied on write with a fresh allocation each time. The copy
+    /// reuses its buffer and moves a ninth of what the chunk's columns do.
     private var input = Tensor(shape: [0])
     private var inputShape: [Int] = []
     /// The columns of one chunk (of the whole batch when it fits in one).
@@ -52,12 +56,10 @@ public final class Conv2D {
         noBias = [Float](repeating: 0, count: outputChannels)
     }
 
-    /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample),
-    /// of nearly equal size, the largest last.
-    private func chunks(batch n: Int, positions p: Int) -> [Range<Int>] {
+    /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample).
+    private func chunks(batch n: Int, positions p: Int) -> BatchChunks {
         let most = max(1, chunkEntries / (inputChannels * 9 * p))
-        let count = max(1, (n + most - 1) / most)
-        return (0..<count).map { n * $0 / count..<n * ($0 + 1) / count }
+        return BatchChunks(batch: n, chunkCount: max(1, (n + most - 1) / most))
     }
 
     /// Fills `columns` with the 3×3 neighbourhoods of the samples `chunk` of x.
@@ -172,6 +174,16 @@ public final class Conv2D {
             }
         }
     }
+}
+
+/// A batch of `batch` samples split into `chunkCount` runs of consecutive samples of nearly
+/// equal size, the largest last; computed on demand, so a training step allocates nothing.
+struct BatchChunks: RandomAccessCollection {
+    let batch: Int
+    let chunkCount: Int
+    var startIndex: Int { 0 }
+    var endIndex: Int { chunkCount }
+    subscript(index: Int) -> Range<Int> { batch * index / chunkCount..<batch * (index + 1) / chunkCount }
 }
 
 /// Resizes a scratch buffer only when its size changes.
