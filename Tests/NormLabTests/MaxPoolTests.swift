@@ -2,10 +2,10 @@ import XCTest
 @testable import NormLab
 
 /// Max pooling against a per-window definition, with many ties, on widths that use the
-/// eight-window vector path, the one-by-one path, and both.
+/// eight-window vector path, an overlapping last group, and rows shorter than eight windows.
 final class MaxPoolTests: XCTestCase {
     func testMatchesDefinitionIncludingTies() {
-        for (n, c, h, w) in [(2, 3, 4, 16), (1, 2, 6, 6), (2, 2, 28, 28), (1, 1, 2, 34), (3, 4, 14, 14)] {
+        for (n, c, h, w) in [(2, 3, 4, 16), (1, 2, 6, 6), (2, 2, 28, 28), (1, 1, 2, 34), (3, 4, 14, 14), (2, 1, 2, 2), (1, 2, 4, 18), (1, 1, 2, 30)] {
             // Values from a small set, so windows often hold equal maxima; the first wins.
             var generator = SeededGenerator(seed: UInt64(h * 100 + w))
             let values = (0..<(n * c * h * w)).map { _ in Float(Int(generator.next() % 4)) - 1 }
@@ -28,5 +28,19 @@ final class MaxPoolTests: XCTestCase {
             pool.backward(try! Tensor(shape: y.shape, scalars: dy), into: &dx)
             XCTAssertEqual(dx.scalars, expectedDx, "\(n)×\(c)×\(h)×\(w): each window's gradient goes to its first maximum")
         }
+    }
+
+    func testNaNAndNegativeZero() {
+        let nan = Float.nan
+        // A NaN that comes first stays; a later NaN never replaces a value.
+        let x = try! Tensor(shape: [1, 1, 2, 4], scalars: [nan, 5, 2, nan, 3, 4, 1, 0])
+        let pool = MaxPool2D()
+        var y = Tensor(shape: [0]), dx = Tensor(shape: [0])
+        pool.forward(x, into: &y)
+        XCTAssertTrue(y.scalars[0].isNaN)
+        XCTAssertEqual(y.scalars[1], 2)
+        // A gradient of -0 arrives as +0, as adding it to a zeroed gradient gives.
+        pool.backward(try! Tensor(shape: [1, 1, 1, 2], scalars: [-0.0, 7]), into: &dx)
+        XCTAssertEqual(dx.scalars.map(\.bitPattern), [Float](arrayLiteral: 0, 0, 7, 0, 0, 0, 0, 0).map(\.bitPattern))
     }
 }

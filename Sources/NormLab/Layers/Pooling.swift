@@ -1,7 +1,8 @@
 /// 2×2 max pooling with stride 2; H and W must be even.
 public final class MaxPool2D {
-    /// For each output, the flat index of the input element it took.
-    private var argmax: [Int32] = []
+    /// For each output, which element of its window it took: 0 top-left, 1 top-right,
+    /// 2 bottom-left, 3 bottom-right.
+    private var choices: [Int32] = []
     private var inputShape: [Int] = []
 
     public init() {}
@@ -10,14 +11,40 @@ public final class MaxPool2D {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(h % 2 == 0 && w % 2 == 0, "max pooling needs even H and W, got \(x.shape)")
         inputShape = x.shape
-        y.reshape(to: [n, c, h / 2, w / 2])
-        if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
+        let ow = w / 2
+        y.reshape(to: [n, c, h / 2, ow])
+        if choices.count != y.count { choices = [Int32](repeating: 0, count: y.count) }
         x.scalars.withUnsafeBufferPointer { x in
             y.scalars.withUnsafeMutableBufferPointer { y in
-                argmax.withUnsafeMutableBufferPointer { argmax in
-                    Parallelism.forEach(n * c, cost: 3 * h * w) { planes in
-                        for plane in planes {
-                            Self.pool(plane: plane, x.baseAddress!, h, w, y.baseAddress!, argmax.baseAddress!)
+                choices.withUnsafeMutableBufferPointer { choices in
+                    let (x, y, choices) = (x.baseAddress!, y.baseAddress!, choices.baseAddress!)
+                    Parallelism.forEach(n * c * h / 2, cost: 4 * w) { rows in
+                        withScratch { scratch in
+                            for row in rows {
+                                let (upper, lower) = (x + 2 * row * w, x + (2 * row + 1) * w)
+                                let (values, chosen) = (y + row * ow, choices + row * ow)
+                                if ow >= 8 {
+                                    var ox = 0
+                                    while ox < ow {
+                                        // The last group may overlap the one before: the same outputs again.
+                                        ox = min(ox, ow - 8)
+                                        Self.pool(upper + 2 * ox, lower + 2 * ox, values + ox, chosen + ox)
+                                        ox += 8
+                                    }
+                                } else if row + 8 < rows.upperBound {
+                                    // A short row: the group's extra lanes read the next rows and
+                                    // write outputs of the next rows, which are computed after.
+                                    Self.pool(upper, lower, values, chosen)
+                                } else {
+                                    // The last short rows of this range: through a zero-padded copy.
+                                    scratch.clear()
+                                    scratch.upper.update(from: upper, count: w)
+                                    scratch.lower.update(from: lower, count: w)
+                                    Self.pool(scratch.upper, scratch.lower, scratch.values, scratch.choices)
+                                    values.update(from: scratch.values, count: ow)
+                                    chosen.update(from: scratch.choices, count: ow)
+                                }
+                            }
                         }
                     }
                 }
@@ -25,78 +52,116 @@ public final class MaxPool2D {
         }
     }
 
-    /// Pools one H×W plane into its (H/2)×(W/2) outputs and their argmax: each window's
-    /// top-left value, replaced by top-right, bottom-left, bottom-right in turn when strictly
-    /// larger. Eight windows at a time (their 16 columns split into even and odd), the rest
-    /// one by one, with the same comparisons.
-    private static func pool(
-        plane: Int, _ x: UnsafePointer<Float>, _ h: Int, _ w: Int,
-        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>
-    ) {
-        let (oh, ow) = (h / 2, w / 2)
-        let vectorOutputs = ow / 8 * 8
-        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-        for oy in 0..<oh {
-            let top = plane * h * w + 2 * oy * w
-            let out = (plane * oh + oy) * ow
-            var ox = 0
-            while ox < vectorOutputs {
-                let topLeft = top + 2 * ox
-                let upper = UnsafeRawPointer(x + topLeft).loadUnaligned(as: SIMD16<Float>.self)
-                let lower = UnsafeRawPointer(x + topLeft + w).loadUnaligned(as: SIMD16<Float>.self)
-                var value = upper.evenHalf
-                var offset = SIMD8<Int32>(repeating: 0)
-                // Selects instead of branches: which element wins is data-dependent.
-                @inline(__always) func consider(_ candidate: SIMD8<Float>, _ candidateOffset: Int) {
-                    let larger = candidate .> value
-                    value.replace(with: candidate, where: larger)
-                    offset.replace(with: Int32(candidateOffset), where: larger)
-                }
-                consider(upper.oddHalf, 1)
-                consider(lower.evenHalf, w)
-                consider(lower.oddHalf, w + 1)
-                UnsafeMutableRawPointer(y + out + ox).storeBytes(of: value, as: SIMD8<Float>.self)
-                let index = SIMD8<Int32>(repeating: Int32(topLeft)) &+ lanes &+ offset
-                UnsafeMutableRawPointer(argmax + out + ox).storeBytes(of: index, as: SIMD8<Int32>.self)
-                ox += 8
-            }
-            while ox < ow {
-                let topLeft = top + 2 * ox
-                var best = topLeft
-                var value = x[topLeft]
-                @inline(__always) func consider(_ candidate: Int) {
-                    let larger = x[candidate] > value
-                    value = larger ? x[candidate] : value
-                    best = larger ? candidate : best
-                }
-                consider(topLeft + 1)
-                consider(topLeft + w)
-                consider(topLeft + w + 1)
-                y[out + ox] = value
-                argmax[out + ox] = Int32(best)
-                ox += 1
-            }
-        }
-    }
-
-    /// Routes each output's gradient to the input element it took.
+    /// Routes each output's gradient to the input element it took; the others get zero.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
         dx.reshape(to: inputShape)
-        let planes = inputShape[0] * inputShape[1]
+        let w = inputShape[3], ow = w / 2, rows = dy.count / max(1, ow)
         dy.scalars.withUnsafeBufferPointer { dy in
-            argmax.withUnsafeBufferPointer { argmax in
+            choices.withUnsafeBufferPointer { choices in
                 dx.scalars.withUnsafeMutableBufferPointer { dx in
-                    // Each output's argmax lies in its own plane, so planes split cleanly.
-                    let planeSize = dx.count / max(1, planes), outputsPerPlane = dy.count / max(1, planes)
-                    Parallelism.forEach(planes, cost: 2 * planeSize) { range in
-                        let dx = dx.baseAddress!
-                        (dx + range.lowerBound * planeSize).update(repeating: 0, count: range.count * planeSize)
-                        for i in (range.lowerBound * outputsPerPlane)..<(range.upperBound * outputsPerPlane) {
-                            dx[Int(argmax[i])] += dy[i]
+                    let (dy, choices, dx) = (dy.baseAddress!, choices.baseAddress!, dx.baseAddress!)
+                    Parallelism.forEach(rows, cost: 4 * w) { rows in
+                        withScratch { scratch in
+                            // As in the forward pass; a short row's extra lanes write the next
+                            // rows' inputs, which are written after.
+                            for row in rows {
+                                let (gradients, chosen) = (dy + row * ow, choices + row * ow)
+                                let (upper, lower) = (dx + 2 * row * w, dx + (2 * row + 1) * w)
+                                if ow >= 8 {
+                                    var ox = 0
+                                    while ox < ow {
+                                        ox = min(ox, ow - 8)
+                                        Self.route(gradients + ox, chosen + ox, upper + 2 * ox, lower + 2 * ox)
+                                        ox += 8
+                                    }
+                                } else if row + 8 < rows.upperBound {
+                                    Self.route(gradients, chosen, upper, lower)
+                                } else {
+                                    scratch.clear()
+                                    scratch.values.update(from: gradients, count: ow)
+                                    scratch.choices.update(from: chosen, count: ow)
+                                    Self.route(scratch.values, scratch.choices, scratch.upper, scratch.lower)
+                                    upper.update(from: scratch.upper, count: w)
+                                    lower.update(from: scratch.lower, count: w)
+                                }
+                            }
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Eight windows of two rows: the top-left value, replaced by the top-right, bottom-left
+    /// and bottom-right in turn when strictly larger (so the first of equal maxima wins, and a
+    /// NaN that comes first stays). Selects, not branches: which element wins is data-dependent.
+    /// (Vector operands throughout: the scalar forms of `replace` and `.==` compile to loops.)
+    @inline(__always)
+    private static func pool(
+        _ upper: UnsafePointer<Float>, _ lower: UnsafePointer<Float>,
+        _ y: UnsafeMutablePointer<Float>, _ choices: UnsafeMutablePointer<Int32>
+    ) {
+        let top = UnsafeRawPointer(upper).loadUnaligned(as: SIMD16<Float>.self)
+        let bottom = UnsafeRawPointer(lower).loadUnaligned(as: SIMD16<Float>.self)
+        var value = top.evenHalf
+        var choice = SIMD8<Int32>()
+        @inline(__always) func consider(_ candidate: SIMD8<Float>, _ k: Int32) {
+            let larger = candidate .> value
+            value.replace(with: candidate, where: larger)
+            choice.replace(with: SIMD8(repeating: k), where: larger)
+        }
+        consider(top.oddHalf, 1)
+        consider(bottom.evenHalf, 2)
+        consider(bottom.oddHalf, 3)
+        UnsafeMutableRawPointer(y).storeBytes(of: value, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(choices).storeBytes(of: choice, as: SIMD8<Int32>.self)
+    }
+
+    /// Eight outputs' gradients to their windows' 2×8 inputs: 0 + dy where chosen (as when
+    /// gradients were added to a zeroed dx, so -0 becomes +0), else 0.
+    @inline(__always)
+    private static func route(
+        _ dy: UnsafePointer<Float>, _ choices: UnsafePointer<Int32>,
+        _ upper: UnsafeMutablePointer<Float>, _ lower: UnsafeMutablePointer<Float>
+    ) {
+        let gradient = UnsafeRawPointer(dy).loadUnaligned(as: SIMD8<Float>.self) + 0
+        let choice = UnsafeRawPointer(choices).loadUnaligned(as: SIMD8<Int32>.self)
+        var parts = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+        parts.0.replace(with: gradient, where: choice .== SIMD8(repeating: 0))
+        parts.1.replace(with: gradient, where: choice .== SIMD8(repeating: 1))
+        parts.2.replace(with: gradient, where: choice .== SIMD8(repeating: 2))
+        parts.3.replace(with: gradient, where: choice .== SIMD8(repeating: 3))
+        var row = SIMD16<Float>()
+        row.evenHalf = parts.0
+        row.oddHalf = parts.1
+        UnsafeMutableRawPointer(upper).storeBytes(of: row, as: SIMD16<Float>.self)
+        row.evenHalf = parts.2
+        row.oddHalf = parts.3
+        UnsafeMutableRawPointer(lower).storeBytes(of: row, as: SIMD16<Float>.self)
+    }
+}
+
+/// Zero-padded room for one group of eight windows (two 16-input rows, eight outputs and
+/// their choices), for rows too short to load directly.
+private struct PoolScratch {
+    let upper: UnsafeMutablePointer<Float>
+    let lower: UnsafeMutablePointer<Float>
+    let values: UnsafeMutablePointer<Float>
+    let choices: UnsafeMutablePointer<Int32>
+
+    func clear() {
+        upper.update(repeating: 0, count: 16)
+        lower.update(repeating: 0, count: 16)
+        values.update(repeating: 0, count: 8)
+        choices.update(repeating: 0, count: 8)
+    }
+}
+
+private func withScratch(_ body: (PoolScratch) -> Void) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 40) { floats in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8) { ints in
+            let f = floats.baseAddress!
+            body(PoolScratch(upper: f, lower: f + 16, values: f + 32, choices: ints.baseAddress!))
         }
     }
 }
