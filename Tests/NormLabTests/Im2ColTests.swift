@@ -23,6 +23,21 @@ final class Im2ColTests: XCTestCase {
         }
     }
 
+    func testPositionMajorIsTheTransposeOfEachSample() {
+        // 8 × 8 tiles, with channel and position counts that leave partial tiles.
+        for (n, c, p) in [(2, 16, 49), (1, 13, 20), (3, 8, 8), (1, 3, 7), (2, 64, 1)] {
+            let x = randomTensor([n * c * p], seed: UInt64(c * 100 + p)).scalars
+            var matrix = [Float](repeating: .nan, count: n * c * p)
+            x.withUnsafeBufferPointer { x in matrix.withUnsafeMutableBufferPointer { matrix in
+                Im2Col.nchwToPositionMajor(x.baseAddress!, matrix.baseAddress!, batch: n, channels: c, positions: p)
+            } }
+            for sample in 0..<n { for channel in 0..<c { for position in 0..<p {
+                XCTAssertEqual(matrix[(sample * p + position) * c + channel], x[(sample * c + channel) * p + position],
+                               "\(n)×\(c)×\(p) at (\(sample), \(channel), \(position))")
+            } } }
+        }
+    }
+
     func testFoldMatchesDefinitionExactly() {
         for (n, c, h, w) in shapes {
             let p = h * w

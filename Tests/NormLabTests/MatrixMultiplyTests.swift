@@ -46,9 +46,38 @@ final class MatrixMultiplyTests: XCTestCase {
     }
 
     func testSameBitsWithAnyThreadCount() {
-        // Column panels split over the threads, and (one column panel) row panels.
-        for (m, n, k) in [(64, 3000, 300), (16, 9, 6272)] {
+        // Column panels split over the threads, row panels (one column panel), and row panels
+        // because M > N (a transposed weight gradient).
+        for (m, n, k) in [(64, 3000, 300), (16, 9, 6272), (9, 16, 6272), (144, 32, 1568)] {
             assertSameBitsWithAnyThreadCount(m: m, n: n, k: k)
+        }
+    }
+
+    func testTransposedProductIsTheTransposeBitForBit() {
+        // Convolutions compute dWᵀ = columns · dYᵀ for dW = dY · columnsᵀ: the same FMAs with
+        // their two factors swapped, so the same bits.
+        for (m, n, k) in [(16, 9, 6272), (32, 144, 1568), (13, 21, 300)] {
+            let a = randomTensor([m * k], seed: 7).scalars, b = randomTensor([n * k], seed: 8).scalars
+            var c = [Float](repeating: .nan, count: m * n), transposed = [Float](repeating: .nan, count: n * m)
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    // C (m × n) = A (m × k) · Bᵀ, B stored n × k
+                    MatrixMultiply.multiply(
+                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: k).transposed,
+                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
+                }
+                transposed.withUnsafeMutableBufferPointer { t in
+                    // Cᵀ (n × m) = B (n × k) · Aᵀ
+                    MatrixMultiply.multiply(
+                        MatrixView(b.baseAddress!, columns: k), MatrixView(a.baseAddress!, columns: k).transposed,
+                        into: t.baseAddress!, cRowStride: m, m: n, n: m, k: k, accumulate: false, workspace: MatrixWorkspace())
+                }
+            } }
+            for i in 0..<m {
+                for j in 0..<n {
+                    XCTAssertEqual(c[i * n + j].bitPattern, transposed[j * m + i].bitPattern, "\(m)×\(n)×\(k) at (\(i), \(j))")
+                }
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 /// bias, computed as a matrix product over an im2col matrix.
 ///
 /// Forward: `columns` (K × n·P, K = Cin·9, P = H·W) holds the 3×3 neighbourhoods of n samples,
-/// and their output is W (Cout × K) · columns. Backward: dW = dY · columnsᵀ, dcolumns = Wᵀ · dY,
+/// and their output is W (Cout × K) · columns. Backward: dWᵀ = columns · dYᵀ, dcolumns = Wᵀ · dY,
 /// folded back into dX. The batch goes through in chunks of a few samples whose matrices stay
 /// in cache (a whole batch of 128 would need 14 MB for the second convolution's columns alone);
 /// the backward pass unfolds its chunk again, and the weight gradient's sum over the batch
@@ -36,8 +36,11 @@ public final class Conv2D {
     private var columns: [Float] = []
     /// One chunk's output as a Cout × n·P matrix.
     private var chunkOutput: [Float] = []
-    /// The batch's output gradient as a Cout × N·P matrix.
+    /// The batch's output gradient as a Cout × N·P matrix, and as an N·P × Cout one.
     private var outputGradient: [Float] = []
+    private var positionGradient: [Float] = []
+    /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
+    private var transposedWeightGradient: [Float] = []
     private var columnGradient: [Float] = []
     /// Partial sums of the weight gradient between chunks.
     private var carry: [Float] = []
@@ -126,10 +129,13 @@ public final class Conv2D {
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
         let p = h * w, k = inputChannels * 9, columnCount = n * p
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
-        resize(&outputGradient, outputChannels * columnCount)
-        dy.scalars.withUnsafeBufferPointer { dy in
-            outputGradient.withUnsafeMutableBufferPointer { product in
-                Im2Col.nchwToChannelMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
+        // dY as Cout × N·P (for dX and the bias) and as N·P × Cout (for dW).
+        if dx != nil || bias != nil {
+            resize(&outputGradient, outputChannels * columnCount)
+            dy.scalars.withUnsafeBufferPointer { dy in
+                outputGradient.withUnsafeMutableBufferPointer { product in
+                    Im2Col.nchwToChannelMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
+                }
             }
         }
         if let bias {
@@ -139,26 +145,39 @@ public final class Conv2D {
                 }
             }
         }
-        resize(&carry, outputChannels * k)
+        resize(&positionGradient, columnCount * outputChannels)
+        dy.scalars.withUnsafeBufferPointer { dy in
+            positionGradient.withUnsafeMutableBufferPointer { product in
+                Im2Col.nchwToPositionMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
+            }
+        }
+        resize(&carry, k * outputChannels)
+        resize(&transposedWeightGradient, k * outputChannels)
         if dx != nil { resize(&columnGradient, k * largest * p) }
         for chunk in chunks {
             let first = chunk.lowerBound * p, chunkColumns = chunk.count * p
             if chunks.count > 1 { unfold(input, chunk, height: h, width: w) }
-            outputGradient.withUnsafeBufferPointer { dyMatrix in
-                let dyChunk = MatrixView(dyMatrix.baseAddress! + first, rowStride: columnCount, columnStride: 1)
-                columns.withUnsafeBufferPointer { columns in
-                    weight.gradient.withUnsafeMutableBufferPointer { gradient in
+            columns.withUnsafeBufferPointer { columns in
+                positionGradient.withUnsafeBufferPointer { dyRows in
+                    transposedWeightGradient.withUnsafeMutableBufferPointer { gradient in
                         carry.withUnsafeMutableBufferPointer { carry in
-                            // dW (Cout × K) = dY (Cout × NP) · columnsᵀ (NP × K), this chunk's part of NP
+                            // dWᵀ (K × Cout) = columns (K × NP) · dYᵀ (NP × Cout), this chunk's part of NP.
+                            // The same products and sums as dW = dY · columnsᵀ, with the operand
+                            // that needs transposing while packed (columns) split between the
+                            // threads instead of dY duplicated, and full-width panels when K < 16.
                             MatrixMultiply.multiply(
-                                dyChunk, MatrixView(columns.baseAddress!, columns: chunkColumns).transposed,
-                                into: gradient.baseAddress!, cRowStride: k,
-                                m: outputChannels, n: k, k: chunkColumns, accumulate: false, workspace: workspace,
+                                MatrixView(columns.baseAddress!, columns: chunkColumns),
+                                MatrixView(dyRows.baseAddress! + first * outputChannels, columns: outputChannels),
+                                into: gradient.baseAddress!, cRowStride: outputChannels,
+                                m: k, n: outputChannels, k: chunkColumns, accumulate: false, workspace: workspace,
                                 piece: DepthPiece(offset: first, total: columnCount, carry: carry.baseAddress!))
                         }
                     }
                 }
-                guard let dx else { return }
+            }
+            guard let dx else { continue }
+            outputGradient.withUnsafeBufferPointer { dyMatrix in
+                let dyChunk = MatrixView(dyMatrix.baseAddress! + first, rowStride: columnCount, columnStride: 1)
                 weight.value.withUnsafeBufferPointer { weight in
                     columnGradient.withUnsafeMutableBufferPointer { columnGradient in
                         // dcolumns (K × nP) = Wᵀ (K × Cout) · dY (Cout × nP)
@@ -170,6 +189,13 @@ public final class Conv2D {
                             columnGradient.baseAddress!, into: dx + chunk.lowerBound * inputChannels * p,
                             batch: chunk.count, channels: inputChannels, height: h, width: w)
                     }
+                }
+            }
+        }
+        transposedWeightGradient.withUnsafeBufferPointer { source in
+            weight.gradient.withUnsafeMutableBufferPointer { target in
+                for row in 0..<k {
+                    for channel in 0..<outputChannels { target[channel * k + row] = source[row * outputChannels + channel] }
                 }
             }
         }

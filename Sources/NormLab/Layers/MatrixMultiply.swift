@@ -71,10 +71,10 @@ struct DepthPiece {
 ///
 /// A is packed in blocks of `depthBlock` along K and `panelHeight` rows; B in panels of
 /// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile, summing each depth
-/// block from zero and then adding it to C. Work is split by column panels (or, when there are
-/// too few, row panels) over the threads, and every element is summed in the same order whatever
-/// the split, so results are bit-identical with any thread count. Built for the lab's shapes: M
-/// (the channel count side) is small, N (positions × batch) large.
+/// block from zero and then adding it to C. Work is split by column panels or row panels over the
+/// threads, and every element is summed in the same order whatever the split, so results are
+/// bit-identical with any thread count. Built for the lab's shapes: one of M and N is a channel
+/// count (times 9), the other positions × batch, or both are small (a weight gradient).
 enum MatrixMultiply {
     static let panelHeight = 6
     static let panelWidth = 16
@@ -98,9 +98,10 @@ enum MatrixMultiply {
         let paddedM = rowPanels * panelHeight
         let cost = 2 * m * n * k
         let threads = cost < Parallelism.minimumParallelCost ? 1 : Parallelism.threadCount
-        // Split the column panels over the threads; when there are fewer column panels than
-        // threads (a weight gradient with few inputs), split the row panels instead.
-        let splitRows = panels < threads && rowPanels > panels
+        // Split the column panels over the threads, or the row panels: each thread packs all of
+        // the operand that is not split, so split the larger one's side (rows when M > N, as in
+        // a weight gradient), or whichever side has panels enough for every thread.
+        let splitRows = (m > n && rowPanels >= threads) || (panels < threads && rowPanels > panels)
         let parts = min(threads, splitRows ? rowPanels : panels)
         workspace.prepare(parts: parts, packedACount: paddedM * depthBlock)
         Parallelism.forEach(parts, cost: Parallelism.minimumParallelCost) { partRange in
