@@ -194,9 +194,9 @@ public final class Conv2D {
         }
         transposedWeightGradient.withUnsafeBufferPointer { source in
             weight.gradient.withUnsafeMutableBufferPointer { target in
-                for row in 0..<k {
-                    for channel in 0..<outputChannels { target[channel * k + row] = source[row * outputChannels + channel] }
-                }
+                VectorKernels.transpose(
+                    source.baseAddress!, rows: k, columns: outputChannels, sourceStride: outputChannels,
+                    into: target.baseAddress!, targetStride: k)
             }
         }
     }

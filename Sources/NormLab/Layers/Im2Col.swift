@@ -112,53 +112,16 @@ enum Im2Col {
         }
     }
 
-    /// matrix[n·P + p][c] = x[n, c, p]: each sample's C × P plane transposed, in 8 × 8 tiles.
+    /// matrix[n·P + p][c] = x[n, c, p]: each sample's C × P plane transposed.
     static func nchwToPositionMajor(
         _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
     ) {
         Parallelism.forEach(batch, cost: channels * p) { samples in
             for sample in samples {
-                let source = input + sample * channels * p, target = matrix + sample * p * channels
-                var channel = 0
-                while channel < channels {
-                    let tileChannels = min(8, channels - channel)
-                    var position = 0
-                    if tileChannels == 8 {
-                        while position + 8 <= p {
-                            transposeTile(source + channel * p + position, p, target + position * channels + channel, channels)
-                            position += 8
-                        }
-                    }
-                    for position in position..<p {
-                        for c in channel..<(channel + tileChannels) { target[position * channels + c] = source[c * p + position] }
-                    }
-                    channel += tileChannels
-                }
+                VectorKernels.transpose(
+                    input + sample * channels * p, rows: channels, columns: p, sourceStride: p,
+                    into: matrix + sample * p * channels, targetStride: channels)
             }
         }
-    }
-
-    /// Writes the transpose of the 8 × 8 block at `source` (row stride `sourceStride`) to
-    /// `target` (row stride `targetStride`): three rounds of interleaving rows i and i + 4.
-    @inline(__always)
-    private static func transposeTile(
-        _ source: UnsafePointer<Float>, _ sourceStride: Int, _ target: UnsafeMutablePointer<Float>, _ targetStride: Int
-    ) {
-        typealias Row = SIMD8<Float>
-        func row(_ i: Int) -> Row { UnsafeRawPointer(source + i * sourceStride).loadUnaligned(as: Row.self) }
-        func zip(_ a: Row, _ b: Row) -> (Row, Row) {
-            var pair = SIMD16<Float>()
-            pair.evenHalf = a
-            pair.oddHalf = b
-            return (pair.lowHalf, pair.highHalf)
-        }
-        var r = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
-        for _ in 0..<3 {
-            let (a0, a1) = zip(r.0, r.4), (a2, a3) = zip(r.1, r.5), (a4, a5) = zip(r.2, r.6), (a6, a7) = zip(r.3, r.7)
-            r = (a0, a1, a2, a3, a4, a5, a6, a7)
-        }
-        func store(_ v: Row, _ i: Int) { UnsafeMutableRawPointer(target + i * targetStride).storeBytes(of: v, as: Row.self) }
-        store(r.0, 0); store(r.1, 1); store(r.2, 2); store(r.3, 3)
-        store(r.4, 4); store(r.5, 5); store(r.6, 6); store(r.7, 7)
     }
 }

@@ -195,7 +195,27 @@ enum MatrixMultiply {
         _ source: UnsafePointer<Float>, lines: Int, lineStride: Int, depth: Int, depthStride: Int, lanes: Int,
         into packed: UnsafeMutablePointer<Float>
     ) {
-        if depthStride == 1 {
+        if depthStride == 1 && lanes == panelHeight {
+            // A transposing pack of A (the columns, in a weight gradient): 8 depths of up to 6
+            // lines at a time as an 8 × 8 block (missing lines zero), each transposed row's
+            // first 6 lanes stored.
+            var p = 0
+            while p + 8 <= depth {
+                @inline(__always) func line(_ l: Int) -> Vector { l < lines ? load(source + (l &* lineStride &+ p)) : Vector() }
+                let t = VectorKernels.transposed((line(0), line(1), line(2), line(3), line(4), line(5), Vector(), Vector()))
+                @inline(__always) func put(_ v: Vector, _ j: Int) {
+                    let target = UnsafeMutableRawPointer(packed + (p &+ j) &* panelHeight)
+                    target.storeBytes(of: v.lowHalf, as: SIMD4<Float>.self)
+                    target.storeBytes(of: v.highHalf.lowHalf, toByteOffset: 16, as: SIMD2<Float>.self)
+                }
+                put(t.0, 0); put(t.1, 1); put(t.2, 2); put(t.3, 3); put(t.4, 4); put(t.5, 5); put(t.6, 6); put(t.7, 7)
+                p += 8
+            }
+            for p in p..<depth {
+                for l in 0..<lanes { packed[p &* lanes &+ l] = l < lines ? source[l &* lineStride &+ p] : 0 }
+            }
+            return
+        } else if depthStride == 1 {
             for l in 0..<lines {
                 let line = source + l &* lineStride
                 for p in 0..<depth { packed[p &* lanes &+ l] = line[p] }

@@ -142,4 +142,58 @@ enum VectorKernels {
             i &+= 1
         }
     }
+
+    /// Eight rows of eight: an 8 × 8 block of a matrix.
+    typealias Block = (Vector, Vector, Vector, Vector, Vector, Vector, Vector, Vector)
+
+    /// The block's transpose: three rounds of interleaving rows i and i + 4 (a perfect shuffle;
+    /// it compiles to unpack and lane-permute instructions).
+    @inline(__always)
+    static func transposed(_ block: Block) -> Block {
+        @inline(__always) func zip(_ a: Vector, _ b: Vector) -> (Vector, Vector) {
+            var pair = SIMD16<Float>()
+            pair.evenHalf = a
+            pair.oddHalf = b
+            return (pair.lowHalf, pair.highHalf)
+        }
+        var r = block
+        for _ in 0..<3 {
+            let (a0, a1) = zip(r.0, r.4), (a2, a3) = zip(r.1, r.5), (a4, a5) = zip(r.2, r.6), (a6, a7) = zip(r.3, r.7)
+            r = (a0, a1, a2, a3, a4, a5, a6, a7)
+        }
+        return r
+    }
+
+    /// target[j · targetStride + i] = source[i · sourceStride + j] for an R × C matrix.
+    static func transpose(
+        _ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int,
+        into target: UnsafeMutablePointer<Float>, targetStride: Int
+    ) {
+        var column = 0
+        while column < columns {
+            // Eight columns (target rows) at a time, so each target row is written in one go.
+            let width = min(8, columns - column)
+            var row = 0
+            if width == 8 {
+                while row + 8 <= rows {
+                    let s = source + row * sourceStride + column
+                    let t = transposed((
+                        load(s), load(s + sourceStride), load(s + 2 * sourceStride), load(s + 3 * sourceStride),
+                        load(s + 4 * sourceStride), load(s + 5 * sourceStride), load(s + 6 * sourceStride),
+                        load(s + 7 * sourceStride)))
+                    let d = target + column * targetStride + row
+                    store(t.0, d); store(t.1, d + targetStride)
+                    store(t.2, d + 2 * targetStride); store(t.3, d + 3 * targetStride)
+                    store(t.4, d + 4 * targetStride); store(t.5, d + 5 * targetStride)
+                    store(t.6, d + 6 * targetStride); store(t.7, d + 7 * targetStride)
+                    row += 8
+                }
+            }
+            for j in column..<(column + width) {
+                for i in row..<rows { target[j * targetStride + i] = source[i * sourceStride + j] }
+            }
+            column += width
+        }
+    }
 }
+
