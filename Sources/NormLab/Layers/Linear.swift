@@ -18,36 +18,56 @@ public final class Linear {
     public func forward(_ x: Tensor, into y: inout Tensor) {
         precondition(x.shape.count == 2 && x.shape[1] == inputCount)
         input = x
-        let n = x.shape[0]
-        y.reshape(to: [n, outputCount])
-        for sample in 0..<n {
-            for o in 0..<outputCount {
-                var total = bias.value[o]
-                for i in 0..<inputCount { total += x.scalars[sample * inputCount + i] * weight.value[o * inputCount + i] }
-                y.scalars[sample * outputCount + o] = total
+        let (n, inputs, outputs) = (x.shape[0], inputCount, outputCount)
+        y.reshape(to: [n, outputs])
+        x.scalars.withUnsafeBufferPointer { x in
+            weight.value.withUnsafeBufferPointer { weight in
+                bias.value.withUnsafeBufferPointer { bias in
+                    y.scalars.withUnsafeMutableBufferPointer { y in
+                        for sample in 0..<n {
+                            for o in 0..<outputs {
+                                var total = bias[o]
+                                for i in 0..<inputs { total += x[sample * inputs + i] * weight[o * inputs + i] }
+                                y[sample * outputs + o] = total
+                            }
+                        }
+                    }
+                }
             }
         }
     }
 
     /// Sets the weight and bias gradients and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
-        let n = dy.shape[0]
-        dx.reshape(to: [n, inputCount])
-        for o in 0..<outputCount {
-            var biasGradient: Float = 0
-            for sample in 0..<n { biasGradient += dy.scalars[sample * outputCount + o] }
-            bias.gradient[o] = biasGradient
-            for i in 0..<inputCount {
-                var total: Float = 0
-                for sample in 0..<n { total += dy.scalars[sample * outputCount + o] * input.scalars[sample * inputCount + i] }
-                weight.gradient[o * inputCount + i] = total
-            }
-        }
-        for sample in 0..<n {
-            for i in 0..<inputCount {
-                var total: Float = 0
-                for o in 0..<outputCount { total += dy.scalars[sample * outputCount + o] * weight.value[o * inputCount + i] }
-                dx.scalars[sample * inputCount + i] = total
+        let (n, inputs, outputs) = (dy.shape[0], inputCount, outputCount)
+        dx.reshape(to: [n, inputs])
+        dy.scalars.withUnsafeBufferPointer { dy in
+            input.scalars.withUnsafeBufferPointer { x in
+                weight.gradient.withUnsafeMutableBufferPointer { weightGradient in
+                    bias.gradient.withUnsafeMutableBufferPointer { biasGradient in
+                        for o in 0..<outputs {
+                            var biasTotal: Float = 0
+                            for sample in 0..<n { biasTotal += dy[sample * outputs + o] }
+                            biasGradient[o] = biasTotal
+                            for i in 0..<inputs {
+                                var total: Float = 0
+                                for sample in 0..<n { total += dy[sample * outputs + o] * x[sample * inputs + i] }
+                                weightGradient[o * inputs + i] = total
+                            }
+                        }
+                    }
+                }
+                weight.value.withUnsafeBufferPointer { weight in
+                    dx.scalars.withUnsafeMutableBufferPointer { dx in
+                        for sample in 0..<n {
+                            for i in 0..<inputs {
+                                var total: Float = 0
+                                for o in 0..<outputs { total += dy[sample * outputs + o] * weight[o * inputs + i] }
+                                dx[sample * inputs + i] = total
+                            }
+                        }
+                    }
+                }
             }
         }
     }

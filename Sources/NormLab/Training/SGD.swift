@@ -23,10 +23,24 @@ public final class SGD {
             velocities[index].withUnsafeMutableBufferPointer { velocity in
                 value.withUnsafeMutableBufferPointer { value in
                     gradient.withUnsafeBufferPointer { gradient in
-                        for i in 0..<value.count {
-                            let g = gradient[i] + decay * value[i]
-                            velocity[i] = momentum * velocity[i] + g
-                            value[i] -= learningRate * velocity[i]
+                        // Eight at a time, then one at a time: the same operations on each element
+                        // (separate multiplies and adds, never fused), so the same bits.
+                        typealias Vector = SIMD8<Float>
+                        guard let v = velocity.baseAddress, let w = value.baseAddress, let g = gradient.baseAddress else { return }
+                        var i = 0
+                        while i + 8 <= value.count {
+                            let x = VectorKernels.load(w + i)
+                            let step = VectorKernels.load(g + i) + Vector(repeating: decay) * x
+                            let newVelocity = Vector(repeating: momentum) * VectorKernels.load(v + i) + step
+                            VectorKernels.store(newVelocity, v + i)
+                            VectorKernels.store(x - Vector(repeating: learningRate) * newVelocity, w + i)
+                            i += 8
+                        }
+                        while i < value.count {
+                            let step = g[i] + decay * w[i]
+                            v[i] = momentum * v[i] + step
+                            w[i] -= learningRate * v[i]
+                            i += 1
                         }
                     }
                 }
