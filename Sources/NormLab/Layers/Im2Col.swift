@@ -48,12 +48,14 @@ enum Im2Col {
         batch: Int, channels: Int, height: Int, width: Int
     ) {
         let p = height * width, columnCount = batch * p
+        // Planes in channel-major order (a channel's samples in turn), so that each column row
+        // is read front to back.
         Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: height) { saved in
                 let saved = saved.baseAddress!
                 for planeIndex in planes {
-                    let sample = planeIndex / channels, channel = planeIndex % channels
-                    let plane = output + planeIndex * p
+                    let channel = planeIndex / batch, sample = planeIndex % batch
+                    let plane = output + (sample * channels + channel) * p
                     plane.update(repeating: 0, count: p)
                     for offset in 0..<9 {
                         let ky = offset / 3 - 1, kx = offset % 3 - 1
