@@ -23,29 +23,41 @@ public final class SGD {
             velocities[index].withUnsafeMutableBufferPointer { velocity in
                 value.withUnsafeMutableBufferPointer { value in
                     gradient.withUnsafeBufferPointer { gradient in
-                        // Eight at a time, then one at a time: the same operations on each element
-                        // (separate multiplies and adds, never fused), so the same bits.
-                        typealias Vector = SIMD8<Float>
                         guard let v = velocity.baseAddress, let w = value.baseAddress, let g = gradient.baseAddress else { return }
-                        var i = 0
-                        while i + 8 <= value.count {
-                            let x = VectorKernels.load(w + i)
-                            let step = VectorKernels.load(g + i) + Vector(repeating: decay) * x
-                            let newVelocity = Vector(repeating: momentum) * VectorKernels.load(v + i) + step
-                            VectorKernels.store(newVelocity, v + i)
-                            VectorKernels.store(x - Vector(repeating: learningRate) * newVelocity, w + i)
-                            i += 8
-                        }
-                        while i < value.count {
-                            let step = g[i] + decay * w[i]
-                            v[i] = momentum * v[i] + step
-                            w[i] -= learningRate * v[i]
-                            i += 1
+                        let count = value.count, block = 1_024
+                        Parallelism.forEach((count + block - 1) / block, cost: 5 * block) { blocks in
+                            Self.update(
+                                blocks.lowerBound * block..<min(count, blocks.upperBound * block), v, w, g,
+                                decay: decay, momentum: momentum, learningRate: learningRate)
                         }
                     }
                 }
             }
             index += 1
+        }
+    }
+
+    /// Updates elements `range`: eight at a time, then one at a time, with the same operations on
+    /// each (separate multiplies and adds, never fused), so the same bits however it is split.
+    private static func update(
+        _ range: Range<Int>, _ v: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+        decay: Float, momentum: Float, learningRate: Float
+    ) {
+        typealias Vector = SIMD8<Float>
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let x = VectorKernels.load(w + i)
+            let step = VectorKernels.load(g + i) + Vector(repeating: decay) * x
+            let newVelocity = Vector(repeating: momentum) * VectorKernels.load(v + i) + step
+            VectorKernels.store(newVelocity, v + i)
+            VectorKernels.store(x - Vector(repeating: learningRate) * newVelocity, w + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            let step = g[i] + decay * w[i]
+            v[i] = momentum * v[i] + step
+            w[i] -= learningRate * v[i]
+            i += 1
         }
     }
 }
