@@ -2,10 +2,13 @@ import XCTest
 @testable import NormLab
 
 /// Max pooling against a per-window definition, with many ties, on widths that use the
-/// eight-window vector path, an overlapping last group, and rows shorter than eight windows.
+/// eight-window vector path, an overlapping last group, and rows shorter than eight windows
+/// (the last two shapes large enough to be split over the threads, so that short rows meet the
+/// ends of the threads' row ranges).
 final class MaxPoolTests: XCTestCase {
     func testMatchesDefinitionIncludingTies() {
-        for (n, c, h, w) in [(2, 3, 4, 16), (1, 2, 6, 6), (2, 2, 28, 28), (1, 1, 2, 34), (3, 4, 14, 14), (2, 1, 2, 2), (1, 2, 4, 18), (1, 1, 2, 30)] {
+        for (n, c, h, w) in [(2, 3, 4, 16), (1, 2, 6, 6), (2, 2, 28, 28), (1, 1, 2, 34), (3, 4, 14, 14), (2, 1, 2, 2), (1, 2, 4, 18), (1, 1, 2, 30),
+                             (32, 16, 6, 6), (256, 16, 2, 2)] {
             // Values from a small set, so windows often hold equal maxima; the first wins.
             var generator = SeededGenerator(seed: UInt64(h * 100 + w))
             let values = (0..<(n * c * h * w)).map { _ in Float(Int(generator.next() % 4)) - 1 }

@@ -20,30 +20,16 @@ public final class MaxPool2D {
                     let (x, y, choices) = (x.baseAddress!, y.baseAddress!, choices.baseAddress!)
                     Parallelism.forEach(n * c * h / 2, cost: 4 * w) { rows in
                         withScratch { scratch in
-                            for row in rows {
-                                let (upper, lower) = (x + 2 * row * w, x + (2 * row + 1) * w)
-                                let (values, chosen) = (y + row * ow, choices + row * ow)
-                                if ow >= 8 {
-                                    var ox = 0
-                                    while ox < ow {
-                                        // The last group may overlap the one before: the same outputs again.
-                                        ox = min(ox, ow - 8)
-                                        Self.pool(upper + 2 * ox, lower + 2 * ox, values + ox, chosen + ox)
-                                        ox += 8
-                                    }
-                                } else if row + 8 < rows.upperBound {
-                                    // A short row: the group's extra lanes read the next rows and
-                                    // write outputs of the next rows, which are computed after.
-                                    Self.pool(upper, lower, values, chosen)
-                                } else {
-                                    // The last short rows of this range: through a zero-padded copy.
-                                    scratch.clear()
-                                    scratch.upper.update(from: upper, count: w)
-                                    scratch.lower.update(from: lower, count: w)
-                                    Self.pool(scratch.upper, scratch.lower, scratch.values, scratch.choices)
-                                    values.update(from: scratch.values, count: ow)
-                                    chosen.update(from: scratch.choices, count: ow)
-                                }
+                            Self.forEachGroup(rows, outputWidth: ow) { row, ox in
+                                let (upper, lower) = (x + 2 * row * w + 2 * ox, x + (2 * row + 1) * w + 2 * ox)
+                                Self.pool(upper, lower, y + row * ow + ox, choices + row * ow + ox)
+                            } padded: { row in
+                                scratch.clear()
+                                scratch.upper.update(from: x + 2 * row * w, count: w)
+                                scratch.lower.update(from: x + (2 * row + 1) * w, count: w)
+                                Self.pool(scratch.upper, scratch.lower, scratch.values, scratch.choices)
+                                (y + row * ow).update(from: scratch.values, count: ow)
+                                (choices + row * ow).update(from: scratch.choices, count: ow)
                             }
                         }
                     }
@@ -62,32 +48,46 @@ public final class MaxPool2D {
                     let (dy, choices, dx) = (dy.baseAddress!, choices.baseAddress!, dx.baseAddress!)
                     Parallelism.forEach(rows, cost: 4 * w) { rows in
                         withScratch { scratch in
-                            // As in the forward pass; a short row's extra lanes write the next
-                            // rows' inputs, which are written after.
-                            for row in rows {
-                                let (gradients, chosen) = (dy + row * ow, choices + row * ow)
-                                let (upper, lower) = (dx + 2 * row * w, dx + (2 * row + 1) * w)
-                                if ow >= 8 {
-                                    var ox = 0
-                                    while ox < ow {
-                                        ox = min(ox, ow - 8)
-                                        Self.route(gradients + ox, chosen + ox, upper + 2 * ox, lower + 2 * ox)
-                                        ox += 8
-                                    }
-                                } else if row + 8 < rows.upperBound {
-                                    Self.route(gradients, chosen, upper, lower)
-                                } else {
-                                    scratch.clear()
-                                    scratch.values.update(from: gradients, count: ow)
-                                    scratch.choices.update(from: chosen, count: ow)
-                                    Self.route(scratch.values, scratch.choices, scratch.upper, scratch.lower)
-                                    upper.update(from: scratch.upper, count: w)
-                                    lower.update(from: scratch.lower, count: w)
-                                }
+                            Self.forEachGroup(rows, outputWidth: ow) { row, ox in
+                                let (upper, lower) = (dx + 2 * row * w + 2 * ox, dx + (2 * row + 1) * w + 2 * ox)
+                                Self.route(dy + row * ow + ox, choices + row * ow + ox, upper, lower)
+                            } padded: { row in
+                                scratch.clear()
+                                scratch.values.update(from: dy + row * ow, count: ow)
+                                scratch.choices.update(from: choices + row * ow, count: ow)
+                                Self.route(scratch.values, scratch.choices, scratch.upper, scratch.lower)
+                                (dx + 2 * row * w).update(from: scratch.upper, count: w)
+                                (dx + (2 * row + 1) * w).update(from: scratch.lower, count: w)
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Visits a range of output rows in groups of eight windows. `group(row, ox)` handles the
+    /// eight outputs from `ox` in place: a row of eight or more outputs ends with a group that
+    /// overlaps the one before (the same outputs again), and a shorter row's group reaches into
+    /// the next rows — reading their inputs and writing their outputs (forward) or input
+    /// gradients (backward) — which are done after it. The range's last short rows, with no
+    /// rows of their own after them, go to `padded(row)`, through zero-padded scratch.
+    @inline(__always)
+    private static func forEachGroup(
+        _ rows: Range<Int>, outputWidth ow: Int, group: (Int, Int) -> Void, padded: (Int) -> Void
+    ) {
+        for row in rows {
+            if ow >= 8 {
+                var ox = 0
+                while ox < ow {
+                    ox = min(ox, ow - 8)
+                    group(row, ox)
+                    ox += 8
+                }
+            } else if row + 8 < rows.upperBound {
+                group(row, 0)
+            } else {
+                padded(row)
             }
         }
     }
