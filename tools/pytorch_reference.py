@@ -29,6 +29,22 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "fashion-mnist"
 KINDS = ["none", "batch", "layer", "instance", "group"]  # PyTorch has no batch renormalization
 
 
+def processor_name():
+    """The first "model name" in /proc/cpuinfo, as `normlab bench` reports it ("unknown processor" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.split():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return "unknown processor"
+
+
+CPU = processor_name()
+
+
 def median_seconds(block, minimum_repeats=5, minimum_seconds=0.2):
     """The median time of `block()`, repeated at least `minimum_repeats` times and 0.2 s."""
     block()  # warm-up
@@ -97,7 +113,8 @@ def bench_train(kinds, batch_sizes):
 
             seconds = median_seconds(block)
             print(json.dumps({"framework": "pytorch", "normalizer": kind, "batch_size": batch_size,
-                              "images_per_second": steps * batch_size / seconds, "threads": torch.get_num_threads()}),
+                              "images_per_second": steps * batch_size / seconds, "threads": torch.get_num_threads(),
+                              "cpu": CPU}),
                   flush=True)
 
 
@@ -128,7 +145,7 @@ def bench_kernels(kinds, shapes):
             for phase, block in [("forward_training", forward_training), ("forward_backward", forward_backward),
                                  ("forward_inference", forward_inference)]:
                 print(json.dumps({"framework": "pytorch", "normalizer": kind, "shape": list(shape), "phase": phase,
-                                  "seconds": median_seconds(block, minimum_repeats=20)}), flush=True)
+                                  "seconds": median_seconds(block, minimum_repeats=20), "cpu": CPU}), flush=True)
 
 
 def main():

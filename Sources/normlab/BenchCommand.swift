@@ -49,8 +49,10 @@ enum BenchCommand {
 
     private static func train(json: Bool, minimumSeconds: Double, kinds: [NormalizerKind], batchSizes: [Int]) throws -> Int32 {
         let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
+        let machine = Machine.current
         if !json {
             printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads")
+            printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
         }
         try TrainingBenchmark.run(data: data, kinds: kinds, batchSizes: batchSizes, minimumSeconds: minimumSeconds) { m in
@@ -59,6 +61,7 @@ enum BenchCommand {
                     "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
                     "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
                     "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
+                    "cpu": machine.processor, "processors": machine.processorCount,
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 printNow(String(decoding: data, as: UTF8.self))
@@ -70,8 +73,10 @@ enum BenchCommand {
     }
 
     private static func kernels(json: Bool, minimumSeconds: Double) throws -> Int32 {
+        let machine = Machine.current
         if !json {
             printNow("normalizer kernels, \(Parallelism.threadCount) threads, median time per call")
+            printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("shape", 16) + pad("phase", 19) + "time")
         }
         try KernelBenchmark.run(minimumSeconds: minimumSeconds) { m in
@@ -80,6 +85,7 @@ enum BenchCommand {
                 let object: [String: Any] = [
                     "normalizer": m.normalizer.rawValue, "shape": m.shape, "phase": m.phase,
                     "seconds": m.seconds, "threads": Parallelism.threadCount,
+                    "cpu": machine.processor, "processors": machine.processorCount,
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 printNow(String(decoding: data, as: UTF8.self))
