@@ -16,6 +16,13 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// A Float setting for JSON output as the decimal a user would write: 0.05, not the
+/// 0.05000000074505806 that the Float holds once widened to Double. Its shortest form that reads
+/// back as the same Float, so no information is lost.
+func decimal(_ value: Float) -> Double {
+    Double(value.description) ?? Double(value)
+}
+
 /// Options of the form `--name value` and `--flag`, taken out of an argument list one by one,
 /// so that whatever is left over can be reported as unknown.
 struct Options {

@@ -58,17 +58,17 @@ enum TrainCommand {
         if json {
             var object: [String: Any] = [
                 "normalizer": kind.rawValue, "placement": placement.rawValue, "batch_size": batchSize,
-                "epochs": epochs, "base_lr": Double(rate), "lr": Double(settings.learningRate),
-                "weight_decay": Double(weightDecay), "momentum": Double(settings.momentum), "seed": seed,
+                "epochs": epochs, "base_lr": decimal(rate), "lr": decimal(settings.learningRate),
+                "weight_decay": decimal(weightDecay), "momentum": decimal(settings.momentum), "seed": seed,
                 "train_size": data.train.count, "test_size": data.test.count, "data": directory,
-                "threads": Parallelism.threadCount, "epsilon": Double(normalizer.epsilon),
+                "threads": Parallelism.threadCount, "epsilon": decimal(normalizer.epsilon),
                 "final_loss": outcome.finalLoss.isFinite ? outcome.finalLoss : NSNull(),
                 "diverged": outcome.diverged, "seconds": outcome.seconds,
                 "images_per_second": outcome.imagesPerSecond, "steps": outcome.steps,
                 "test_accuracy": outcome.testAccuracy.map { $0 as Any } ?? NSNull(),
             ]
             if kind == .group { object["groups"] = normalizer.groups ?? min(8, SmallCNN.widths[0]) }
-            if kind == .batch || kind == .batchrenorm { object["norm_momentum"] = Double(normalizer.momentum) }
+            if kind == .batch || kind == .batchrenorm { object["norm_momentum"] = decimal(normalizer.momentum) }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
