@@ -6,8 +6,12 @@ import PackageDescription
 // package still builds on arm64.
 #if arch(x86_64)
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-march=haswell"])]
+// The one module compiled for AVX-512: the matrix product's 512-bit tiles, which run only where
+// the processor says it has AVX-512 (`WideTiles.available`).
+let wideKernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512", "-Xcc", "-march=skylake-avx512"])]
 #else
 let kernelFlags: [SwiftSetting] = []
+let wideKernelFlags: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -22,7 +26,7 @@ let package = Package(
         /// The lab: tensors, normalizers, verification against reference fixtures, benchmarks.
         .target(
             name: "NormLab",
-            dependencies: ["CZlib"],
+            dependencies: ["CZlib", "WideKernels"],
             swiftSettings: kernelFlags
         ),
 
@@ -34,6 +38,17 @@ let package = Package(
         ),
 
         // MARK: - Implementation details
+
+        /// The matrix product's 512-bit register tiles, compiled for AVX-512 and used only where
+        /// the processor has it.
+        .target(
+            name: "WideKernels",
+            dependencies: ["CPUFeatures"],
+            swiftSettings: wideKernelFlags
+        ),
+
+        /// Asks the processor what it can run (C: Swift has no CPUID).
+        .target(name: "CPUFeatures"),
 
         /// The system's zlib (every Swift-on-Linux machine has it), for gzip-compressed data files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

@@ -4,7 +4,7 @@ import NormLab
 /// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
 /// print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] (the last three: train only)"
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--no-wide-tiles] (the last four: train only)"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -17,9 +17,13 @@ enum BenchCommand {
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
         let wholeBatchColumns = options.flag("--whole-batch-columns")
         if wholeBatchColumns { Conv2D.chunkEntries = .max }
+        // The matrix product's 256-bit tiles on a processor with AVX-512, to time what the
+        // 512-bit ones gain (the same numbers).
+        let noWideTiles = options.flag("--no-wide-tiles")
+        if noWideTiles { MatrixMultiply.wideTiles = false }
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns:
+        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns && !noWideTiles:
             return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
         case ["train"]:
             return try train(
@@ -51,7 +55,8 @@ enum BenchCommand {
         let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
         let machine = Machine.current
         if !json {
-            printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads")
+            printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads, "
+                + "\(MatrixMultiply.wideTiles ? "512" : "256")-bit matrix tiles")
             printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
         }
@@ -61,6 +66,7 @@ enum BenchCommand {
                     "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
                     "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
                     "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
+                    "tiles": MatrixMultiply.wideTiles ? "512-bit" : "256-bit",
                     "cpu": machine.processor, "processors": machine.processorCount,
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

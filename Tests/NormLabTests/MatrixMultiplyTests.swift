@@ -13,12 +13,29 @@ final class MatrixMultiplyTests: XCTestCase {
         return c
     }
 
+    /// Runs `body` with the 256-bit tiles, and again with the 512-bit ones where the processor
+    /// has AVX-512.
+    private func forEachTileWidth(_ body: (String) throws -> Void) rethrows {
+        let saved = MatrixMultiply.wideTiles
+        defer { MatrixMultiply.wideTiles = saved }
+        for wide in MatrixMultiply.wideTilesAvailable ? [false, true] : [false] {
+            MatrixMultiply.wideTiles = wide
+            try body(wide ? "512-bit tiles" : "256-bit tiles")
+        }
+    }
+
     func testAgainstNaiveProductWithTransposesAndEdges() {
+        forEachTileWidth { tiles in assertAgainstNaiveProduct(tiles) }
+    }
+
+    private func assertAgainstNaiveProduct(_ tiles: String) {
         let workspace = MatrixWorkspace()
         // (16, 9, 4000): one column panel, so two threads split the row panels instead.
         // Row panels end with 1 to 5 rows; 4 and 2 (16, 64, 32 channels) have kernels of their own.
+        // The 512-bit tiles take 8 rows and 32 columns, or 16 at an odd panel or the edge:
+        // (24, 80, 70) has two pairs and a single panel, (9, 64, 300) a 1-row edge under pairs.
         for (m, n, k) in [(1, 1, 1), (6, 16, 4), (7, 17, 9), (16, 1568, 9), (13, 50, 300), (64, 288, 49), (5, 3, 600), (16, 9, 4000),
-                          (32, 48, 300), (10, 32, 17), (11, 33, 5), (9, 16, 260)] {
+                          (32, 48, 300), (10, 32, 17), (11, 33, 5), (9, 16, 260), (24, 80, 70), (9, 64, 300)] {
             for (transposeA, transposeB) in [(false, false), (true, false), (false, true)] {
                 let a = randomTensor([m * k], seed: UInt64(m * 31 + k)).scalars
                 let b = randomTensor([k * n], seed: UInt64(n * 17 + k)).scalars
@@ -32,7 +49,7 @@ final class MatrixMultiplyTests: XCTestCase {
                         MatrixView(b.baseAddress!, rowStride: bRow, columnStride: bCol),
                         into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: workspace)
                 } } }
-                assertClose(c, expected, tolerance: 1e-4, "\(m)×\(n)×\(k) transposes \(transposeA) \(transposeB)")
+                assertClose(c, expected, tolerance: 1e-4, "\(m)×\(n)×\(k) transposes \(transposeA) \(transposeB), \(tiles)")
                 // Accumulating adds the product again.
                 a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
                     MatrixMultiply.multiply(
@@ -40,16 +57,49 @@ final class MatrixMultiplyTests: XCTestCase {
                         MatrixView(b.baseAddress!, rowStride: bRow, columnStride: bCol),
                         into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: true, workspace: workspace)
                 } } }
-                assertClose(c, expected.map { 2 * $0 }, tolerance: 1e-4, "accumulate \(m)×\(n)×\(k)")
+                assertClose(c, expected.map { 2 * $0 }, tolerance: 1e-4, "accumulate \(m)×\(n)×\(k), \(tiles)")
             }
+        }
+    }
+
+    func testWideTilesGiveTheSameBits() throws {
+        guard MatrixMultiply.wideTilesAvailable else { throw XCTSkip("this processor has no AVX-512") }
+        let saved = MatrixMultiply.wideTiles
+        defer { MatrixMultiply.wideTiles = saved }
+        // The convolutions' shapes at batch 8 (forward, input gradient, weight gradient), edges,
+        // and depth pieces that start and end inside depth blocks.
+        for (m, n, k, pieces) in [(16, 6272, 9, [0, 9]), (32, 1568, 144, [0, 144]), (144, 1568, 32, [0, 32]),
+                                  (9, 16, 6272, [0, 100, 3000, 6272]), (288, 64, 392, [0, 49, 300, 392]),
+                                  (13, 50, 300, [0, 300]), (7, 17, 600, [0, 257, 600])] {
+            let a = randomTensor([m * k], seed: 3).scalars, b = randomTensor([k * n], seed: 4).scalars
+            var results: [[UInt32]] = []
+            for wide in [false, true] {
+                MatrixMultiply.wideTiles = wide
+                var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
+                let workspace = MatrixWorkspace()
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                    carry.withUnsafeMutableBufferPointer { carry in
+                        for (low, high) in zip(pieces, pieces.dropFirst()) {
+                            MatrixMultiply.multiply(
+                                MatrixView(a.baseAddress! + low, columns: k), MatrixView(b.baseAddress! + low * n, columns: n),
+                                into: c.baseAddress!, cRowStride: n, m: m, n: n, k: high - low, accumulate: false,
+                                workspace: workspace, piece: DepthPiece(offset: low, total: k, carry: carry.baseAddress!))
+                        }
+                    }
+                } } }
+                results.append(c.map(\.bitPattern))
+            }
+            XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k), pieces \(pieces)")
         }
     }
 
     func testSameBitsWithAnyThreadCount() {
         // Column panels split over the threads, row panels (one column panel), and row panels
         // because M > N (a transposed weight gradient).
-        for (m, n, k) in [(64, 3000, 300), (16, 9, 6272), (9, 16, 6272), (144, 32, 1568)] {
-            assertSameBitsWithAnyThreadCount(m: m, n: n, k: k)
+        forEachTileWidth { _ in
+            for (m, n, k) in [(64, 3000, 300), (16, 9, 6272), (9, 16, 6272), (144, 32, 1568)] {
+                assertSameBitsWithAnyThreadCount(m: m, n: n, k: k)
+            }
         }
     }
 
@@ -84,8 +134,10 @@ final class MatrixMultiplyTests: XCTestCase {
     func testDepthPiecesSumExactlyAsOneProduct() {
         // dW-shaped (A row-major, B transposed), with pieces that start and end inside depth
         // blocks, one that spans several, one of a single depth, and one of none.
-        for m in [13, 16, 32] { assertDepthPiecesSumExactlyAsOneProduct(m: m, n: 21, k: 1000) }
-        assertDepthPiecesSumExactlyAsOneProduct(m: 32, n: 64, k: 1000)
+        forEachTileWidth { _ in
+            for m in [13, 16, 32] { assertDepthPiecesSumExactlyAsOneProduct(m: m, n: 21, k: 1000) }
+            assertDepthPiecesSumExactlyAsOneProduct(m: 32, n: 64, k: 1000)
+        }
     }
 
     private func assertDepthPiecesSumExactlyAsOneProduct(m: Int, n: Int, k: Int) {

@@ -53,6 +53,24 @@ final class TrainingTests: XCTestCase {
             train: Self.data.train.prefix(640), test: Self.data.test.prefix(500)).finalLoss, "a different seed trains differently")
     }
 
+    func testSameBitsWithWideOrNarrowMatrixTiles() throws {
+        guard MatrixMultiply.wideTilesAvailable else { throw XCTSkip("this processor has no AVX-512") }
+        let saved = MatrixMultiply.wideTiles
+        defer { MatrixMultiply.wideTiles = saved }
+        for batchSize in [8, 64] {
+            var runs: [(TrainingOutcome, [[Float]])] = []
+            for wide in [false, true] {
+                MatrixMultiply.wideTiles = wide
+                let settings = TrainingSettings(
+                    normalizer: NormalizerSettings(kind: .group), batchSize: batchSize, epochs: 1, baseLearningRate: 0.1, seed: 3)
+                let outcome = try Trainer.train(settings, train: Self.data.train.prefix(320), test: Self.data.test.prefix(200))
+                runs.append((outcome, weights(outcome.model)))
+            }
+            XCTAssertEqual(runs[1].0.finalLoss, runs[0].0.finalLoss, "batch \(batchSize)")
+            XCTAssertEqual(runs[1].1, runs[0].1, "batch \(batchSize) weights")
+        }
+    }
+
     func testDivergenceIsReportedNotCrashedOn() throws {
         let settings = TrainingSettings(
             normalizer: NormalizerSettings(kind: .none), batchSize: 32, epochs: 1, baseLearningRate: 1e4, seed: 0)

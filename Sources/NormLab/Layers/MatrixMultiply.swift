@@ -1,3 +1,5 @@
+import WideKernels
+
 /// A strided view of a row-major or transposed matrix: element (i, j) is at
 /// `base[i * rowStride + j * columnStride]`.
 struct MatrixView {
@@ -36,7 +38,8 @@ final class MatrixWorkspace: @unchecked Sendable {
             packedACapacity = max(packedACount, packedACapacity)
             for _ in 0..<max(parts, packedA.count) {
                 packedA.append(.allocate(capacity: packedACapacity))
-                packedB.append(.allocate(capacity: MatrixMultiply.depthBlock * MatrixMultiply.panelWidth))
+                // Two panels: the 512-bit tiles take them in pairs.
+                packedB.append(.allocate(capacity: 2 * MatrixMultiply.depthBlock * MatrixMultiply.panelWidth))
             }
         }
     }
@@ -69,18 +72,28 @@ struct DepthPiece {
 /// C (M×N) = A (M×K) · B (K×N), or C += A · B: the single-precision matrix product every
 /// convolution runs on.
 ///
-/// A is packed in blocks of `depthBlock` along K and `panelHeight` rows; B in panels of
-/// `panelWidth` columns; a 6×16 register-blocked kernel computes each tile, summing each depth
-/// block from zero and then adding it to C. Work is split by column panels or row panels over the
-/// threads, and every element is summed in the same order whatever the split, so results are
-/// bit-identical with any thread count. Built for the lab's shapes: one of M and N is a channel
+/// A is packed in blocks of `depthBlock` along K and panels of 6 rows (8 with `wideTiles`); B in
+/// panels of `panelWidth` columns; a register-blocked kernel computes each tile, summing each
+/// depth block from zero and then adding it to C: 6×16 in 256-bit vectors, or, on a processor
+/// with AVX-512, 8×32 and 8×16 in 512-bit ones (`WideTiles`: the same sums in the same order, so
+/// the same bits). Work is split by column panels or row panels over the threads, and every
+/// element is summed in the same order whatever the split, so results are bit-identical with any
+/// thread count. Built for the lab's shapes: one of M and N is a channel
 /// count (times 9), the other positions × batch, or both are small (a weight gradient).
-enum MatrixMultiply {
+public enum MatrixMultiply {
     static let panelHeight = 6
     static let panelWidth = 16
     static let depthBlock = 256
 
     typealias Vector = SIMD8<Float>
+
+    /// Whether products use the 512-bit tiles: where the processor has AVX-512, unless a test or
+    /// an A/B benchmark (`normlab bench train --no-wide-tiles`) turns them off. The bits are the
+    /// same either way.
+    nonisolated(unsafe) public static var wideTiles = WideTiles.available
+
+    /// Whether this processor can run the 512-bit tiles (AVX-512).
+    public static var wideTilesAvailable: Bool { WideTiles.available }
 
     static func multiply(
         _ a: MatrixView, _ b: MatrixView, into c: UnsafeMutablePointer<Float>, cRowStride: Int,
@@ -93,9 +106,11 @@ enum MatrixMultiply {
             if !accumulate && total == 0 { for i in 0..<m { (c + i * cRowStride).update(repeating: 0, count: n) } }
             return
         }
+        let wide = wideTiles
+        let tileRows = wide ? WideTiles.rows : panelHeight
         let panels = (n + panelWidth - 1) / panelWidth
-        let rowPanels = (m + panelHeight - 1) / panelHeight
-        let paddedM = rowPanels * panelHeight
+        let rowPanels = (m + tileRows - 1) / tileRows
+        let paddedM = rowPanels * tileRows
         let cost = 2 * m * n * k
         let threads = cost < Parallelism.minimumParallelCost ? 1 : Parallelism.threadCount
         // Split the column panels over the threads, or the row panels: each thread packs all of
@@ -107,7 +122,7 @@ enum MatrixMultiply {
         Parallelism.forEach(parts, cost: Parallelism.minimumParallelCost) { partRange in
             for part in partRange {
                 let (firstRow, endRow) = splitRows
-                    ? (rowPanels * part / parts * panelHeight, min(m, rowPanels * (part + 1) / parts * panelHeight))
+                    ? (rowPanels * part / parts * tileRows, min(m, rowPanels * (part + 1) / parts * tileRows))
                     : (0, m)
                 let (firstPanel, endPanel) = splitRows ? (0, panels) : (panels * part / parts, panels * (part + 1) / parts)
                 let rows = MatrixView(a.base + firstRow * a.rowStride, rowStride: a.rowStride, columnStride: a.columnStride)
@@ -120,21 +135,41 @@ enum MatrixMultiply {
                     let depth = min(depthBlock - global % depthBlock, k - depthStart)
                     let continues = global % depthBlock != 0
                     let finishes = (global + depth) % depthBlock == 0 || global + depth == total
-                    packA(rows, rows: endRow - firstRow, depthStart: depthStart, depth: depth, into: packedA)
+                    packA(rows, rows: endRow - firstRow, lanes: tileRows, depthStart: depthStart, depth: depth, into: packedA)
                     let add = accumulate || global >= depthBlock
-                    for panel in firstPanel..<endPanel {
+                    var panel = firstPanel
+                    while panel < endPanel {
                         let column = panel * panelWidth
+                        // The 512-bit tiles take two full panels at a time where they can.
+                        let pair = wide && panel + 1 < endPanel && n - column >= 2 * panelWidth
                         let width = min(panelWidth, n - column)
                         packB(b, depthStart: depthStart, depth: depth, column: column, width: width, into: packedB)
+                        if pair {
+                            packB(b, depthStart: depthStart, depth: depth, column: column + panelWidth, width: panelWidth,
+                                  into: packedB + depth * panelWidth)
+                        }
                         var row = firstRow
                         while row < endRow {
-                            let height = min(panelHeight, endRow - row)
+                            let height = min(tileRows, endRow - row)
                             let carried = piece.map { $0.carry + row * n + column }
                             let start = continues ? carried.map { UnsafePointer($0) } : nil
                             let (target, ldt) = finishes ? (c + row * cRowStride + column, cRowStride) : (carried!, n)
                             let panelA = packedA + (row - firstRow) * depth
                             let addToTarget = finishes && add
-                            if width == panelWidth && height == 6 {
+                            if wide {
+                                if pair && height == WideTiles.rows {
+                                    WideTiles.tile8x32(
+                                        depth: depth, a: panelA, b: packedB, secondPanel: depth * panelWidth,
+                                        start: start, lds: n, c: target, ldc: ldt, accumulate: addToTarget)
+                                } else {
+                                    for half in 0..<(pair ? 2 : 1) {
+                                        let shift = half * panelWidth
+                                        wideTile(
+                                            depth, panelA, packedB + half * depth * panelWidth, start.map { $0 + shift }, n,
+                                            target + shift, ldt, addToTarget, height, width)
+                                    }
+                                }
+                            } else if width == panelWidth && height == 6 {
                                 kernel(rows: 6, depth, panelA, packedB, start, n, target, ldt, addToTarget)
                             } else if width == panelWidth && height == 4 {
                                 // A channel count of 16 or 64 ends in a 4-row panel, 32 in a 2-row one.
@@ -144,8 +179,9 @@ enum MatrixMultiply {
                             } else {
                                 edgeKernel(depth, panelA, packedB, start, n, target, ldt, addToTarget, height, width)
                             }
-                            row += panelHeight
+                            row += tileRows
                         }
+                        panel += pair ? 2 : 1
                     }
                     depthStart += depth
                 }
@@ -154,16 +190,18 @@ enum MatrixMultiply {
     }
 
     /// Packs rows 0..<m, depths depthStart..<depthStart+depth of A as consecutive panels of
-    /// `panelHeight` rows, each stored depth-major (`panel[p * 6 + i]`), zero-padded.
-    private static func packA(_ a: MatrixView, rows m: Int, depthStart: Int, depth: Int, into packed: UnsafeMutablePointer<Float>) {
+    /// `lanes` (6 or 8) rows, each stored depth-major (`panel[p * lanes + i]`), zero-padded.
+    private static func packA(
+        _ a: MatrixView, rows m: Int, lanes: Int, depthStart: Int, depth: Int, into packed: UnsafeMutablePointer<Float>
+    ) {
         var row = 0
         var out = packed
         while row < m {
             packLines(
-                a.base + row &* a.rowStride + depthStart &* a.columnStride, lines: min(panelHeight, m - row),
-                lineStride: a.rowStride, depth: depth, depthStride: a.columnStride, lanes: panelHeight, into: out)
-            out += panelHeight * depth
-            row += panelHeight
+                a.base + row &* a.rowStride + depthStart &* a.columnStride, lines: min(lanes, m - row),
+                lineStride: a.rowStride, depth: depth, depthStride: a.columnStride, lanes: lanes, into: out)
+            out += lanes * depth
+            row += lanes
         }
     }
 
@@ -195,18 +233,19 @@ enum MatrixMultiply {
         _ source: UnsafePointer<Float>, lines: Int, lineStride: Int, depth: Int, depthStride: Int, lanes: Int,
         into packed: UnsafeMutablePointer<Float>
     ) {
-        if depthStride == 1 && lanes == panelHeight {
-            // A transposing pack of A (the columns, in a weight gradient): 8 depths of up to 6
-            // lines at a time as an 8 × 8 block (missing lines zero), each transposed row's
-            // first 6 lanes stored.
+        if depthStride == 1 && (lanes == 6 || lanes == 8) {
+            // A transposing pack of A (the columns, in a weight gradient): 8 depths of up to
+            // `lanes` lines at a time as an 8 × 8 block (missing lines zero), each transposed
+            // row's first `lanes` lanes stored.
             var p = 0
             while p + 8 <= depth {
                 @inline(__always) func line(_ l: Int) -> Vector { l < lines ? load(source + (l &* lineStride &+ p)) : Vector() }
-                let t = VectorKernels.transposed((line(0), line(1), line(2), line(3), line(4), line(5), Vector(), Vector()))
+                let t = VectorKernels.transposed((line(0), line(1), line(2), line(3), line(4), line(5), line(6), line(7)))
                 @inline(__always) func put(_ v: Vector, _ j: Int) {
-                    let target = UnsafeMutableRawPointer(packed + (p &+ j) &* panelHeight)
-                    target.storeBytes(of: v.lowHalf, as: SIMD4<Float>.self)
-                    target.storeBytes(of: v.highHalf.lowHalf, toByteOffset: 16, as: SIMD2<Float>.self)
+                    let target = packed + (p &+ j) &* lanes
+                    if lanes == 8 { return store(v, target) }
+                    UnsafeMutableRawPointer(target).storeBytes(of: v.lowHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(target).storeBytes(of: v.highHalf.lowHalf, toByteOffset: 16, as: SIMD2<Float>.self)
                 }
                 put(t.0, 0); put(t.1, 1); put(t.2, 2); put(t.3, 3); put(t.4, 4); put(t.5, 5); put(t.6, 6); put(t.7, 7)
                 p += 8
@@ -309,6 +348,36 @@ enum MatrixMultiply {
         if rows > 4 {
             store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 8)
             store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 8)
+        }
+    }
+
+    /// A 512-bit tile of one panel: direct when it is 8 × 16, through a full tile on the stack at
+    /// the matrix's edge (fewer rows or columns).
+    private static func wideTile(
+        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ start: UnsafePointer<Float>?, _ lds: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
+    ) {
+        let rows = WideTiles.rows
+        if height == rows && width == panelWidth {
+            return WideTiles.tile8x16(depth: depth, a: a, b: b, start: start, lds: lds, c: c, ldc: ldc, accumulate: accumulate)
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * panelWidth) { tile in
+            let t = tile.baseAddress!
+            if let start {
+                t.initialize(repeating: 0, count: rows * panelWidth)
+                for i in 0..<height {
+                    for j in 0..<width { t[i * panelWidth + j] = start[i * lds + j] }
+                }
+            }
+            WideTiles.tile8x16(
+                depth: depth, a: a, b: b, start: start == nil ? nil : UnsafePointer(t), lds: panelWidth,
+                c: t, ldc: panelWidth, accumulate: false)
+            for i in 0..<height {
+                for j in 0..<width {
+                    c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
+                }
+            }
         }
     }
 
