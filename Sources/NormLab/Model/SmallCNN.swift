@@ -18,6 +18,9 @@ public final class ConvolutionBlock {
     private(set) var output = Tensor(shape: [0])
     private var gradient = Tensor(shape: [0])
     private var gradientMiddle = Tensor(shape: [0])
+    /// "none": the block is conv → ReLU, whatever the placement, with no identity in between to
+    /// copy its input and gradient through.
+    private let skipsNormalizer: Bool
 
     init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
          placement: NormalizerPlacement, generator: inout SeededGenerator) throws {
@@ -27,6 +30,7 @@ public final class ConvolutionBlock {
         convolution = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, bias: bias, generator: &generator)
         normalizer = try settings.makeNormalizer(channelCount: outputChannels)
         self.placement = placement
+        skipsNormalizer = settings.kind == .none
     }
 
     func forward(_ x: Tensor, mode: NormalizationMode) throws {
@@ -35,6 +39,7 @@ public final class ConvolutionBlock {
         // buffer in place instead of copying it first.
         normalizer.releaseSavedInput()
         convolution.forward(x, into: &convolved)
+        if skipsNormalizer { return relu.forward(convolved, into: &output) }
         switch placement {
         case .before:
             try normalizer.forward(convolved, mode: mode, into: &middle)
@@ -47,13 +52,17 @@ public final class ConvolutionBlock {
 
     /// Backpropagates dL/doutput; writes dL/dinput into `inputGradient` unless it is nil.
     func backward(_ outputGradient: Tensor, inputGradient: inout Tensor?) throws {
-        switch placement {
-        case .before:
-            relu.backward(outputGradient, output: output, into: &gradientMiddle)
-            try normalizer.backward(gradientMiddle, into: &gradient)
-        case .after:
-            try normalizer.backward(outputGradient, into: &gradientMiddle)
-            relu.backward(gradientMiddle, output: middle, into: &gradient)
+        if skipsNormalizer {
+            relu.backward(outputGradient, output: output, into: &gradient)
+        } else {
+            switch placement {
+            case .before:
+                relu.backward(outputGradient, output: output, into: &gradientMiddle)
+                try normalizer.backward(gradientMiddle, into: &gradient)
+            case .after:
+                try normalizer.backward(outputGradient, into: &gradientMiddle)
+                relu.backward(gradientMiddle, output: middle, into: &gradient)
+            }
         }
         if inputGradient != nil {
             convolution.backward(gradient, into: &inputGradient!)
