@@ -93,6 +93,61 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testSegmentedColumnsAreTheSameProduct() {
+        // B's and C's columns in runs of `length` (an NCHW tensor's planes, `stride` apart), as
+        // convolutions use them: the same bits as the plain product, written only where the
+        // runs are. Runs shorter than a tile (4, 16), the convolutions' 49, 196 and 784, and
+        // depths over one block (288), with both tile widths and 1 or 2 threads.
+        forEachTileWidth { tiles in
+            for (m, length, samples, k) in [(16, 4, 7, 9), (32, 16, 5, 20), (64, 49, 8, 288), (144, 196, 3, 32), (16, 784, 2, 9), (9, 49, 2, 64)] {
+                // Planes of m + 1 (C) and k + 1 (B) rows: each sample's last row is not the product's.
+                let n = length * samples, stride = (m + 1) * length, bStride = (k + 1) * length
+                let a = randomTensor([m * k], seed: 11).scalars
+                let plainB = randomTensor([k * n], seed: 12).scalars
+                // B (k × n) as planes: row i of sample s at s·stride + i·length.
+                var segmentedB = [Float](repeating: .nan, count: samples * bStride)
+                for i in 0..<k { for j in 0..<n { segmentedB[j / length * bStride + i * length + j % length] = plainB[i * n + j] } }
+                let segments = ColumnSegments(length: length, stride: stride)
+                for accumulate in [false, true] {
+                    for threads in [1, 2] {
+                        let saved = Parallelism.threadCount
+                        Parallelism.threadCount = threads
+                        defer { Parallelism.threadCount = saved }
+                        let start = randomTensor([m * n], seed: 13).scalars
+                        var plain = start
+                        var segmented = [Float](repeating: -7, count: samples * stride)
+                        for i in 0..<m { for j in 0..<n { segmented[j / length * stride + i * length + j % length] = start[i * n + j] } }
+                        a.withUnsafeBufferPointer { a in
+                            plainB.withUnsafeBufferPointer { b in plain.withUnsafeMutableBufferPointer { c in
+                                MatrixMultiply.multiply(
+                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                    into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: accumulate,
+                                    workspace: MatrixWorkspace())
+                            } }
+                            segmentedB.withUnsafeBufferPointer { b in segmented.withUnsafeMutableBufferPointer { c in
+                                MatrixMultiply.multiply(
+                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, rowStride: length, segments: ColumnSegments(length: length, stride: bStride)),
+                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: accumulate,
+                                    workspace: MatrixWorkspace(), cSegments: segments)
+                            } }
+                        }
+                        let label = "\(m)×\(n)×\(k) in runs of \(length), accumulate \(accumulate), \(threads) threads, \(tiles)"
+                        var mismatches = 0
+                        for i in 0..<m { for j in 0..<n where segmented[j / length * stride + i * length + j % length].bitPattern != plain[i * n + j].bitPattern {
+                            mismatches += 1
+                        } }
+                        XCTAssertEqual(mismatches, 0, label)
+                        // Between the planes (the rows m..<m+1 of each sample) nothing was written.
+                        for sample in 0..<samples {
+                            XCTAssertEqual(Array(segmented[(sample * stride + m * length)..<((sample + 1) * stride)]),
+                                           [Float](repeating: -7, count: length), label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testSameBitsWithAnyThreadCount() {
         // Column panels split over the threads, row panels (one column panel), and row panels
         // because M > N (a transposed weight gradient).

@@ -7,6 +7,8 @@
 /// in cache (a whole batch of 128 would need 14 MB for the second convolution's columns alone);
 /// the backward pass unfolds its chunk again, and the weight gradient's sum over the batch
 /// carries across chunks (`DepthPiece`), so every number is the same as one whole-batch product.
+/// The forward product writes y's NCHW planes and dcolumns reads dY's in place: their n·P
+/// columns are the samples' planes side by side (`ColumnSegments`).
 public final class Conv2D {
     public let inputChannels: Int
     public let outputChannels: Int
@@ -34,9 +36,8 @@ public final class Conv2D {
     private var inputShape: [Int] = []
     /// The columns of one chunk (of the whole batch when it fits in one).
     private var columns: [Float] = []
-    /// One chunk's output as a Cout × n·P matrix.
-    private var chunkOutput: [Float] = []
-    /// The batch's output gradient as a Cout × N·P matrix, and as an N·P × Cout one.
+    /// The batch's output gradient as a Cout × N·P matrix (for the bias), and as an N·P × Cout
+    /// one.
     private var outputGradient: [Float] = []
     private var positionGradient: [Float] = []
     /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
@@ -45,7 +46,6 @@ public final class Conv2D {
     /// Partial sums of the weight gradient between chunks.
     private var carry: [Float] = []
     private let workspace = MatrixWorkspace()
-    private let noBias: [Float]
 
     /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·9)))
     /// and a zero bias.
@@ -56,7 +56,6 @@ public final class Conv2D {
         let std = Float((2.0 / Double(inputChannels * 9)).squareRoot())
         weight = Parameter(generator.normals(outputChannels * inputChannels * 9, std: std))
         self.bias = bias ? Parameter([Float](repeating: 0, count: outputChannels)) : nil
-        noBias = [Float](repeating: 0, count: outputChannels)
     }
 
     /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample).
@@ -86,28 +85,26 @@ public final class Conv2D {
         // One chunk's columns are still here for the backward pass; more must be unfolded again.
         if chunks.count > 1 { input.copyValues(of: x) }
         resize(&columns, k * largest * p)
-        resize(&chunkOutput, outputChannels * largest * p)
         y.reshape(to: [n, outputChannels, h, w])
-        let shift = bias?.value ?? noBias
         for chunk in chunks {
             let columnCount = chunk.count * p
             unfold(x, chunk, height: h, width: w)
             columns.withUnsafeBufferPointer { columns in
                 weight.value.withUnsafeBufferPointer { weight in
-                    chunkOutput.withUnsafeMutableBufferPointer { product in
+                    y.scalars.withUnsafeMutableBufferPointer { y in
+                        // The product's Cout × n·P columns are the chunk's NCHW planes.
                         MatrixMultiply.multiply(
                             MatrixView(weight.baseAddress!, columns: k), MatrixView(columns.baseAddress!, columns: columnCount),
-                            into: product.baseAddress!, cRowStride: columnCount,
-                            m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace)
+                            into: y.baseAddress! + chunk.lowerBound * outputChannels * p, cRowStride: p,
+                            m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace,
+                            cSegments: ColumnSegments(length: p, stride: outputChannels * p))
                     }
                 }
             }
-            chunkOutput.withUnsafeBufferPointer { product in
-                y.scalars.withUnsafeMutableBufferPointer { y in
-                    Im2Col.channelMajorToNCHW(
-                        product.baseAddress!, y.baseAddress! + chunk.lowerBound * outputChannels * p,
-                        batch: chunk.count, channels: outputChannels, positions: p, add: shift)
-                }
+        }
+        if let bias {
+            y.scalars.withUnsafeMutableBufferPointer { y in
+                Im2Col.addToPlanes(bias.value, y.baseAddress!, batch: n, channels: outputChannels, positions: p)
             }
         }
     }
@@ -129,8 +126,8 @@ public final class Conv2D {
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
         let p = h * w, k = inputChannels * 9, columnCount = n * p
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
-        // dY as Cout × N·P (for dX and the bias) and as N·P × Cout (for dW).
-        if dx != nil || bias != nil {
+        // dY as Cout × N·P for the bias, and as N·P × Cout for dW. (dX reads the NCHW planes.)
+        if bias != nil {
             resize(&outputGradient, outputChannels * columnCount)
             dy.scalars.withUnsafeBufferPointer { dy in
                 outputGradient.withUnsafeMutableBufferPointer { product in
@@ -176,8 +173,11 @@ public final class Conv2D {
                 }
             }
             guard let dx else { continue }
-            outputGradient.withUnsafeBufferPointer { dyMatrix in
-                let dyChunk = MatrixView(dyMatrix.baseAddress! + first, rowStride: columnCount, columnStride: 1)
+            dy.scalars.withUnsafeBufferPointer { dy in
+                // dY's Cout × n·P columns, read from the chunk's NCHW planes.
+                let dyChunk = MatrixView(
+                    dy.baseAddress! + chunk.lowerBound * outputChannels * p, rowStride: p,
+                    segments: ColumnSegments(length: p, stride: outputChannels * p))
                 weight.value.withUnsafeBufferPointer { weight in
                     columnGradient.withUnsafeMutableBufferPointer { columnGradient in
                         // dcolumns (K × nP) = Wᵀ (K × Cout) · dY (Cout × nP)

@@ -85,18 +85,13 @@ enum Im2Col {
         return (first, max(first, min(p, p - shift)))
     }
 
-    /// y[n, c, p] = matrix[c][n·P + p] + add[c].
-    static func channelMajorToNCHW(
-        _ matrix: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
-        batch: Int, channels: Int, positions p: Int, add: [Float]
+    /// y[n, c, p] += add[c], a convolution's bias.
+    static func addToPlanes(
+        _ add: [Float], _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
     ) {
-        Parallelism.forEach(channels, cost: 2 * batch * p) { channelRange in
-            for channel in channelRange {
-                for sample in 0..<batch {
-                    VectorKernels.affine(
-                        matrix + channel * batch * p + sample * p, output + (sample * channels + channel) * p, p,
-                        scale: 1, shift: add[channel])
-                }
+        Parallelism.forEach(batch * channels, cost: p) { planes in
+            for plane in planes {
+                VectorKernels.affine(y + plane * p, y + plane * p, p, scale: 1, shift: add[plane % channels])
             }
         }
     }

@@ -1,11 +1,14 @@
 import WideKernels
 
 /// A strided view of a row-major or transposed matrix: element (i, j) is at
-/// `base[i * rowStride + j * columnStride]`.
+/// `base[i * rowStride + j * columnStride]`, or, with `segments`, at
+/// `base[i * rowStride + segments.offset(j)]`.
 struct MatrixView {
     var base: UnsafePointer<Float>
     var rowStride: Int
     var columnStride: Int
+    /// Columns in segments (then `columnStride` is 1): a batch's planes side by side.
+    var segments: ColumnSegments?
 
     /// A row-major matrix with `columns` columns.
     init(_ base: UnsafePointer<Float>, columns: Int) {
@@ -20,8 +23,39 @@ struct MatrixView {
         self.columnStride = columnStride
     }
 
+    /// Rows `rowStride` apart whose columns come in `segments`.
+    init(_ base: UnsafePointer<Float>, rowStride: Int, segments: ColumnSegments) {
+        self.init(base, rowStride: rowStride, columnStride: 1)
+        self.segments = segments
+    }
+
     /// The transpose, without moving anything.
     var transposed: MatrixView { MatrixView(base, rowStride: columnStride, columnStride: rowStride) }
+}
+
+/// Columns that come in runs of `length`, each `stride` floats after the one before: column j
+/// is position j % length of run j / length. A batch's N·P columns in an NCHW tensor are such
+/// runs (length P = H·W, stride C·P, rows P apart), so a convolution multiplies straight from
+/// and into its NCHW tensors, with no channel-major copy between.
+struct ColumnSegments {
+    var length: Int
+    var stride: Int
+
+    /// Where column j starts, from the first column's position.
+    @inline(__always)
+    func offset(_ j: Int) -> Int { j / length &* stride &+ j % length }
+
+    /// Calls `body(j, count)` for each run of consecutive columns in j..<j+count that one
+    /// segment holds (contiguous in memory), in order.
+    @inline(__always)
+    func forEachRun(_ j: Int, _ count: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        var done = 0
+        while done < count {
+            let run = min(count - done, length - (j + done) % length)
+            body(j + done, run)
+            done += run
+        }
+    }
 }
 
 /// Packing buffers for `MatrixMultiply`, kept by a layer so that steps allocate nothing.
@@ -97,13 +131,25 @@ public enum MatrixMultiply {
 
     static func multiply(
         _ a: MatrixView, _ b: MatrixView, into c: UnsafeMutablePointer<Float>, cRowStride: Int,
-        m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace, piece: DepthPiece? = nil
+        m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace, piece: DepthPiece? = nil,
+        cSegments: ColumnSegments? = nil
     ) {
         if m == 0 || n == 0 { return }
+        precondition(piece == nil || cSegments == nil, "a product in depth pieces writes plain rows")
+        precondition(a.segments == nil && (b.segments == nil || b.columnStride == 1), "segments are for B's and C's columns")
         let offset = piece?.offset ?? 0, total = piece?.total ?? k
         precondition(offset >= 0 && offset + k <= total, "depth piece \(offset)..<\(offset + k) of \(total)")
         if k == 0 {
-            if !accumulate && total == 0 { for i in 0..<m { (c + i * cRowStride).update(repeating: 0, count: n) } }
+            if !accumulate && total == 0 {
+                for i in 0..<m {
+                    let row = c + i * cRowStride
+                    if let cSegments {
+                        cSegments.forEachRun(0, n) { j, count in (row + cSegments.offset(j)).update(repeating: 0, count: count) }
+                    } else {
+                        row.update(repeating: 0, count: n)
+                    }
+                }
+            }
             return
         }
         let wide = wideTiles
@@ -148,15 +194,24 @@ public enum MatrixMultiply {
                             packB(b, depthStart: depthStart, depth: depth, column: column + panelWidth, width: panelWidth,
                                   into: packedB + depth * panelWidth)
                         }
+                        let tileWidth = pair ? 2 * panelWidth : width
+                        // Where C's tile columns start, and whether they are contiguous there.
+                        let cColumn = cSegments?.offset(column) ?? column
+                        let straddles = cSegments.map { $0.offset(column + tileWidth - 1) - cColumn != tileWidth - 1 } ?? false
                         var row = firstRow
                         while row < endRow {
                             let height = min(tileRows, endRow - row)
                             let carried = piece.map { $0.carry + row * n + column }
                             let start = continues ? carried.map { UnsafePointer($0) } : nil
-                            let (target, ldt) = finishes ? (c + row * cRowStride + column, cRowStride) : (carried!, n)
+                            let (target, ldt) = finishes ? (c + row * cRowStride + cColumn, cRowStride) : (carried!, n)
                             let panelA = packedA + (row - firstRow) * depth
                             let addToTarget = finishes && add
-                            if wide {
+                            if straddles {
+                                // C's tile spans two segments: computed aside, then stored run by run.
+                                straddlingTile(
+                                    wide: wide, pair: pair, depth, panelA, packedB, c + row * cRowStride, cRowStride,
+                                    cSegments!, column: column, addToTarget, height, width)
+                            } else if wide {
                                 if pair && height == WideTiles.rows {
                                     WideTiles.tile8x32(
                                         depth: depth, a: panelA, b: packedB, secondPanel: depth * panelWidth,
@@ -209,7 +264,19 @@ public enum MatrixMultiply {
     private static func packB(
         _ b: MatrixView, depthStart: Int, depth: Int, column: Int, width: Int, into packed: UnsafeMutablePointer<Float>
     ) {
-        let block = b.base + depthStart &* b.rowStride + column &* b.columnStride
+        let columnOffset = b.segments?.offset(column) ?? column &* b.columnStride
+        if let segments = b.segments, segments.offset(column + width - 1) - columnOffset != width - 1 {
+            // The panel spans two segments: each depth's row copied run by run.
+            for p in 0..<depth {
+                let source = b.base + (depthStart + p) &* b.rowStride, target = packed + p &* panelWidth
+                segments.forEachRun(column, width) { j, count in
+                    (target + (j - column)).update(from: source + segments.offset(j), count: count)
+                }
+                for j in width..<panelWidth { target[j] = 0 }
+            }
+            return
+        }
+        let block = b.base + depthStart &* b.rowStride + columnOffset
         if b.columnStride == 1 && width == panelWidth {
             // Two vector moves per row: a memmove call per 16 floats would cost more than the copy.
             for p in 0..<depth {
@@ -348,6 +415,38 @@ public enum MatrixMultiply {
         if rows > 4 {
             store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 8)
             store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 8)
+        }
+    }
+
+    /// A tile whose columns in C span two segments (or more): computed into a tile on the stack
+    /// by the same kernels, so with the same sums, then stored (or added) one run at a time.
+    private static func straddlingTile(
+        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ cRow: UnsafeMutablePointer<Float>, _ ldc: Int, _ segments: ColumnSegments, column: Int,
+        _ accumulate: Bool, _ height: Int, _ width: Int
+    ) {
+        let ldt = 2 * panelWidth
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: WideTiles.rows * ldt) { tile in
+            let t = tile.baseAddress!
+            if wide && pair && height == WideTiles.rows {
+                WideTiles.tile8x32(
+                    depth: depth, a: a, b: b, secondPanel: depth * panelWidth, start: nil, lds: 0, c: t, ldc: ldt,
+                    accumulate: false)
+            } else if wide {
+                for half in 0..<(pair ? 2 : 1) {
+                    wideTile(depth, a, b + half * depth * panelWidth, nil, 0, t + half * panelWidth, ldt, false, height, width)
+                }
+            } else {
+                edgeKernel(depth, a, b, nil, 0, t, ldt, false, height, width)
+            }
+            let tileWidth = pair ? 2 * panelWidth : width
+            for i in 0..<height {
+                let source = t + i * ldt, target = cRow + i * ldc
+                segments.forEachRun(column, tileWidth) { j, count in
+                    let from = source + (j - column), to = target + segments.offset(j)
+                    for q in 0..<count { to[q] = accumulate ? to[q] + from[q] : from[q] }
+                }
+            }
         }
     }
 
