@@ -23,6 +23,36 @@ final class NormalizerIdentityTests: XCTestCase {
         assertClose(g1.beta, g2.beta, tolerance: 1e-4, "grad_beta", file: file, line: line)
     }
 
+    func testRectifyingForwardIsReLUAfterTheForward() throws {
+        // The fused ReLU gives the same bits as the ReLU layer after the plain forward, in both
+        // modes, on shapes whose planes end in 16-, 8- and 1-float remainders, and with
+        // exact zeros (beta = 0 and a zero input plane) and NaN kept as the ReLU keeps them.
+        for kind in NormalizerKind.allCases {
+            for shape in [[4, 6, 5, 5], [3, 4, 7, 7], [2, 6, 4, 6], [5, 3]] where shape.count == 4 || kind != .instance {
+                for mode in [NormalizationMode.training, .inference] {
+                    var x = randomTensor(shape, seed: 21, mean: 0.5, std: 2)
+                    x.scalars.withUnsafeMutableBufferPointer { x in
+                        if shape.count == 4 { for i in 0..<(shape[2] * shape[3]) { x[i] = 0 } }
+                        x[x.count - 1] = .nan
+                    }
+                    func output(rectifying: Bool) throws -> Tensor {
+                        let layer = makeNormalizer(kind, channels: shape[1], groups: shape[1] == 6 ? 3 : nil)
+                        var generator = SeededGenerator(seed: 22)
+                        try layer.setParameters(gamma: generator.normals(shape[1], mean: 1, std: 0.5), beta: [Float](repeating: 0, count: shape[1]))
+                        var y = Tensor(shape: [0])
+                        try layer.forward(x, mode: mode, into: &y, rectifying: rectifying)
+                        return y
+                    }
+                    var rectified = Tensor(shape: [0])
+                    ReLU().forward(try output(rectifying: false), into: &rectified)
+                    let fused = try output(rectifying: true)
+                    XCTAssertEqual(fused.shape, rectified.shape)
+                    XCTAssertEqual(fused.scalars.map(\.bitPattern), rectified.scalars.map(\.bitPattern), "\(kind) \(shape) \(mode)")
+                }
+            }
+        }
+    }
+
     func testGroupNormWithOneGroupIsLayerNorm() throws {
         try assertSame(GroupNorm(channelCount: 6, groupCount: 1), LayerNorm(channelCount: 6), shape: [3, 6, 5, 5])
     }

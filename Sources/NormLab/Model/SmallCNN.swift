@@ -42,8 +42,7 @@ public final class ConvolutionBlock {
         if skipsNormalizer { return relu.forward(convolved, into: &output) }
         switch placement {
         case .before:
-            try normalizer.forward(convolved, mode: mode, into: &middle)
-            relu.forward(middle, into: &output)
+            try normalizer.forward(convolved, mode: mode, into: &output, rectifying: true)
         case .after:
             relu.forward(convolved, into: &middle)
             try normalizer.forward(middle, mode: mode, into: &output)

@@ -45,7 +45,7 @@ public final class BatchNorm: Normalizer {
         runningVariance = variance
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
         switch mode {
         case .training:
@@ -60,7 +60,7 @@ public final class BatchNorm: Normalizer {
             }
             runningMean.withUnsafeMutableBufferPointer { runningMean in
                 runningVariance.withUnsafeMutableBufferPointer { runningVariance in
-                    pass.forwardTraining(input, layout, epsilon: epsilon, into: &output) { c, mean, variance in
+                    pass.forwardTraining(input, layout, epsilon: epsilon, into: &output, rectifying: rectifying) { c, mean, variance in
                         runningMean[c] += momentum * (mean - runningMean[c])
                         runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
                         return (gamma[c], beta[c])
@@ -71,7 +71,7 @@ public final class BatchNorm: Normalizer {
             let invStd = runningVariance.map { 1 / ($0 + epsilon).squareRoot() }
             pass.forwardWithStatistics(
                 input, layout, mean: runningMean, invStd: invStd,
-                scale: parameters.gamma, shift: parameters.beta, into: &output)
+                scale: parameters.gamma, shift: parameters.beta, into: &output, rectifying: rectifying)
         }
     }
 

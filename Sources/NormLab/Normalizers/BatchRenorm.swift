@@ -66,7 +66,7 @@ public final class BatchRenorm: Normalizer {
         runningStd = std
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
         switch mode {
         case .training:
@@ -81,7 +81,7 @@ public final class BatchRenorm: Normalizer {
                 runningStd.withUnsafeMutableBufferPointer { runningStd in
                     r.withUnsafeMutableBufferPointer { r in
                         d.withUnsafeMutableBufferPointer { d in
-                            pass.forwardTraining(input, layout, epsilon: epsilon, into: &output) { c, mean, variance in
+                            pass.forwardTraining(input, layout, epsilon: epsilon, into: &output, rectifying: rectifying) { c, mean, variance in
                                 let batchStd = (variance + epsilon).squareRoot()
                                 r[c] = min(max(batchStd / runningStd[c], 1 / rmax), rmax)
                                 d[c] = min(max((mean - runningMean[c]) / runningStd[c], -dmax), dmax)
@@ -96,7 +96,7 @@ public final class BatchRenorm: Normalizer {
         case .inference:
             pass.forwardWithStatistics(
                 input, layout, mean: runningMean, invStd: runningStd.map { 1 / $0 },
-                scale: parameters.gamma, shift: parameters.beta, into: &output)
+                scale: parameters.gamma, shift: parameters.beta, into: &output, rectifying: rectifying)
             for c in 0..<channelCount {
                 r[c] = 1
                 d[c] = 0

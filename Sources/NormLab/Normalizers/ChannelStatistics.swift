@@ -11,7 +11,7 @@ enum ChannelStatistics {
     /// statistics are updated). Writes the mean and 1/sqrt(var + ε) for the backward pass.
     static func forwardTraining(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ layout: NormalizationLayout,
-        epsilon: Float, mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>,
+        epsilon: Float, rectifying: Bool, mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>,
         coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)
     ) {
         let n = layout.batch, c = layout.channels, s = layout.spatial
@@ -36,7 +36,7 @@ enum ChannelStatistics {
                 let b = shift - channelMean * a
                 for sample in 0..<n {
                     let offset = (sample * c + channel) * s
-                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b)
+                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
                 }
             }
         }
@@ -46,7 +46,7 @@ enum ChannelStatistics {
     static func forwardWithStatistics(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ layout: NormalizationLayout,
         mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
-        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, rectifying: Bool
     ) {
         let n = layout.batch, c = layout.channels, s = layout.spatial
         Parallelism.forEach(c, cost: n * s) { channels in
@@ -55,7 +55,7 @@ enum ChannelStatistics {
                 let b = shift[channel] - mean[channel] * a
                 for sample in 0..<n {
                     let offset = (sample * c + channel) * s
-                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b)
+                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
                 }
             }
         }
@@ -139,7 +139,7 @@ struct ChannelNormalizationPass {
     /// Training forward with batch statistics; see `ChannelStatistics.forwardTraining`.
     /// The scale returned by `coefficients` is remembered for the backward pass.
     mutating func forwardTraining(
-        _ input: Tensor, _ layout: NormalizationLayout, epsilon: Float, into output: inout Tensor,
+        _ input: Tensor, _ layout: NormalizationLayout, epsilon: Float, into output: inout Tensor, rectifying: Bool,
         coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)
     ) {
         output.reshape(to: input.shape)
@@ -149,7 +149,7 @@ struct ChannelNormalizationPass {
                     invStd.withUnsafeMutableBufferPointer { invStd in
                         scale.withUnsafeMutableBufferPointer { scale in
                             ChannelStatistics.forwardTraining(
-                                x.baseAddress!, y.baseAddress!, layout, epsilon: epsilon,
+                                x.baseAddress!, y.baseAddress!, layout, epsilon: epsilon, rectifying: rectifying,
                                 mean: mean.baseAddress!, invStd: invStd.baseAddress!
                             ) { channel, mean, variance in
                                 let coefficients = coefficients(channel, mean, variance)
@@ -166,7 +166,7 @@ struct ChannelNormalizationPass {
     /// Forward with fixed statistics: `y = (x - mean) · invStd · scale + shift`.
     mutating func forwardWithStatistics(
         _ input: Tensor, _ layout: NormalizationLayout, mean: [Float], invStd: [Float],
-        scale: [Float], shift: [Float], into output: inout Tensor
+        scale: [Float], shift: [Float], into output: inout Tensor, rectifying: Bool
     ) {
         self.mean = mean
         self.invStd = invStd
@@ -174,7 +174,8 @@ struct ChannelNormalizationPass {
         output.reshape(to: input.shape)
         output.scalars.withUnsafeMutableBufferPointer { y in
             ChannelStatistics.forwardWithStatistics(
-                input.scalars, y.baseAddress!, layout, mean: mean, invStd: invStd, scale: scale, shift: shift)
+                input.scalars, y.baseAddress!, layout, mean: mean, invStd: invStd, scale: scale, shift: shift,
+                rectifying: rectifying)
         }
     }
 

@@ -27,8 +27,10 @@ public final class GroupNorm: Normalizer {
         gradients = .zeros(channelCount: channelCount)
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
-        try pass.forward(input, groups: groupCount, epsilon: epsilon, parameters: parameters, kind: kind, into: &output)
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
+        try pass.forward(
+            input, groups: groupCount, epsilon: epsilon, parameters: parameters, kind: kind, into: &output,
+            rectifying: rectifying)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {

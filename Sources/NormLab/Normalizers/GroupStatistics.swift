@@ -10,7 +10,7 @@ enum GroupStatistics {
     /// 1/sqrt(var + ε) (N·G values) for the backward pass.
     static func forward(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ layout: NormalizationLayout,
-        groups: Int, epsilon: Float, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        groups: Int, epsilon: Float, rectifying: Bool, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         mean: UnsafeMutablePointer<Float>, invStd: UnsafeMutablePointer<Float>
     ) {
         let s = layout.spatial
@@ -30,7 +30,8 @@ enum GroupStatistics {
                     let channel = firstChannel + k
                     let a = inverse * gamma[channel]
                     let offset = block * blockSize + k * s
-                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: beta[channel] - blockMean * a)
+                    VectorKernels.affine(
+                        x + offset, y + offset, s, scale: a, shift: beta[channel] - blockMean * a, rectifying: rectifying)
                 }
             }
         }
@@ -95,7 +96,7 @@ struct GroupNormalizationPass {
     /// Validates `input`, normalizes it into `output` and remembers what backward needs.
     mutating func forward(
         _ input: Tensor, groups: Int, epsilon: Float, parameters: AffineParameters, kind: NormalizerKind,
-        into output: inout Tensor
+        into output: inout Tensor, rectifying: Bool
     ) throws {
         let layout = try NormalizationLayout(
             shape: input.shape, channelCount: parameters.gamma.count, kind: kind,
@@ -113,7 +114,7 @@ struct GroupNormalizationPass {
             mean.withUnsafeMutableBufferPointer { mean in
                 invStd.withUnsafeMutableBufferPointer { invStd in
                     GroupStatistics.forward(
-                        input.scalars, y.baseAddress!, layout, groups: groups, epsilon: epsilon,
+                        input.scalars, y.baseAddress!, layout, groups: groups, epsilon: epsilon, rectifying: rectifying,
                         gamma: parameters.gamma, beta: parameters.beta,
                         mean: mean.baseAddress!, invStd: invStd.baseAddress!)
                 }

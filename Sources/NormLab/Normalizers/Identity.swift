@@ -16,10 +16,14 @@ public final class Identity: Normalizer {
         self.channelCount = channelCount
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         _ = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind)
         lastShape = input.shape
-        output.copyValues(of: input)
+        if rectifying {
+            ReLU().forward(input, into: &output)
+        } else {
+            output.copyValues(of: input)
+        }
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {

@@ -19,9 +19,10 @@ public final class InstanceNorm: Normalizer {
         gradients = .zeros(channelCount: channelCount)
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         try pass.forward(
-            input, groups: channelCount, epsilon: epsilon, parameters: parameters, kind: kind, into: &output)
+            input, groups: channelCount, epsilon: epsilon, parameters: parameters, kind: kind, into: &output,
+            rectifying: rectifying)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {

@@ -20,8 +20,9 @@ public final class LayerNorm: Normalizer {
         gradients = .zeros(channelCount: channelCount)
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
-        try pass.forward(input, groups: 1, epsilon: epsilon, parameters: parameters, kind: kind, into: &output)
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
+        try pass.forward(
+            input, groups: 1, epsilon: epsilon, parameters: parameters, kind: kind, into: &output, rectifying: rectifying)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {

@@ -22,8 +22,11 @@ public protocol Normalizer: AnyObject {
     ///
     /// In `.training` mode a method with running statistics uses and updates them from the
     /// batch; `.inference` uses them and leaves every piece of state unchanged.
+    /// With `rectifying`, writes max(y, 0) instead of y: the ReLU that follows the normalizer in
+    /// a network, fused into the pass that writes y (the same bits as `ReLU.forward` after it).
+    /// `backward` is the normalizer's alone: the ReLU's mask comes first, from this output.
     /// - Throws: `NormalizerError` when the input cannot be normalized by this method.
-    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws
+    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws
 
     /// Writes dL/dx for the last forward pass into `gradInput` and sets `gradients`.
     /// - Throws: `NormalizerError` when no forward pass preceded it or the shapes differ.
@@ -36,6 +39,11 @@ public protocol Normalizer: AnyObject {
 }
 
 extension Normalizer {
+    /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        try forward(input, mode: mode, into: &output, rectifying: false)
+    }
+
     /// Normalizes `input`, returning a new tensor.
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
         var output = Tensor(shape: input.shape)

@@ -96,25 +96,39 @@ enum VectorKernels {
         return (sumDy, sumDyCentered)
     }
 
-    /// y[i] = x[i]·scale + shift.
+    /// y[i] = x[i]·scale + shift, or with `rectifying`, max(x[i]·scale + shift, 0): the ReLU
+    /// after a normalizer, in the same pass (the same bits as `ReLU.forward` on the result).
     @inline(__always)
     static func affine(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-        scale: Float, shift: Float
+        scale: Float, shift: Float, rectifying: Bool = false
+    ) {
+        if rectifying {
+            affine(x, y, count, scale: scale, shift: shift) { $0.replacing(with: 0, where: $0 .<= 0) } _: { max($0, 0) }
+        } else {
+            affine(x, y, count, scale: scale, shift: shift) { $0 } _: { $0 }
+        }
+    }
+
+    /// y[i] = f(x[i]·scale + shift), with `f` for 8 lanes and `g` for one.
+    @inline(__always)
+    private static func affine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+        scale: Float, shift: Float, _ f: (Vector) -> Vector, _ g: (Float) -> Float
     ) {
         let a = Vector(repeating: scale), b = Vector(repeating: shift)
         var i = 0
         while i &+ 16 <= count {
-            store(b.addingProduct(load(x + i), a), y + i)
-            store(b.addingProduct(load(x + (i &+ 8)), a), y + (i &+ 8))
+            store(f(b.addingProduct(load(x + i), a)), y + i)
+            store(f(b.addingProduct(load(x + (i &+ 8)), a)), y + (i &+ 8))
             i &+= 16
         }
         if i &+ 8 <= count {
-            store(b.addingProduct(load(x + i), a), y + i)
+            store(f(b.addingProduct(load(x + i), a)), y + i)
             i &+= 8
         }
         while i < count {
-            y[i] = shift + x[i] * scale
+            y[i] = g(shift + x[i] * scale)
             i &+= 1
         }
     }
