@@ -87,6 +87,24 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    func testRectifyingConvolutionIsReLUAfterTheConvolution() {
+        // The ReLU fused into the bias pass: the same bits as the ReLU layer after the plain
+        // forward, with and without a bias, on planes of 30 positions (16-, 8- and 1-float tails).
+        for bias in [true, false] {
+            var generator = SeededGenerator(seed: 12)
+            let conv = Conv2D(inputChannels: 3, outputChannels: 5, bias: bias, generator: &generator)
+            if let parameter = conv.bias { parameter.value = generator.normals(5) }
+            let x = randomTensor([4, 3, 6, 5], seed: 14)
+            var plain = Tensor(shape: [0]), rectified = Tensor(shape: [0]), fused = Tensor(shape: [0])
+            conv.forward(x, into: &plain)
+            ReLU().forward(plain, into: &rectified)
+            conv.forward(x, into: &fused, rectifying: true)
+            XCTAssertEqual(fused.shape, rectified.shape)
+            XCTAssertEqual(fused.scalars.map(\.bitPattern), rectified.scalars.map(\.bitPattern), "bias \(bias)")
+            XCTAssertTrue(fused.scalars.contains(0) && fused.scalars.contains { $0 > 0 })
+        }
+    }
+
     func testConvolutionMatchesDirectDefinition() {
         var generator = SeededGenerator(seed: 8)
         let conv = Conv2D(inputChannels: 2, outputChannels: 3, bias: false, generator: &generator)

@@ -75,8 +75,9 @@ public final class Conv2D {
         }
     }
 
-    /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W].
-    public func forward(_ x: Tensor, into y: inout Tensor) {
+    /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W]; with `rectifying`,
+    /// max(y, 0): the ReLU after a convolution with no normalizer, in the pass that adds the bias.
+    public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let p = h * w, k = inputChannels * 9
@@ -102,9 +103,10 @@ public final class Conv2D {
                 }
             }
         }
-        if let bias {
+        if bias != nil || rectifying {
             y.scalars.withUnsafeMutableBufferPointer { y in
-                Im2Col.addToPlanes(bias.value, y.baseAddress!, batch: n, channels: outputChannels, positions: p)
+                Im2Col.addToPlanes(
+                    bias?.value, y.baseAddress!, batch: n, channels: outputChannels, positions: p, rectifying: rectifying)
             }
         }
     }

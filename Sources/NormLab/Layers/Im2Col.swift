@@ -85,13 +85,15 @@ enum Im2Col {
         return (first, max(first, min(p, p - shift)))
     }
 
-    /// y[n, c, p] += add[c], a convolution's bias.
+    /// y[n, c, p] += add[c], a convolution's bias (none: 0), then with `rectifying` max(y, 0).
     static func addToPlanes(
-        _ add: [Float], _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
+        _ add: [Float]?, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int,
+        rectifying: Bool
     ) {
         Parallelism.forEach(batch * channels, cost: p) { planes in
             for plane in planes {
-                VectorKernels.affine(y + plane * p, y + plane * p, p, scale: 1, shift: add[plane % channels])
+                VectorKernels.affine(
+                    y + plane * p, y + plane * p, p, scale: 1, shift: add?[plane % channels] ?? 0, rectifying: rectifying)
             }
         }
     }

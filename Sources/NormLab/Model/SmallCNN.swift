@@ -38,8 +38,8 @@ public final class ConvolutionBlock {
         // no backward follows): release it, so the convolution or ReLU below overwrites that
         // buffer in place instead of copying it first.
         normalizer.releaseSavedInput()
+        if skipsNormalizer { return convolution.forward(x, into: &output, rectifying: true) }
         convolution.forward(x, into: &convolved)
-        if skipsNormalizer { return relu.forward(convolved, into: &output) }
         switch placement {
         case .before:
             try normalizer.forward(convolved, mode: mode, into: &output, rectifying: true)
