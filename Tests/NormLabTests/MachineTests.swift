@@ -21,6 +21,22 @@ final class MachineTests: XCTestCase {
         XCTAssertEqual(Machine.processorName(cpuinfo: amd), "AMD EPYC 7B13 64-Core Processor")
     }
 
+    func testArmNamesFromHardwareOrPartCodes() {
+        let graviton = """
+            processor	: 0
+            BogoMIPS	: 243.75
+            Features	: fp asimd evtstrm
+            CPU implementer	: 0x41
+            CPU architecture: 8
+            CPU part	: 0xd0c
+
+            processor	: 1
+            CPU implementer	: 0x42
+            """
+        XCTAssertEqual(Machine.processorName(cpuinfo: graviton), "CPU implementer 0x41, part 0xd0c")
+        XCTAssertEqual(Machine.processorName(cpuinfo: graviton + "\nHardware\t: BCM2835\n"), "BCM2835")
+    }
+
     func testNoModelNameGivesNil() {
         XCTAssertNil(Machine.processorName(cpuinfo: "processor\t: 0\nBogoMIPS\t: 50.00\n"))
         XCTAssertNil(Machine.processorName(cpuinfo: "model name\t:   \n"))

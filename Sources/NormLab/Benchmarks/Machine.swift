@@ -21,13 +21,21 @@ public struct Machine: Equatable, Sendable {
             processorCount: ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    /// The first "model name" line's value, its runs of spaces collapsed; nil if there is none.
+    /// The first "model name" line's value, its runs of spaces collapsed. arm64 Linux has no
+    /// model name: then the "Hardware" line, or the "CPU implementer" and "CPU part" codes
+    /// ("CPU implementer 0x41, part 0xd0c"). Nil if there is none of these.
     static func processorName(cpuinfo: String) -> String? {
+        var fields: [String: String] = [:]
         for line in cpuinfo.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == "model name" else { continue }
-            let name = parts[1].split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-            return name.isEmpty ? nil : name
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingCharacters(in: .whitespaces)
+            let value = parts[1].split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+            if fields[key] == nil && !value.isEmpty { fields[key] = value }
+        }
+        if let name = fields["model name"] ?? fields["Hardware"] { return name }
+        if let implementer = fields["CPU implementer"], let part = fields["CPU part"] {
+            return "CPU implementer \(implementer), part \(part)"
         }
         return nil
     }
