@@ -450,17 +450,42 @@ public enum MatrixMultiply {
         }
     }
 
-    /// A 512-bit tile of one panel: direct when it is 8 × 16, through a full tile on the stack at
-    /// the matrix's edge (fewer rows or columns).
+    /// A 512-bit tile of one panel: direct when it is 8 × 16, at the matrix's edge (fewer rows
+    /// or columns) through `edgeTile`.
     private static func wideTile(
         _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ start: UnsafePointer<Float>?, _ lds: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
     ) {
-        let rows = WideTiles.rows
-        if height == rows && width == panelWidth {
+        if height == WideTiles.rows && width == panelWidth {
             return WideTiles.tile8x16(depth: depth, a: a, b: b, start: start, lds: lds, c: c, ldc: ldc, accumulate: accumulate)
         }
+        edgeTile(rows: WideTiles.rows, start, lds, c, ldc, accumulate, height, width) { start, tile in
+            WideTiles.tile8x16(
+                depth: depth, a: a, b: b, start: start, lds: panelWidth, c: tile, ldc: panelWidth, accumulate: false)
+        }
+    }
+
+    /// A 256-bit tile at the matrix's edge that no direct kernel fits (narrower than 16 columns,
+    /// or 1, 3 or 5 rows).
+    private static func edgeKernel(
+        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ start: UnsafePointer<Float>?, _ lds: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
+    ) {
+        edgeTile(rows: panelHeight, start, lds, c, ldc, accumulate, height, width) { start, tile in
+            kernel(rows: 6, depth, a, b, start, panelWidth, tile, panelWidth, false)
+        }
+    }
+
+    /// The `height` × `width` corner of a full `rows` × 16 tile that `fullTile(start, tile)`
+    /// computes on the stack (row stride 16, from the partial sums `start` copied in when there
+    /// are any), stored or added into C.
+    private static func edgeTile(
+        rows: Int, _ start: UnsafePointer<Float>?, _ lds: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int,
+        _ fullTile: (_ start: UnsafePointer<Float>?, _ tile: UnsafeMutablePointer<Float>) -> Void
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * panelWidth) { tile in
             let t = tile.baseAddress!
             if let start {
@@ -469,33 +494,7 @@ public enum MatrixMultiply {
                     for j in 0..<width { t[i * panelWidth + j] = start[i * lds + j] }
                 }
             }
-            WideTiles.tile8x16(
-                depth: depth, a: a, b: b, start: start == nil ? nil : UnsafePointer(t), lds: panelWidth,
-                c: t, ldc: panelWidth, accumulate: false)
-            for i in 0..<height {
-                for j in 0..<width {
-                    c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
-                }
-            }
-        }
-    }
-
-    /// A tile at the matrix's edge that no direct kernel fits (narrower than 16 columns, or 1, 3
-    /// or 5 rows), computed in a full tile on the stack.
-    private static func edgeKernel(
-        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-        _ start: UnsafePointer<Float>?, _ lds: Int,
-        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
-    ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: panelHeight * panelWidth) { tile in
-            let t = tile.baseAddress!
-            if let start {
-                t.initialize(repeating: 0, count: panelHeight * panelWidth)
-                for i in 0..<height {
-                    for j in 0..<width { t[i * panelWidth + j] = start[i * lds + j] }
-                }
-            }
-            kernel(rows: 6, depth, a, b, start == nil ? nil : UnsafePointer(t), panelWidth, t, panelWidth, false)
+            fullTile(start == nil ? nil : UnsafePointer(t), t)
             for i in 0..<height {
                 for j in 0..<width {
                     c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * panelWidth + j] : t[i * panelWidth + j]
