@@ -148,6 +148,25 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testSegmentedSumIsTheSumOfTheRowLaidEndToEnd() {
+        // A convolution's bias gradient: Σ over a channel's planes, read in place. Runs of 4 to
+        // 784 (vectors that cross a run boundary, runs shorter than a vector), and counts that
+        // end in 8- and 1-float tails.
+        for (length, samples) in [(4, 9), (30, 5), (49, 8), (196, 3), (784, 2), (5, 1)] {
+            let stride = 3 * length + 2
+            let data = randomTensor([samples * stride], seed: UInt64(length), mean: 0.3).scalars
+            let segments = ColumnSegments(length: length, stride: stride)
+            for first in [0, 1] {
+                let row = (0..<(length * samples)).map { data[first * length + segments.offset($0)] }
+                let laidOut = row.withUnsafeBufferPointer { VectorKernels.sum($0.baseAddress!, row.count) }
+                let inPlace = data.withUnsafeBufferPointer {
+                    VectorKernels.sum($0.baseAddress! + first * length, row.count, segments: segments)
+                }
+                XCTAssertEqual(inPlace.bitPattern, laidOut.bitPattern, "runs of \(length), \(samples) of them")
+            }
+        }
+    }
+
     func testSameBitsWithAnyThreadCount() {
         // Column panels split over the threads, row panels (one column panel), and row panels
         // because M > N (a transposed weight gradient).

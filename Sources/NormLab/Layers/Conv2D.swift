@@ -36,9 +36,7 @@ public final class Conv2D {
     private var inputShape: [Int] = []
     /// The columns of one chunk (of the whole batch when it fits in one).
     private var columns: [Float] = []
-    /// The batch's output gradient as a Cout × N·P matrix (for the bias), and as an N·P × Cout
-    /// one.
-    private var outputGradient: [Float] = []
+    /// The batch's output gradient as an N·P × Cout matrix.
     private var positionGradient: [Float] = []
     /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
     private var transposedWeightGradient: [Float] = []
@@ -128,22 +126,21 @@ public final class Conv2D {
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
         let p = h * w, k = inputChannels * 9, columnCount = n * p
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
-        // dY as Cout × N·P for the bias, and as N·P × Cout for dW. (dX reads the NCHW planes.)
-        if bias != nil {
-            resize(&outputGradient, outputChannels * columnCount)
-            dy.scalars.withUnsafeBufferPointer { dy in
-                outputGradient.withUnsafeMutableBufferPointer { product in
-                    Im2Col.nchwToChannelMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
-                }
-            }
-        }
         if let bias {
-            outputGradient.withUnsafeBufferPointer { dyMatrix in
-                for channel in 0..<outputChannels {
-                    bias.gradient[channel] = Float(VectorKernels.sum(dyMatrix.baseAddress! + channel * columnCount, columnCount))
+            // Σ dY per channel, over the channel's N planes as one row of Cout × N·P.
+            let segments = ColumnSegments(length: p, stride: outputChannels * p)
+            dy.scalars.withUnsafeBufferPointer { dy in
+                bias.gradient.withUnsafeMutableBufferPointer { gradient in
+                    let (dy, gradient) = (dy.baseAddress!, gradient.baseAddress!)
+                    Parallelism.forEach(outputChannels, cost: columnCount) { channels in
+                        for channel in channels {
+                            gradient[channel] = Float(VectorKernels.sum(dy + channel * p, columnCount, segments: segments))
+                        }
+                    }
                 }
             }
         }
+        // dY as N·P × Cout for dW. (dX reads the NCHW planes.)
         resize(&positionGradient, columnCount * outputChannels)
         dy.scalars.withUnsafeBufferPointer { dy in
             positionGradient.withUnsafeMutableBufferPointer { product in

@@ -98,19 +98,6 @@ enum Im2Col {
         }
     }
 
-    /// matrix[c][n·P + p] = x[n, c, p].
-    static func nchwToChannelMajor(
-        _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
-    ) {
-        Parallelism.forEach(channels, cost: batch * p) { channelRange in
-            for channel in channelRange {
-                for sample in 0..<batch {
-                    (matrix + channel * batch * p + sample * p).update(from: input + (sample * channels + channel) * p, count: p)
-                }
-            }
-        }
-    }
-
     /// matrix[n·P + p][c] = x[n, c, p]: each sample's C × P plane transposed.
     static func nchwToPositionMajor(
         _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int

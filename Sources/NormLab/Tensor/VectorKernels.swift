@@ -36,6 +36,52 @@ enum VectorKernels {
         return total
     }
 
+    /// `sum` of the `count` columns of a row whose columns come in `segments` (column j at
+    /// `x + segments.offset(j)`): the same additions in the same order as `sum` over those
+    /// values laid end to end, so the same bits, without copying them together first.
+    static func sum(_ x: UnsafePointer<Float>, _ count: Int, segments: ColumnSegments) -> Double {
+        var segment = x, position = 0
+        @inline(__always) func advance(_ step: Int) {
+            position &+= step
+            if position == segments.length {
+                segment += segments.stride
+                position = 0
+            }
+        }
+        @inline(__always) func nextOne() -> Float {
+            let value = segment[position]
+            advance(1)
+            return value
+        }
+        @inline(__always) func nextEight() -> Vector {
+            if position &+ 8 <= segments.length {
+                let value = load(segment + position)
+                advance(8)
+                return value
+            }
+            var value = Vector()
+            for lane in 0..<8 { value[lane] = nextOne() }
+            return value
+        }
+        var a0 = Vector(), a1 = Vector()
+        var i = 0
+        while i &+ 16 <= count {
+            a0 += nextEight()
+            a1 += nextEight()
+            i &+= 16
+        }
+        if i &+ 8 <= count {
+            a0 += nextEight()
+            i &+= 8
+        }
+        var total = Double((a0 + a1).sum())
+        while i < count {
+            total += Double(nextOne())
+            i &+= 1
+        }
+        return total
+    }
+
     /// Σ (x[i] - mean)², the second pass of a two-pass variance: exact for large common offsets,
     /// where Σx² - (Σx)²/n in Float32 loses every digit.
     @inline(__always)
