@@ -211,28 +211,8 @@ public enum MatrixMultiply {
                                 straddlingTile(
                                     wide: wide, pair: pair, depth, panelA, packedB, c + row * cRowStride, cRowStride,
                                     cSegments!, column: column, addToTarget, height, width)
-                            } else if wide {
-                                if pair && height == WideTiles.rows {
-                                    WideTiles.tile8x32(
-                                        depth: depth, a: panelA, b: packedB, secondPanel: depth * panelWidth,
-                                        start: start, lds: n, c: target, ldc: ldt, accumulate: addToTarget)
-                                } else {
-                                    for half in 0..<(pair ? 2 : 1) {
-                                        let shift = half * panelWidth
-                                        wideTile(
-                                            depth, panelA, packedB + half * depth * panelWidth, start.map { $0 + shift }, n,
-                                            target + shift, ldt, addToTarget, height, width)
-                                    }
-                                }
-                            } else if width == panelWidth && height == 6 {
-                                kernel(rows: 6, depth, panelA, packedB, start, n, target, ldt, addToTarget)
-                            } else if width == panelWidth && height == 4 {
-                                // A channel count of 16 or 64 ends in a 4-row panel, 32 in a 2-row one.
-                                kernel(rows: 4, depth, panelA, packedB, start, n, target, ldt, addToTarget)
-                            } else if width == panelWidth && height == 2 {
-                                kernel(rows: 2, depth, panelA, packedB, start, n, target, ldt, addToTarget)
                             } else {
-                                edgeKernel(depth, panelA, packedB, start, n, target, ldt, addToTarget, height, width)
+                                tile(wide: wide, pair: pair, depth, panelA, packedB, start, n, target, ldt, addToTarget, height, width)
                             }
                             row += tileRows
                         }
@@ -418,8 +398,42 @@ public enum MatrixMultiply {
         }
     }
 
+    /// One tile of C, `height` rows by one panel's `width` columns or a pair's 32, by the kernel
+    /// that fits it: C (+)= A panel · B panel(s), the sums starting from zero or from `start`
+    /// (row stride `lds`).
+    @inline(__always)
+    private static func tile(
+        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ start: UnsafePointer<Float>?, _ lds: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
+    ) {
+        if wide {
+            if pair && height == WideTiles.rows {
+                WideTiles.tile8x32(
+                    depth: depth, a: a, b: b, secondPanel: depth * panelWidth,
+                    start: start, lds: lds, c: c, ldc: ldc, accumulate: accumulate)
+            } else {
+                for half in 0..<(pair ? 2 : 1) {
+                    let shift = half * panelWidth
+                    wideTile(
+                        depth, a, b + half * depth * panelWidth, start.map { $0 + shift }, lds,
+                        c + shift, ldc, accumulate, height, width)
+                }
+            }
+        } else if width == panelWidth && height == 6 {
+            kernel(rows: 6, depth, a, b, start, lds, c, ldc, accumulate)
+        } else if width == panelWidth && height == 4 {
+            // A channel count of 16 or 64 ends in a 4-row panel, 32 in a 2-row one.
+            kernel(rows: 4, depth, a, b, start, lds, c, ldc, accumulate)
+        } else if width == panelWidth && height == 2 {
+            kernel(rows: 2, depth, a, b, start, lds, c, ldc, accumulate)
+        } else {
+            edgeKernel(depth, a, b, start, lds, c, ldc, accumulate, height, width)
+        }
+    }
+
     /// A tile whose columns in C span two segments (or more): computed into a tile on the stack
-    /// by the same kernels, so with the same sums, then stored (or added) one run at a time.
+    /// by `tile`, so with the same sums, then stored (or added) one run at a time.
     private static func straddlingTile(
         wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         _ cRow: UnsafeMutablePointer<Float>, _ ldc: Int, _ segments: ColumnSegments, column: Int,
@@ -428,17 +442,7 @@ public enum MatrixMultiply {
         let ldt = 2 * panelWidth
         withUnsafeTemporaryAllocation(of: Float.self, capacity: WideTiles.rows * ldt) { tile in
             let t = tile.baseAddress!
-            if wide && pair && height == WideTiles.rows {
-                WideTiles.tile8x32(
-                    depth: depth, a: a, b: b, secondPanel: depth * panelWidth, start: nil, lds: 0, c: t, ldc: ldt,
-                    accumulate: false)
-            } else if wide {
-                for half in 0..<(pair ? 2 : 1) {
-                    wideTile(depth, a, b + half * depth * panelWidth, nil, 0, t + half * panelWidth, ldt, false, height, width)
-                }
-            } else {
-                edgeKernel(depth, a, b, nil, 0, t, ldt, false, height, width)
-            }
+            Self.tile(wide: wide, pair: pair, depth, a, b, nil, 0, t, ldt, false, height, width)
             let tileWidth = pair ? 2 * panelWidth : width
             for i in 0..<height {
                 let source = t + i * ldt, target = cRow + i * ldc

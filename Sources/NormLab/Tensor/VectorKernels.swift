@@ -17,23 +17,14 @@ enum VectorKernels {
     /// Σ x[i].
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Double {
-        var a0 = Vector(), a1 = Vector()
         var i = 0
-        while i &+ 16 <= count {
-            a0 += load(x + i)
-            a1 += load(x + (i &+ 8))
-            i &+= 16
+        return sum(count) {
+            defer { i &+= 8 }
+            return load(x + i)
+        } nextOne: {
+            defer { i &+= 1 }
+            return x[i]
         }
-        if i &+ 8 <= count {
-            a0 += load(x + i)
-            i &+= 8
-        }
-        var total = Double((a0 + a1).sum())
-        while i < count {
-            total += Double(x[i])
-            i &+= 1
-        }
-        return total
     }
 
     /// `sum` of the `count` columns of a row whose columns come in `segments` (column j at
@@ -53,7 +44,7 @@ enum VectorKernels {
             advance(1)
             return value
         }
-        @inline(__always) func nextEight() -> Vector {
+        return sum(count) {
             if position &+ 8 <= segments.length {
                 let value = load(segment + position)
                 advance(8)
@@ -62,7 +53,16 @@ enum VectorKernels {
             var value = Vector()
             for lane in 0..<8 { value[lane] = nextOne() }
             return value
+        } nextOne: {
+            nextOne()
         }
+    }
+
+    /// The sum of `count` values read in order, eight (`nextEight`) or one (`nextOne`) at a
+    /// time: two 8-lane accumulators over blocks of 16, one more block of 8 if there is one, then
+    /// the rest one by one in Double.
+    @inline(__always)
+    private static func sum(_ count: Int, nextEight: () -> Vector, nextOne: () -> Float) -> Double {
         var a0 = Vector(), a1 = Vector()
         var i = 0
         while i &+ 16 <= count {
