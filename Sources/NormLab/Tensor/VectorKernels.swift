@@ -17,66 +17,40 @@ enum VectorKernels {
     /// Σ x[i].
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Double {
-        var i = 0
-        return sum(count) {
-            defer { i &+= 8 }
-            return load(x + i)
-        } nextOne: {
-            defer { i &+= 1 }
-            return x[i]
-        }
+        var reader = ContiguousReader(next: x)
+        return sum(count, &reader)
     }
 
     /// `sum` of the `count` columns of a row whose columns come in `segments` (column j at
     /// `x + segments.offset(j)`): the same additions in the same order as `sum` over those
     /// values laid end to end, so the same bits, without copying them together first.
     static func sum(_ x: UnsafePointer<Float>, _ count: Int, segments: ColumnSegments) -> Double {
-        var segment = x, position = 0
-        @inline(__always) func advance(_ step: Int) {
-            position &+= step
-            if position == segments.length {
-                segment += segments.stride
-                position = 0
-            }
-        }
-        @inline(__always) func nextOne() -> Float {
-            let value = segment[position]
-            advance(1)
-            return value
-        }
-        return sum(count) {
-            if position &+ 8 <= segments.length {
-                let value = load(segment + position)
-                advance(8)
-                return value
-            }
-            var value = Vector()
-            for lane in 0..<8 { value[lane] = nextOne() }
-            return value
-        } nextOne: {
-            nextOne()
-        }
+        var reader = SegmentReader(segment: x, segments: segments)
+        return sum(count, &reader)
     }
 
-    /// The sum of `count` values read in order, eight (`nextEight`) or one (`nextOne`) at a
-    /// time: two 8-lane accumulators over blocks of 16, one more block of 8 if there is one, then
-    /// the rest one by one in Double.
+    /// The sum of `count` values read in order, eight or one at a time: two 8-lane accumulators
+    /// over blocks of 16, one more block of 8 if there is one, then the rest one by one in Double.
+    ///
+    /// The readers are structs, not closures: a closure that advances a captured position makes
+    /// the compiler box it and check exclusive access at run time on every read where it does
+    /// not inline the closure (it did not inside a convolution's backward pass on one thread).
     @inline(__always)
-    private static func sum(_ count: Int, nextEight: () -> Vector, nextOne: () -> Float) -> Double {
+    private static func sum<Reader: FloatReader>(_ count: Int, _ reader: inout Reader) -> Double {
         var a0 = Vector(), a1 = Vector()
         var i = 0
         while i &+ 16 <= count {
-            a0 += nextEight()
-            a1 += nextEight()
+            a0 += reader.nextEight()
+            a1 += reader.nextEight()
             i &+= 16
         }
         if i &+ 8 <= count {
-            a0 += nextEight()
+            a0 += reader.nextEight()
             i &+= 8
         }
         var total = Double((a0 + a1).sum())
         while i < count {
-            total += Double(nextOne())
+            total += Double(reader.nextOne())
             i &+= 1
         }
         return total
@@ -214,7 +188,9 @@ enum VectorKernels {
             var pair = SIMD16<Float>()
             pair.evenHalf = a
             pair.oddHalf = b
-            return (pair.lowHalf, pair.highHalf)
+            // The two halves, as a reinterpretation: `lowHalf` and `highHalf` were left as calls
+            // where this was inlined into a large function (a convolution's backward pass).
+            return unsafeBitCast(pair, to: (Vector, Vector).self)
         }
         var r = block
         for _ in 0..<3 {
@@ -257,3 +233,66 @@ enum VectorKernels {
     }
 }
 
+
+/// Values read in order, eight or one at a time, for `VectorKernels.sum`.
+private protocol FloatReader {
+    mutating func nextEight() -> SIMD8<Float>
+    mutating func nextOne() -> Float
+}
+
+/// A contiguous run.
+private struct ContiguousReader: FloatReader {
+    var next: UnsafePointer<Float>
+
+    @inline(__always)
+    mutating func nextEight() -> SIMD8<Float> {
+        defer { next += 8 }
+        return VectorKernels.load(next)
+    }
+
+    @inline(__always)
+    mutating func nextOne() -> Float {
+        defer { next += 1 }
+        return next.pointee
+    }
+}
+
+/// A row whose columns come in segments (`ColumnSegments`), read as if laid end to end.
+private struct SegmentReader: FloatReader {
+    var segment: UnsafePointer<Float>
+    let segments: ColumnSegments
+    var position = 0
+
+    init(segment: UnsafePointer<Float>, segments: ColumnSegments) {
+        self.segment = segment
+        self.segments = segments
+    }
+
+    @inline(__always)
+    private mutating func advance(_ step: Int) {
+        position &+= step
+        if position == segments.length {
+            segment += segments.stride
+            position = 0
+        }
+    }
+
+    @inline(__always)
+    mutating func nextEight() -> SIMD8<Float> {
+        if position &+ 8 <= segments.length {
+            let value = VectorKernels.load(segment + position)
+            advance(8)
+            return value
+        }
+        var value = SIMD8<Float>()
+        for lane in 0..<8 { value[lane] = nextOne() }
+        return value
+    }
+
+    @inline(__always)
+    mutating func nextOne() -> Float {
+        let value = segment[position]
+        advance(1)
+        return value
+    }
+}
