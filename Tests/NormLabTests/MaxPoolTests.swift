@@ -46,4 +46,35 @@ final class MaxPoolTests: XCTestCase {
         pool.backward(try! Tensor(shape: [1, 1, 1, 2], scalars: [-0.0, 7]), into: &dx)
         XCTAssertEqual(dx.scalars.map(\.bitPattern), [Float](arrayLiteral: 0, 0, 7, 0, 0, 0, 0, 0).map(\.bitPattern))
     }
+
+    /// Each pool's backward pass through the ReLU before it, in one pass, gives the bits of the
+    /// two passes it replaces (pool backward, then ReLU backward), with zeros, NaN and -0 about.
+    func testBackwardThroughReLUMatchesTwoPasses() {
+        let relu = ReLU()
+        for (n, c, h, w) in [(2, 3, 4, 16), (1, 2, 6, 6), (2, 2, 28, 28), (1, 1, 2, 34), (3, 4, 14, 14), (1, 2, 4, 18), (32, 16, 6, 6)] {
+            var generator = SeededGenerator(seed: UInt64(h * 100 + w))
+            let choices: [Float] = [-1, -0.0, 0, 0.5, 2, .nan]
+            let before = (0..<(n * c * h * w)).map { _ in choices[Int(generator.next() % 6)] }
+            var rectified = Tensor(shape: [0]), y = Tensor(shape: [0])
+            relu.forward(try! Tensor(shape: [n, c, h, w], scalars: before), into: &rectified)
+            let pool = MaxPool2D()
+            pool.forward(rectified, into: &y)
+            let dy = try! Tensor(shape: y.shape, scalars: (0..<y.count).map { [-0.0, 1.5, -2][$0 % 3] })
+            var routed = Tensor(shape: [0]), expected = Tensor(shape: [0]), fused = Tensor(shape: [0])
+            pool.backward(dy, into: &routed)
+            relu.backward(routed, output: rectified, into: &expected)
+            pool.backward(dy, into: &fused, rectifiedOutput: y)
+            XCTAssertEqual(fused.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "max pool \(n)×\(c)×\(h)×\(w)")
+
+            let average = GlobalAveragePool()
+            var features = Tensor(shape: [0])
+            average.forward(rectified, into: &features)
+            let df = try! Tensor(shape: features.shape, scalars: (0..<features.count).map { [3, -0.0, -1.25][$0 % 3] })
+            var spread = Tensor(shape: [0])
+            average.backward(df, into: &spread)
+            relu.backward(spread, output: rectified, into: &expected)
+            average.backward(df, into: &fused, rectifiedInput: rectified)
+            XCTAssertEqual(fused.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "average pool \(n)×\(c)×\(h)×\(w)")
+        }
+    }
 }

@@ -39,25 +39,34 @@ public final class MaxPool2D {
     }
 
     /// Routes each output's gradient to the input element it took; the others get zero.
-    public func backward(_ dy: Tensor, into dx: inout Tensor) {
+    ///
+    /// With `rectifiedOutput` — this pool's forward output, when a ReLU came just before the
+    /// pool — the gradient goes back through that ReLU as well, in the same pass: a window whose
+    /// maximum is not positive passes nothing, exactly as the ReLU's backward would have zeroed
+    /// its chosen element (the only one that gets a gradient).
+    public func backward(_ dy: Tensor, into dx: inout Tensor, rectifiedOutput: Tensor? = nil) {
+        precondition(rectifiedOutput == nil || rectifiedOutput!.shape == dy.shape, "pool output \(rectifiedOutput!.shape), gradient \(dy.shape)")
         dx.reshape(to: inputShape)
         let w = inputShape[3], ow = w / 2, rows = dy.count / max(1, ow)
         dy.scalars.withUnsafeBufferPointer { dy in
             choices.withUnsafeBufferPointer { choices in
                 dx.scalars.withUnsafeMutableBufferPointer { dx in
-                    let (dy, choices, dx) = (dy.baseAddress!, choices.baseAddress!, dx.baseAddress!)
-                    Parallelism.forEach(rows, cost: 4 * w) { rows in
-                        withScratch { scratch in
-                            Self.forEachGroup(rows, outputWidth: ow) { row, ox in
-                                let (upper, lower) = (dx + 2 * row * w + 2 * ox, dx + (2 * row + 1) * w + 2 * ox)
-                                Self.route(dy + row * ow + ox, choices + row * ow + ox, upper, lower)
-                            } padded: { row in
-                                scratch.clear()
-                                scratch.values.update(from: dy + row * ow, count: ow)
-                                scratch.choices.update(from: choices + row * ow, count: ow)
-                                Self.route(scratch.values, scratch.choices, scratch.upper, scratch.lower)
-                                (dx + 2 * row * w).update(from: scratch.upper, count: w)
-                                (dx + (2 * row + 1) * w).update(from: scratch.lower, count: w)
+                    withScalars(of: rectifiedOutput) { pooled in
+                        let (dy, choices, dx) = (dy.baseAddress!, choices.baseAddress!, dx.baseAddress!)
+                        Parallelism.forEach(rows, cost: 4 * w) { rows in
+                            withScratch { scratch in
+                                Self.forEachGroup(rows, outputWidth: ow) { row, ox in
+                                    let (upper, lower) = (dx + 2 * row * w + 2 * ox, dx + (2 * row + 1) * w + 2 * ox)
+                                    Self.route(dy + row * ow + ox, choices + row * ow + ox, pooled.map { $0 + row * ow + ox }, upper, lower)
+                                } padded: { row in
+                                    scratch.clear()
+                                    scratch.values.update(from: dy + row * ow, count: ow)
+                                    scratch.choices.update(from: choices + row * ow, count: ow)
+                                    if let pooled { scratch.pooled.update(from: pooled + row * ow, count: ow) }
+                                    Self.route(scratch.values, scratch.choices, pooled == nil ? nil : scratch.pooled, scratch.upper, scratch.lower)
+                                    (dx + 2 * row * w).update(from: scratch.upper, count: w)
+                                    (dx + (2 * row + 1) * w).update(from: scratch.lower, count: w)
+                                }
                             }
                         }
                     }
@@ -118,13 +127,18 @@ public final class MaxPool2D {
     }
 
     /// Eight outputs' gradients to their windows' 2×8 inputs: 0 + dy where chosen (as when
-    /// gradients were added to a zeroed dx, so -0 becomes +0), else 0.
+    /// gradients were added to a zeroed dx, so -0 becomes +0), else 0; with `pooled` (the
+    /// outputs, after a ReLU), 0 for a window whose output is not positive.
     @inline(__always)
     private static func route(
-        _ dy: UnsafePointer<Float>, _ choices: UnsafePointer<Int32>,
+        _ dy: UnsafePointer<Float>, _ choices: UnsafePointer<Int32>, _ pooled: UnsafePointer<Float>?,
         _ upper: UnsafeMutablePointer<Float>, _ lower: UnsafeMutablePointer<Float>
     ) {
-        let gradient = UnsafeRawPointer(dy).loadUnaligned(as: SIMD8<Float>.self) + 0
+        var gradient = UnsafeRawPointer(dy).loadUnaligned(as: SIMD8<Float>.self) + 0
+        if let pooled {
+            let positive = UnsafeRawPointer(pooled).loadUnaligned(as: SIMD8<Float>.self) .> 0
+            gradient.replace(with: 0, where: .!positive)
+        }
         let choice = UnsafeRawPointer(choices).loadUnaligned(as: SIMD8<Int32>.self)
         var parts = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
         parts.0.replace(with: gradient, where: choice .== SIMD8(repeating: 0))
@@ -147,21 +161,24 @@ private struct PoolScratch {
     let upper: UnsafeMutablePointer<Float>
     let lower: UnsafeMutablePointer<Float>
     let values: UnsafeMutablePointer<Float>
+    /// The pool's outputs, for a backward pass through a ReLU before it.
+    let pooled: UnsafeMutablePointer<Float>
     let choices: UnsafeMutablePointer<Int32>
 
     func clear() {
         upper.update(repeating: 0, count: 16)
         lower.update(repeating: 0, count: 16)
         values.update(repeating: 0, count: 8)
+        pooled.update(repeating: 0, count: 8)
         choices.update(repeating: 0, count: 8)
     }
 }
 
 private func withScratch(_ body: (PoolScratch) -> Void) {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 40) { floats in
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { floats in
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8) { ints in
             let f = floats.baseAddress!
-            body(PoolScratch(upper: f, lower: f + 16, values: f + 32, choices: ints.baseAddress!))
+            body(PoolScratch(upper: f, lower: f + 16, values: f + 32, pooled: f + 40, choices: ints.baseAddress!))
         }
     }
 }
@@ -183,13 +200,31 @@ public final class GlobalAveragePool {
         }
     }
 
-    public func backward(_ dy: Tensor, into dx: inout Tensor) {
+    /// dx = dy / P over each plane. With `rectifiedInput` — the forward input, when it is a
+    /// ReLU's output — the gradient goes back through that ReLU as well: 0 where the input is
+    /// not positive.
+    public func backward(_ dy: Tensor, into dx: inout Tensor, rectifiedInput: Tensor? = nil) {
+        precondition(rectifiedInput == nil || rectifiedInput!.shape == inputShape, "ReLU output \(rectifiedInput!.shape), pool input \(inputShape)")
         let p = inputShape[2] * inputShape[3]
         dx.reshape(to: inputShape)
         dx.scalars.withUnsafeMutableBufferPointer { dx in
-            for plane in 0..<dy.count {
-                (dx.baseAddress! + plane * p).update(repeating: dy.scalars[plane] / Float(p), count: p)
+            withScalars(of: rectifiedInput) { x in
+                let dx = dx.baseAddress!
+                for plane in 0..<dy.count {
+                    let gradient = dy.scalars[plane] / Float(p), first = plane * p
+                    if let x {
+                        for i in first..<(first + p) { dx[i] = x[i] > 0 ? gradient : 0 }
+                    } else {
+                        (dx + first).update(repeating: gradient, count: p)
+                    }
+                }
             }
         }
     }
+}
+
+/// Calls `body` with the address of the tensor's scalars, or with nil when there is no tensor.
+private func withScalars<Result>(of tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> Result) -> Result {
+    guard let tensor else { return body(nil) }
+    return tensor.scalars.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -49,24 +49,31 @@ public final class ConvolutionBlock {
         }
     }
 
-    /// Backpropagates dL/doutput; writes dL/dinput into `inputGradient` unless it is nil.
-    func backward(_ outputGradient: Tensor, inputGradient: inout Tensor?) throws {
+    /// Whether the block ends with its ReLU (conv → norm → ReLU, or conv → ReLU with no
+    /// normalizer). The pooling after such a block takes the ReLU's backward pass into its own
+    /// (one pass over the gradient instead of two), so `backward` starts at the ReLU's input.
+    var endsWithReLU: Bool { skipsNormalizer || placement == .before }
+
+    /// Backpropagates the gradient at the block's end — dL/d(the ReLU's input) when the block
+    /// `endsWithReLU`, else dL/doutput — and writes dL/dinput into `inputGradient` unless it is nil.
+    func backward(_ endGradient: Tensor, inputGradient: inout Tensor?) throws {
+        let convolutionGradient: Tensor
         if skipsNormalizer {
-            relu.backward(outputGradient, output: output, into: &gradient)
+            convolutionGradient = endGradient
         } else {
             switch placement {
             case .before:
-                relu.backward(outputGradient, output: output, into: &gradientMiddle)
-                try normalizer.backward(gradientMiddle, into: &gradient)
+                try normalizer.backward(endGradient, into: &gradient)
             case .after:
-                try normalizer.backward(outputGradient, into: &gradientMiddle)
+                try normalizer.backward(endGradient, into: &gradientMiddle)
                 relu.backward(gradientMiddle, output: middle, into: &gradient)
             }
+            convolutionGradient = gradient
         }
         if inputGradient != nil {
-            convolution.backward(gradient, into: &inputGradient!)
+            convolution.backward(convolutionGradient, into: &inputGradient!)
         } else {
-            convolution.parameterGradients(gradient)
+            convolution.parameterGradients(convolutionGradient)
         }
     }
 }
@@ -130,14 +137,20 @@ public final class SmallCNN {
     public func backward(_ logitsGradient: Tensor) throws {
         classifier.backward(logitsGradient, into: &featureGradient)
         let last = blocks.count - 1
-        averagePool.backward(featureGradient, into: &blockGradients[last])
+        // Each pool's backward pass also goes back through the ReLU at the end of the block
+        // before it, where there is one (`ConvolutionBlock.endsWithReLU`).
+        averagePool.backward(
+            featureGradient, into: &blockGradients[last],
+            rectifiedInput: blocks[last].endsWithReLU ? blocks[last].output : nil)
         for index in stride(from: last, through: 0, by: -1) {
             if index == 0 {
                 var none: Tensor? = nil
                 try blocks[0].backward(blockGradients[0], inputGradient: &none)
             } else {
                 try blocks[index].backward(blockGradients[index], inputGradient: &pooledGradients[index - 1])
-                pools[index - 1].backward(pooledGradients[index - 1]!, into: &blockGradients[index - 1])
+                pools[index - 1].backward(
+                    pooledGradients[index - 1]!, into: &blockGradients[index - 1],
+                    rectifiedOutput: blocks[index - 1].endsWithReLU ? pooled[index - 1] : nil)
             }
         }
     }
