@@ -4,7 +4,10 @@ import XCTest
 /// The block-copy im2col and its adjoint against plain per-element definitions, bit for bit,
 /// on shapes with one row or one column, where every shifted block wraps.
 final class Im2ColTests: XCTestCase {
-    private let shapes = [(2, 3, 5, 6), (1, 2, 1, 4), (1, 2, 4, 1), (2, 1, 1, 1), (3, 2, 7, 7)]
+    /// With the model's planes (28, 14 and 7 wide), and single rows and columns long enough for
+    /// the fold's eight-wide path.
+    private let shapes = [(2, 3, 5, 6), (1, 2, 1, 4), (1, 2, 4, 1), (2, 1, 1, 1), (3, 2, 7, 7), (2, 3, 14, 14), (1, 2, 28, 28),
+                          (2, 2, 1, 17), (2, 2, 17, 1), (1, 1, 2, 4)]
 
     func testUnfoldMatchesDefinition() {
         for (n, c, h, w) in shapes {
@@ -41,7 +44,13 @@ final class Im2ColTests: XCTestCase {
     func testFoldMatchesDefinitionExactly() {
         for (n, c, h, w) in shapes {
             let p = h * w
-            let columns = randomTensor([c * 9 * n * p], seed: UInt64(h * 7 + w)).scalars
+            var columns = randomTensor([c * 9 * n * p], seed: UInt64(h * 7 + w)).scalars
+            // Entries that read outside the plane are never added (unfold made them 0; in a
+            // column gradient they may be anything): NaN there must not reach dx.
+            for row in 0..<(c * 9) { for sample in 0..<n { for y in 0..<h { for xx in 0..<w {
+                let (sy, sx) = (y + row % 9 / 3 - 1, xx + row % 3 - 1)
+                if sy < 0 || sy >= h || sx < 0 || sx >= w { columns[row * n * p + sample * p + y * w + xx] = .nan }
+            } } } }
             var dx = [Float](repeating: .nan, count: n * c * p)
             columns.withUnsafeBufferPointer { columns in dx.withUnsafeMutableBufferPointer { dx in
                 Im2Col.fold(columns.baseAddress!, into: dx.baseAddress!, batch: n, channels: c, height: h, width: w)

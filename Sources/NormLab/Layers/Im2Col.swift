@@ -36,42 +36,71 @@ enum Im2Col {
     }
 
     /// The adjoint of `unfold`: dx[n, c, y, x] = Σ over (ky, kx) of the column entries that
-    /// read it, added in a fixed order.
+    /// read it, added in a fixed order (offsets in row-major order, from zero).
     ///
-    /// As in `unfold`, each (ky, kx) row is added as one shifted block. With kx ≠ 0 that block
-    /// also adds the entries that read across a row boundary; they all land in the one column
-    /// that this (ky, kx) never reaches otherwise (x = 0 for kx = +1, x = W − 1 for kx = −1), so
-    /// that column is saved before and put back after, which leaves every sum exactly as if
-    /// those entries had been skipped.
+    /// One pass per plane: eight outputs at a time gather their nine terms, each from its
+    /// column row shifted by that offset, with the terms of entries that never read the output
+    /// (past the plane's edge, or across a row boundary) replaced by +0. Adding +0 is the same
+    /// as skipping the term, because a sum that starts from +0 is never -0.
     static func fold(
         _ columns: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
         batch: Int, channels: Int, height: Int, width: Int
     ) {
         let p = height * width, columnCount = batch * p
-        // Planes in channel-major order (a channel's samples in turn), so that each column row
-        // is read front to back.
-        Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: height) { saved in
-                let saved = saved.baseAddress!
+        // The eight-wide gathers also read up to W + 1 entries before or after a plane's own
+        // part of a column row (terms that are then replaced by +0). Those reads stay inside the
+        // matrix: rows 5...8, which read behind, come after row 0, and rows 0...3, which read
+        // ahead, before row 8, once a row is longer than W + 8 entries.
+        let vectorEnd = columnCount >= width + 8 ? p - p % 8 : 0
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 9 * p) { keeps in
+            // keeps[o·P + i]: all ones where offset o's entry reads output position i, else 0,
+            // so that a bitwise AND keeps the term or makes it +0.
+            let keeps = keeps.baseAddress!
+            for offset in 0..<9 {
+                let ky = offset / 3 - 1, kx = offset % 3 - 1
+                for y in 0..<height {
+                    for x in 0..<width {
+                        let (cy, cx) = (y - ky, x - kx)
+                        keeps[offset * p + y * width + x] = cy >= 0 && cy < height && cx >= 0 && cx < width ? ~0 : 0
+                    }
+                }
+            }
+            // Planes in channel-major order (a channel's samples in turn), so that each column
+            // row is read front to back.
+            Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
                 for planeIndex in planes {
                     let channel = planeIndex / batch, sample = planeIndex % batch
                     let plane = output + (sample * channels + channel) * p
-                    plane.update(repeating: 0, count: p)
-                    for offset in 0..<9 {
-                        let ky = offset / 3 - 1, kx = offset % 3 - 1
-                        let source = columns + (channel * 9 + offset) * columnCount + sample * p
-                        // Column entry i read input position i + shift.
-                        let shift = ky * width + kx
-                        let (first, end) = shiftedRange(shift, p)
-                        let untouched = kx > 0 ? 0 : width - 1
-                        if kx != 0 {
-                            for y in 0..<height { saved[y] = plane[y * width + untouched] }
-                        }
-                        let target = plane + shift
-                        for i in first..<end { target[i] += source[i] }
-                        if kx != 0 {
-                            for y in 0..<height { plane[y * width + untouched] = saved[y] }
-                        }
+                    // Offset o's term for output i is at terms[o] + i (its column row, shifted),
+                    // kept where keeps[o·P + i] says.
+                    let rows = columns + channel * 9 * columnCount + sample * p
+                    @inline(__always) func term(_ offset: Int) -> UnsafePointer<Float> {
+                        rows + (offset &* columnCount &- (offset / 3 - 1) &* width &- (offset % 3 - 1))
+                    }
+                    let terms = (term(0), term(1), term(2), term(3), term(4), term(5), term(6), term(7), term(8))
+                    @inline(__always) func kept(_ offset: Int, _ term: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+                        let keep = UnsafeRawPointer(keeps + (offset &* p &+ i)).loadUnaligned(as: SIMD8<UInt32>.self)
+                        return unsafeBitCast(unsafeBitCast(VectorKernels.load(term + i), to: SIMD8<UInt32>.self) & keep, to: SIMD8<Float>.self)
+                    }
+                    var i = 0
+                    while i < vectorEnd {
+                        var total = SIMD8<Float>() + kept(0, terms.0, i)
+                        total += kept(1, terms.1, i)
+                        total += kept(2, terms.2, i)
+                        total += kept(3, terms.3, i)
+                        total += kept(4, terms.4, i)
+                        total += kept(5, terms.5, i)
+                        total += kept(6, terms.6, i)
+                        total += kept(7, terms.7, i)
+                        total += kept(8, terms.8, i)
+                        VectorKernels.store(total, plane + i)
+                        i &+= 8
+                    }
+                    while i < p {
+                        var total: Float = 0
+                        for offset in 0..<9 where keeps[offset * p + i] != 0 { total += term(offset)[i] }
+                        plane[i] = total
+                        i += 1
                     }
                 }
             }
