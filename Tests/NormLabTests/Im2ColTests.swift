@@ -26,16 +26,19 @@ final class Im2ColTests: XCTestCase {
         }
     }
 
-    func testPositionMajorIsTheTransposeOfEachSample() {
-        // 8 × 8 tiles, with channel and position counts that leave partial tiles.
-        for (n, c, p) in [(2, 16, 49), (1, 13, 20), (3, 8, 8), (1, 3, 7), (2, 64, 1)] {
+    func testPanelsHoldEachSamplesTranspose() {
+        // 8 × 8 tiles, with channel and position counts that leave partial tiles and a partial
+        // last panel (zero past the last channel).
+        for (n, c, p) in [(2, 16, 49), (1, 13, 20), (3, 8, 8), (1, 3, 7), (2, 64, 1), (2, 40, 9)] {
             let x = randomTensor([n * c * p], seed: UInt64(c * 100 + p)).scalars
-            var matrix = [Float](repeating: .nan, count: n * c * p)
-            x.withUnsafeBufferPointer { x in matrix.withUnsafeMutableBufferPointer { matrix in
-                Im2Col.nchwToPositionMajor(x.baseAddress!, matrix.baseAddress!, batch: n, channels: c, positions: p)
+            let panelStride = n * p * 16
+            var panels = [Float](repeating: .nan, count: (c + 15) / 16 * panelStride)
+            x.withUnsafeBufferPointer { x in panels.withUnsafeMutableBufferPointer { panels in
+                Im2Col.nchwToPanels(x.baseAddress!, panels.baseAddress!, batch: n, channels: c, positions: p)
             } }
-            for sample in 0..<n { for channel in 0..<c { for position in 0..<p {
-                XCTAssertEqual(matrix[(sample * p + position) * c + channel], x[(sample * c + channel) * p + position],
+            for sample in 0..<n { for channel in 0..<((c + 15) / 16 * 16) { for position in 0..<p {
+                let expected = channel < c ? x[(sample * c + channel) * p + position] : 0
+                XCTAssertEqual(panels[channel / 16 * panelStride + (sample * p + position) * 16 + channel % 16].bitPattern, expected.bitPattern,
                                "\(n)×\(c)×\(p) at (\(sample), \(channel), \(position))")
             } } }
         }

@@ -205,6 +205,46 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testPanelsAreTheSameProduct() {
+        // B given already in 16-column panels (as a convolution's weight gradient gets dY) is
+        // read in place: the same bits as packing the plain B, in depth pieces, with a last
+        // panel that is partly padding, pairs of panels for the 512-bit tiles, and 1 or 2 threads.
+        forEachTileWidth { tiles in
+            for (m, n, k, pieces) in [(9, 16, 6272, [0, 100, 3000, 6272]), (144, 32, 1568, [0, 1568]), (288, 64, 392, [0, 49, 300, 392]),
+                                      (13, 21, 1000, [0, 257, 1000]), (7, 50, 600, [0, 600])] {
+                let a = randomTensor([m * k], seed: 21).scalars, b = randomTensor([k * n], seed: 22).scalars
+                let panelStride = k * 16
+                var panels = [Float](repeating: 0, count: (n + 15) / 16 * panelStride)
+                for i in 0..<k { for j in 0..<n { panels[j / 16 * panelStride + i * 16 + j % 16] = b[i * n + j] } }
+                for threads in [1, 2] {
+                    let saved = Parallelism.threadCount
+                    Parallelism.threadCount = threads
+                    defer { Parallelism.threadCount = saved }
+                    var results: [[UInt32]] = []
+                    for inPanels in [false, true] {
+                        var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
+                        let workspace = MatrixWorkspace()
+                        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in panels.withUnsafeBufferPointer { panels in
+                            c.withUnsafeMutableBufferPointer { c in carry.withUnsafeMutableBufferPointer { carry in
+                                for (low, high) in zip(pieces, pieces.dropFirst()) {
+                                    let right = inPanels
+                                        ? MatrixView(panels.baseAddress! + low * 16, panelStride: panelStride)
+                                        : MatrixView(b.baseAddress! + low * n, columns: n)
+                                    MatrixMultiply.multiply(
+                                        MatrixView(a.baseAddress! + low, columns: k), right,
+                                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: high - low, accumulate: false,
+                                        workspace: workspace, piece: DepthPiece(offset: low, total: k, carry: carry.baseAddress!))
+                                }
+                            } }
+                        } } }
+                        results.append(c.map(\.bitPattern))
+                    }
+                    XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k), pieces \(pieces), \(threads) threads, \(tiles)")
+                }
+            }
+        }
+    }
+
     func testDepthPiecesSumExactlyAsOneProduct() {
         // dW-shaped (A row-major, B transposed), with pieces that start and end inside depth
         // blocks, one that spans several, one of a single depth, and one of none.

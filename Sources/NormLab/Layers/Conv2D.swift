@@ -36,7 +36,8 @@ public final class Conv2D {
     private var inputShape: [Int] = []
     /// The columns of one chunk (of the whole batch when it fits in one).
     private var columns: [Float] = []
-    /// The batch's output gradient as an N·P × Cout matrix.
+    /// The batch's output gradient as an N·P × Cout matrix, in 16-channel panels
+    /// (`Im2Col.nchwToPanels`), which the weight-gradient product reads in place.
     private var positionGradient: [Float] = []
     /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
     private var transposedWeightGradient: [Float] = []
@@ -140,11 +141,12 @@ public final class Conv2D {
                 }
             }
         }
-        // dY as N·P × Cout for dW. (dX reads the NCHW planes.)
-        resize(&positionGradient, columnCount * outputChannels)
+        // dY as N·P × Cout panels for dW. (dX reads the NCHW planes.)
+        let lanes = MatrixMultiply.panelWidth, panelStride = columnCount * lanes
+        resize(&positionGradient, (outputChannels + lanes - 1) / lanes * panelStride)
         dy.scalars.withUnsafeBufferPointer { dy in
-            positionGradient.withUnsafeMutableBufferPointer { product in
-                Im2Col.nchwToPositionMajor(dy.baseAddress!, product.baseAddress!, batch: n, channels: outputChannels, positions: p)
+            positionGradient.withUnsafeMutableBufferPointer { panels in
+                Im2Col.nchwToPanels(dy.baseAddress!, panels.baseAddress!, batch: n, channels: outputChannels, positions: p)
             }
         }
         resize(&carry, k * outputChannels)
@@ -163,7 +165,7 @@ public final class Conv2D {
                             // threads instead of dY duplicated, and full-width panels when K < 16.
                             MatrixMultiply.multiply(
                                 MatrixView(columns.baseAddress!, columns: chunkColumns),
-                                MatrixView(dyRows.baseAddress! + first * outputChannels, columns: outputChannels),
+                                MatrixView(dyRows.baseAddress! + first * lanes, panelStride: panelStride),
                                 into: gradient.baseAddress!, cRowStride: outputChannels,
                                 m: k, n: outputChannels, k: chunkColumns, accumulate: false, workspace: workspace,
                                 piece: DepthPiece(offset: first, total: columnCount, carry: carry.baseAddress!))

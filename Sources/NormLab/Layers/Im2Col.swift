@@ -1,5 +1,5 @@
 /// Rearrangements between NCHW tensors and the matrices a 3×3, stride-1, padding-1 convolution
-/// multiplies: columns (K × N·P, row k = (channel, dy, dx)) and channel-major (C × N·P).
+/// multiplies: columns (K × N·P, row k = (channel, dy, dx)) and position-major panels (N·P × C).
 enum Im2Col {
     /// columns[(c·9 + ky·3 + kx)][n·P + y·W + x] = x[n, c, y + ky - 1, x + kx - 1], or 0 outside.
     ///
@@ -127,15 +127,29 @@ enum Im2Col {
         }
     }
 
-    /// matrix[n·P + p][c] = x[n, c, p]: each sample's C × P plane transposed.
-    static func nchwToPositionMajor(
-        _ input: UnsafePointer<Float>, _ matrix: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
+    /// x [N, C, P] as the N·P × C matrix of its positions (row n·P + p holds x[n, ·, p]), in the
+    /// layout the matrix product packs its right-hand operand into, so that the product reads it
+    /// in place: panels of 16 channels, each N·P rows of 16 (channels past C zero), panel q at
+    /// `panels + q · N·P · 16` (`MatrixView(_:panelStride:)`).
+    static func nchwToPanels(
+        _ input: UnsafePointer<Float>, _ panels: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int
     ) {
+        let lanes = MatrixMultiply.panelWidth, panelStride = batch * p * lanes
         Parallelism.forEach(batch, cost: channels * p) { samples in
             for sample in samples {
-                VectorKernels.transpose(
-                    input + sample * channels * p, rows: channels, columns: p, sourceStride: p,
-                    into: matrix + sample * p * channels, targetStride: channels)
+                var channel = 0
+                while channel < channels {
+                    let count = min(lanes, channels - channel)
+                    // This sample's rows of the panel: its P × `count` block transposed.
+                    let rows = panels + channel / lanes * panelStride + sample * p * lanes
+                    VectorKernels.transpose(
+                        input + (sample * channels + channel) * p, rows: count, columns: p, sourceStride: p,
+                        into: rows, targetStride: lanes)
+                    if count < lanes {
+                        for position in 0..<p { (rows + position * lanes + count).update(repeating: 0, count: lanes - count) }
+                    }
+                    channel += lanes
+                }
             }
         }
     }

@@ -2,13 +2,18 @@ import WideKernels
 
 /// A strided view of a row-major or transposed matrix: element (i, j) is at
 /// `base[i * rowStride + j * columnStride]`, or, with `segments`, at
-/// `base[i * rowStride + segments.offset(j)]`.
+/// `base[i * rowStride + segments.offset(j)]`, or, with `panelStride`, at
+/// `base[(j / 16) * panelStride + i * 16 + j % 16]`.
 struct MatrixView {
     var base: UnsafePointer<Float>
     var rowStride: Int
     var columnStride: Int
     /// Columns in segments (then `columnStride` is 1): a batch's planes side by side.
     var segments: ColumnSegments?
+    /// A right-hand operand already in the layout the product packs B into: panels of 16
+    /// columns (zero past the last column), each row-major with rows of 16, `panelStride`
+    /// floats apart. The product reads its panels in place instead of copying them.
+    var panelStride: Int?
 
     /// A row-major matrix with `columns` columns.
     init(_ base: UnsafePointer<Float>, columns: Int) {
@@ -27,6 +32,12 @@ struct MatrixView {
     init(_ base: UnsafePointer<Float>, rowStride: Int, segments: ColumnSegments) {
         self.init(base, rowStride: rowStride, columnStride: 1)
         self.segments = segments
+    }
+
+    /// A matrix stored as 16-column panels (`panelStride`).
+    init(_ base: UnsafePointer<Float>, panelStride: Int) {
+        self.init(base, rowStride: MatrixMultiply.panelWidth, columnStride: 1)
+        self.panelStride = panelStride
     }
 
     /// The transpose, without moving anything.
@@ -107,7 +118,8 @@ struct DepthPiece {
 /// convolution runs on.
 ///
 /// A is packed in blocks of `depthBlock` along K and panels of 6 rows (8 with `wideTiles`); B in
-/// panels of `panelWidth` columns; a register-blocked kernel computes each tile, summing each
+/// panels of `panelWidth` columns (or read in place when it comes in that layout, as dY does for
+/// a weight gradient); a register-blocked kernel computes each tile, summing each
 /// depth block from zero and then adding it to C: 6×16 in 256-bit vectors, or, on a processor
 /// with AVX-512, 8×32 and 8×16 in 512-bit ones (`WideTiles`: the same sums in the same order, so
 /// the same bits). Work is split by column panels or row panels over the threads, and every
@@ -137,6 +149,7 @@ public enum MatrixMultiply {
         if m == 0 || n == 0 { return }
         precondition(piece == nil || cSegments == nil, "a product in depth pieces writes plain rows")
         precondition(a.segments == nil && (b.segments == nil || b.columnStride == 1), "segments are for B's and C's columns")
+        precondition(a.panelStride == nil && (b.panelStride == nil || b.segments == nil), "panels are for B")
         let offset = piece?.offset ?? 0, total = piece?.total ?? k
         precondition(offset >= 0 && offset + k <= total, "depth piece \(offset)..<\(offset + k) of \(total)")
         if k == 0 {
@@ -189,10 +202,17 @@ public enum MatrixMultiply {
                         // The 512-bit tiles take two full panels at a time where they can.
                         let pair = wide && panel + 1 < endPanel && n - column >= 2 * panelWidth
                         let width = min(panelWidth, n - column)
-                        packB(b, depthStart: depthStart, depth: depth, column: column, width: width, into: packedB)
-                        if pair {
-                            packB(b, depthStart: depthStart, depth: depth, column: column + panelWidth, width: panelWidth,
-                                  into: packedB + depth * panelWidth)
+                        // This depth block of B's panel (and the next, for a pair), and how far apart the two are.
+                        let (panelB, nextPanel): (UnsafePointer<Float>, Int)
+                        if let stride = b.panelStride {
+                            (panelB, nextPanel) = (b.base + panel * stride + depthStart * panelWidth, stride)
+                        } else {
+                            packB(b, depthStart: depthStart, depth: depth, column: column, width: width, into: packedB)
+                            if pair {
+                                packB(b, depthStart: depthStart, depth: depth, column: column + panelWidth, width: panelWidth,
+                                      into: packedB + depth * panelWidth)
+                            }
+                            (panelB, nextPanel) = (UnsafePointer(packedB), depth * panelWidth)
                         }
                         let tileWidth = pair ? 2 * panelWidth : width
                         // Where C's tile columns start, and whether they are contiguous there.
@@ -209,10 +229,10 @@ public enum MatrixMultiply {
                             if straddles {
                                 // C's tile spans two segments: computed aside, then stored run by run.
                                 straddlingTile(
-                                    wide: wide, pair: pair, depth, panelA, packedB, c + row * cRowStride, cRowStride,
+                                    wide: wide, pair: pair, depth, panelA, panelB, nextPanel, c + row * cRowStride, cRowStride,
                                     cSegments!, column: column, addToTarget, height, width)
                             } else {
-                                tile(wide: wide, pair: pair, depth, panelA, packedB, start, n, target, ldt, addToTarget, height, width)
+                                tile(wide: wide, pair: pair, depth, panelA, panelB, nextPanel, start, n, target, ldt, addToTarget, height, width)
                             }
                             row += tileRows
                         }
@@ -399,24 +419,24 @@ public enum MatrixMultiply {
     }
 
     /// One tile of C, `height` rows by one panel's `width` columns or a pair's 32, by the kernel
-    /// that fits it: C (+)= A panel · B panel(s), the sums starting from zero or from `start`
-    /// (row stride `lds`).
+    /// that fits it: C (+)= A panel · B panel(s) (a pair's second panel `nextPanel` floats after
+    /// the first), the sums starting from zero or from `start` (row stride `lds`).
     @inline(__always)
     private static func tile(
-        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ nextPanel: Int,
         _ start: UnsafePointer<Float>?, _ lds: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool, _ height: Int, _ width: Int
     ) {
         if wide {
             if pair && height == WideTiles.rows {
                 WideTiles.tile8x32(
-                    depth: depth, a: a, b: b, secondPanel: depth * panelWidth,
+                    depth: depth, a: a, b: b, secondPanel: nextPanel,
                     start: start, lds: lds, c: c, ldc: ldc, accumulate: accumulate)
             } else {
                 for half in 0..<(pair ? 2 : 1) {
                     let shift = half * panelWidth
                     wideTile(
-                        depth, a, b + half * depth * panelWidth, start.map { $0 + shift }, lds,
+                        depth, a, b + half * nextPanel, start.map { $0 + shift }, lds,
                         c + shift, ldc, accumulate, height, width)
                 }
             }
@@ -435,14 +455,14 @@ public enum MatrixMultiply {
     /// A tile whose columns in C span two segments (or more): computed into a tile on the stack
     /// by `tile`, so with the same sums, then stored (or added) one run at a time.
     private static func straddlingTile(
-        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ nextPanel: Int,
         _ cRow: UnsafeMutablePointer<Float>, _ ldc: Int, _ segments: ColumnSegments, column: Int,
         _ accumulate: Bool, _ height: Int, _ width: Int
     ) {
         let ldt = 2 * panelWidth
         withUnsafeTemporaryAllocation(of: Float.self, capacity: WideTiles.rows * ldt) { tile in
             let t = tile.baseAddress!
-            Self.tile(wide: wide, pair: pair, depth, a, b, nil, 0, t, ldt, false, height, width)
+            Self.tile(wide: wide, pair: pair, depth, a, b, nextPanel, nil, 0, t, ldt, false, height, width)
             let tileWidth = pair ? 2 * panelWidth : width
             for i in 0..<height {
                 let source = t + i * ldt, target = cRow + i * ldc
