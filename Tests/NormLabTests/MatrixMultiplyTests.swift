@@ -245,6 +245,51 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testEpilogueIsTheSeparatePass() {
+        // A bias and ReLU applied as each tile is stored give the bits of the product followed by
+        // `VectorKernels.affine` over each row, as a convolution's separate pass did: on runs
+        // shorter and longer than a tile (straddling tiles), one and two depth blocks, edge
+        // tiles, both tile widths and 1 or 2 threads.
+        forEachTileWidth { tiles in
+            for (m, length, samples, k) in [(16, 784, 2, 9), (32, 196, 3, 144), (64, 49, 8, 288), (5, 30, 4, 27), (13, 4, 9, 300)] {
+                let n = length * samples, stride = m * length
+                let a = randomTensor([m * k], seed: 31).scalars, b = randomTensor([k * n], seed: 32).scalars
+                let biases = randomTensor([m], seed: 33).scalars
+                let segments = ColumnSegments(length: length, stride: stride)
+                for (hasBias, rectifying) in [(true, true), (false, true), (true, false)] {
+                    for threads in [1, 2] {
+                        let saved = Parallelism.threadCount
+                        Parallelism.threadCount = threads
+                        defer { Parallelism.threadCount = saved }
+                        var separate = [Float](repeating: .nan, count: samples * stride), fused = separate
+                        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in biases.withUnsafeBufferPointer { biases in
+                            separate.withUnsafeMutableBufferPointer { c in
+                                MatrixMultiply.multiply(
+                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
+                                    workspace: MatrixWorkspace(), cSegments: segments)
+                                for plane in 0..<(samples * m) {
+                                    let row = c.baseAddress! + plane * length
+                                    VectorKernels.affine(row, row, length, scale: 1, shift: hasBias ? biases[plane % m] : 0, rectifying: rectifying)
+                                }
+                            }
+                            fused.withUnsafeMutableBufferPointer { c in
+                                MatrixMultiply.multiply(
+                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
+                                    workspace: MatrixWorkspace(), cSegments: segments,
+                                    epilogue: RowEpilogue(bias: hasBias ? biases.baseAddress : nil, rectifying: rectifying))
+                            }
+                        } } }
+                        XCTAssertEqual(fused.map(\.bitPattern), separate.map(\.bitPattern),
+                                       "\(m)×\(n)×\(k) in runs of \(length), bias \(hasBias), ReLU \(rectifying), \(threads) threads, \(tiles)")
+                        if rectifying { XCTAssertTrue(fused.contains(0) && fused.contains { $0 > 0 }) }
+                    }
+                }
+            }
+        }
+    }
+
     func testDepthPiecesSumExactlyAsOneProduct() {
         // dW-shaped (A row-major, B transposed), with pieces that start and end inside depth
         // blocks, one that spans several, one of a single depth, and one of none.

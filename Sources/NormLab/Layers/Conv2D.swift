@@ -75,7 +75,8 @@ public final class Conv2D {
     }
 
     /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W]; with `rectifying`,
-    /// max(y, 0): the ReLU after a convolution with no normalizer, in the pass that adds the bias.
+    /// max(y, 0): the ReLU after a convolution with no normalizer. Bias and ReLU are applied as
+    /// the product stores each tile, not in a pass of their own.
     public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
@@ -91,21 +92,20 @@ public final class Conv2D {
             unfold(x, chunk, height: h, width: w)
             columns.withUnsafeBufferPointer { columns in
                 weight.value.withUnsafeBufferPointer { weight in
-                    y.scalars.withUnsafeMutableBufferPointer { y in
-                        // The product's Cout × n·P columns are the chunk's NCHW planes.
-                        MatrixMultiply.multiply(
-                            MatrixView(weight.baseAddress!, columns: k), MatrixView(columns.baseAddress!, columns: columnCount),
-                            into: y.baseAddress! + chunk.lowerBound * outputChannels * p, cRowStride: p,
-                            m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace,
-                            cSegments: ColumnSegments(length: p, stride: outputChannels * p))
+                    (bias?.value ?? []).withUnsafeBufferPointer { biasValues in
+                        y.scalars.withUnsafeMutableBufferPointer { y in
+                            // The product's Cout × n·P columns are the chunk's NCHW planes; the bias
+                            // and ReLU, if any, are applied to each tile as it is stored.
+                            let epilogue = bias != nil || rectifying
+                                ? RowEpilogue(bias: bias == nil ? nil : biasValues.baseAddress, rectifying: rectifying) : nil
+                            MatrixMultiply.multiply(
+                                MatrixView(weight.baseAddress!, columns: k), MatrixView(columns.baseAddress!, columns: columnCount),
+                                into: y.baseAddress! + chunk.lowerBound * outputChannels * p, cRowStride: p,
+                                m: outputChannels, n: columnCount, k: k, accumulate: false, workspace: workspace,
+                                cSegments: ColumnSegments(length: p, stride: outputChannels * p), epilogue: epilogue)
+                        }
                     }
                 }
-            }
-        }
-        if bias != nil || rectifying {
-            y.scalars.withUnsafeMutableBufferPointer { y in
-                Im2Col.addToPlanes(
-                    bias?.value, y.baseAddress!, batch: n, channels: outputChannels, positions: p, rectifying: rectifying)
             }
         }
     }

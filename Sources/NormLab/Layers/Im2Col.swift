@@ -114,19 +114,6 @@ enum Im2Col {
         return (first, max(first, min(p, p - shift)))
     }
 
-    /// y[n, c, p] += add[c], a convolution's bias (none: 0), then with `rectifying` max(y, 0).
-    static func addToPlanes(
-        _ add: [Float]?, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, positions p: Int,
-        rectifying: Bool
-    ) {
-        Parallelism.forEach(batch * channels, cost: p) { planes in
-            for plane in planes {
-                VectorKernels.affine(
-                    y + plane * p, y + plane * p, p, scale: 1, shift: add?[plane % channels] ?? 0, rectifying: rectifying)
-            }
-        }
-    }
-
     /// x [N, C, P] as the N·P × C matrix of its positions (row n·P + p holds x[n, ·, p]), in the
     /// layout the matrix product packs its right-hand operand into, so that the product reads it
     /// in place: panels of 16 channels, each N·P rows of 16 (channels past C zero), panel q at

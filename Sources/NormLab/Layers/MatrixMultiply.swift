@@ -114,6 +114,20 @@ struct DepthPiece {
     var carry: UnsafeMutablePointer<Float>
 }
 
+/// What a product does to each element of C once its sum is complete, in the pass that stores
+/// the tile: add its row's `bias` (if any), then with `rectifying` take max(·, 0). A
+/// convolution's bias and the ReLU after it, without a pass of their own over the output; done
+/// by the same `VectorKernels.affine` as that pass, so with the same bits.
+struct RowEpilogue {
+    var bias: UnsafePointer<Float>?
+    var rectifying: Bool
+
+    @inline(__always)
+    func apply(_ row: UnsafeMutablePointer<Float>, _ count: Int, row index: Int) {
+        VectorKernels.affine(row, row, count, scale: 1, shift: bias?[index] ?? 0, rectifying: rectifying)
+    }
+}
+
 /// C (M×N) = A (M×K) · B (K×N), or C += A · B: the single-precision matrix product every
 /// convolution runs on.
 ///
@@ -144,10 +158,11 @@ public enum MatrixMultiply {
     static func multiply(
         _ a: MatrixView, _ b: MatrixView, into c: UnsafeMutablePointer<Float>, cRowStride: Int,
         m: Int, n: Int, k: Int, accumulate: Bool, workspace: MatrixWorkspace, piece: DepthPiece? = nil,
-        cSegments: ColumnSegments? = nil
+        cSegments: ColumnSegments? = nil, epilogue: RowEpilogue? = nil
     ) {
         if m == 0 || n == 0 { return }
         precondition(piece == nil || cSegments == nil, "a product in depth pieces writes plain rows")
+        precondition(piece == nil || epilogue == nil, "a product in depth pieces has no epilogue")
         precondition(a.segments == nil && (b.segments == nil || b.columnStride == 1), "segments are for B's and C's columns")
         precondition(a.panelStride == nil && (b.panelStride == nil || b.segments == nil), "panels are for B")
         let offset = piece?.offset ?? 0, total = piece?.total ?? k
@@ -157,9 +172,13 @@ public enum MatrixMultiply {
                 for i in 0..<m {
                     let row = c + i * cRowStride
                     if let cSegments {
-                        cSegments.forEachRun(0, n) { j, count in (row + cSegments.offset(j)).update(repeating: 0, count: count) }
+                        cSegments.forEachRun(0, n) { j, count in
+                            (row + cSegments.offset(j)).update(repeating: 0, count: count)
+                            epilogue?.apply(row + cSegments.offset(j), count, row: i)
+                        }
                     } else {
                         row.update(repeating: 0, count: n)
+                        epilogue?.apply(row, n, row: i)
                     }
                 }
             }
@@ -194,6 +213,8 @@ public enum MatrixMultiply {
                     let depth = min(depthBlock - global % depthBlock, k - depthStart)
                     let continues = global % depthBlock != 0
                     let finishes = (global + depth) % depthBlock == 0 || global + depth == total
+                    // The sums are complete after this block: the epilogue, if any, follows each tile.
+                    let completes = global + depth == total
                     packA(rows, rows: endRow - firstRow, lanes: tileRows, depthStart: depthStart, depth: depth, into: packedA)
                     let add = accumulate || global >= depthBlock
                     var panel = firstPanel
@@ -230,9 +251,13 @@ public enum MatrixMultiply {
                                 // C's tile spans two segments: computed aside, then stored run by run.
                                 straddlingTile(
                                     wide: wide, pair: pair, depth, panelA, panelB, nextPanel, c + row * cRowStride, cRowStride,
-                                    cSegments!, column: column, addToTarget, height, width)
+                                    cSegments!, column: column, addToTarget, height, width,
+                                    epilogue: completes ? epilogue : nil, firstRow: row)
                             } else {
                                 tile(wide: wide, pair: pair, depth, panelA, panelB, nextPanel, start, n, target, ldt, addToTarget, height, width)
+                                if completes, let epilogue {
+                                    for i in 0..<height { epilogue.apply(target + i * ldt, pair ? 2 * panelWidth : width, row: row + i) }
+                                }
                             }
                             row += tileRows
                         }
@@ -453,11 +478,12 @@ public enum MatrixMultiply {
     }
 
     /// A tile whose columns in C span two segments (or more): computed into a tile on the stack
-    /// by `tile`, so with the same sums, then stored (or added) one run at a time.
+    /// by `tile`, so with the same sums, then stored (or added) one run at a time, each run
+    /// followed by the `epilogue` if there is one (the tile's rows are C's rows `firstRow...`).
     private static func straddlingTile(
         wide: Bool, pair: Bool, _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ nextPanel: Int,
         _ cRow: UnsafeMutablePointer<Float>, _ ldc: Int, _ segments: ColumnSegments, column: Int,
-        _ accumulate: Bool, _ height: Int, _ width: Int
+        _ accumulate: Bool, _ height: Int, _ width: Int, epilogue: RowEpilogue?, firstRow: Int
     ) {
         let ldt = 2 * panelWidth
         withUnsafeTemporaryAllocation(of: Float.self, capacity: WideTiles.rows * ldt) { tile in
@@ -469,6 +495,7 @@ public enum MatrixMultiply {
                 segments.forEachRun(column, tileWidth) { j, count in
                     let from = source + (j - column), to = target + segments.offset(j)
                     for q in 0..<count { to[q] = accumulate ? to[q] + from[q] : from[q] }
+                    epilogue?.apply(to, count, row: firstRow + i)
                 }
             }
         }
