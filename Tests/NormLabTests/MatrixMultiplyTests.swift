@@ -72,22 +72,11 @@ final class MatrixMultiplyTests: XCTestCase {
                                   (9, 16, 6272, [0, 100, 3000, 6272]), (288, 64, 392, [0, 49, 300, 392]),
                                   (13, 50, 300, [0, 300]), (7, 17, 600, [0, 257, 600])] {
             let a = randomTensor([m * k], seed: 3).scalars, b = randomTensor([k * n], seed: 4).scalars
-            var results: [[UInt32]] = []
-            for wide in [false, true] {
+            let results = [false, true].map { wide in
                 MatrixMultiply.wideTiles = wide
-                var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
-                let workspace = MatrixWorkspace()
-                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
-                    carry.withUnsafeMutableBufferPointer { carry in
-                        for (low, high) in zip(pieces, pieces.dropFirst()) {
-                            MatrixMultiply.multiply(
-                                MatrixView(a.baseAddress! + low, columns: k), MatrixView(b.baseAddress! + low * n, columns: n),
-                                into: c.baseAddress!, cRowStride: n, m: m, n: n, k: high - low, accumulate: false,
-                                workspace: workspace, piece: DepthPiece(offset: low, total: k, carry: carry.baseAddress!))
-                        }
-                    }
-                } } }
-                results.append(c.map(\.bitPattern))
+                return b.withUnsafeBufferPointer { b in
+                    productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
+                }
             }
             XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k), pieces \(pieces)")
         }
@@ -220,26 +209,15 @@ final class MatrixMultiplyTests: XCTestCase {
                     let saved = Parallelism.threadCount
                     Parallelism.threadCount = threads
                     defer { Parallelism.threadCount = saved }
-                    var results: [[UInt32]] = []
-                    for inPanels in [false, true] {
-                        var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
-                        let workspace = MatrixWorkspace()
-                        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in panels.withUnsafeBufferPointer { panels in
-                            c.withUnsafeMutableBufferPointer { c in carry.withUnsafeMutableBufferPointer { carry in
-                                for (low, high) in zip(pieces, pieces.dropFirst()) {
-                                    let right = inPanels
-                                        ? MatrixView(panels.baseAddress! + low * 16, panelStride: panelStride)
-                                        : MatrixView(b.baseAddress! + low * n, columns: n)
-                                    MatrixMultiply.multiply(
-                                        MatrixView(a.baseAddress! + low, columns: k), right,
-                                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: high - low, accumulate: false,
-                                        workspace: workspace, piece: DepthPiece(offset: low, total: k, carry: carry.baseAddress!))
-                                }
-                            } }
-                        } } }
-                        results.append(c.map(\.bitPattern))
+                    let packed = b.withUnsafeBufferPointer { b in
+                        productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
                     }
-                    XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k), pieces \(pieces), \(threads) threads, \(tiles)")
+                    let inPlace = panels.withUnsafeBufferPointer { panels in
+                        productInPieces(a, m: m, n: n, k: k, pieces: pieces) {
+                            MatrixView(panels.baseAddress! + $0 * 16, panelStride: panelStride)
+                        }
+                    }
+                    XCTAssertEqual(inPlace, packed, "\(m)×\(n)×\(k), pieces \(pieces), \(threads) threads, \(tiles)")
                 }
             }
         }
@@ -331,6 +309,24 @@ final class MatrixMultiplyTests: XCTestCase {
                 into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
         } } }
         XCTAssertEqual(plain.map(\.bitPattern), whole.map(\.bitPattern), "\(m)×\(n)")
+    }
+
+    /// The bits of C = A · B (A row-major, M × K), summed in the depth pieces between the
+    /// bounds `pieces`; `right(low)` is B's view from depth `low` on.
+    private func productInPieces(
+        _ a: [Float], m: Int, n: Int, k: Int, pieces: [Int], right: (Int) -> MatrixView
+    ) -> [UInt32] {
+        var c = [Float](repeating: .nan, count: m * n), carry = [Float](repeating: .nan, count: m * n)
+        let workspace = MatrixWorkspace()
+        a.withUnsafeBufferPointer { a in c.withUnsafeMutableBufferPointer { c in carry.withUnsafeMutableBufferPointer { carry in
+            for (low, high) in zip(pieces, pieces.dropFirst()) {
+                MatrixMultiply.multiply(
+                    MatrixView(a.baseAddress! + low, columns: k), right(low),
+                    into: c.baseAddress!, cRowStride: n, m: m, n: n, k: high - low, accumulate: false,
+                    workspace: workspace, piece: DepthPiece(offset: low, total: k, carry: carry.baseAddress!))
+            }
+        } } }
+        return c.map(\.bitPattern)
     }
 
     private func assertSameBitsWithAnyThreadCount(m: Int, n: Int, k: Int) {
