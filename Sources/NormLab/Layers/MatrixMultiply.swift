@@ -331,6 +331,18 @@ public enum MatrixMultiply {
             // row's first `lanes` lanes stored.
             var p = 0
             while p + 8 <= depth {
+                if lanes == 8 && lines == 8 {
+                    // A full 8-line panel (every one but a matrix's last): no per-line checks.
+                    let s = source + p
+                    let t = VectorKernels.transposed((
+                        load(s), load(s + lineStride), load(s + 2 &* lineStride), load(s + 3 &* lineStride),
+                        load(s + 4 &* lineStride), load(s + 5 &* lineStride), load(s + 6 &* lineStride), load(s + 7 &* lineStride)))
+                    let target = packed + p &* 8
+                    store(t.0, target); store(t.1, target + 8); store(t.2, target + 16); store(t.3, target + 24)
+                    store(t.4, target + 32); store(t.5, target + 40); store(t.6, target + 48); store(t.7, target + 56)
+                    p += 8
+                    continue
+                }
                 @inline(__always) func line(_ l: Int) -> Vector { l < lines ? load(source + (l &* lineStride &+ p)) : Vector() }
                 let t = VectorKernels.transposed((line(0), line(1), line(2), line(3), line(4), line(5), line(6), line(7)))
                 @inline(__always) func put(_ v: Vector, _ j: Int) {
