@@ -50,7 +50,7 @@ enum Im2Col {
         // The eight-wide gathers also read up to W + 1 entries before or after a plane's own
         // part of a column row (terms that are then replaced by +0). Those reads stay inside the
         // matrix: rows 5...8, which read behind, come after row 0, and rows 0...3, which read
-        // ahead, before row 8, once a row is longer than W + 8 entries.
+        // ahead, before row 8, once a row has at least W + 8 entries.
         let vectorEnd = columnCount >= width + 8 ? p - p % 8 : 0
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 9 * p) { keeps in
             // keeps[o·P + i]: all ones where offset o's entry reads output position i, else 0,

@@ -233,7 +233,6 @@ enum VectorKernels {
     }
 }
 
-
 /// Values read in order, eight or one at a time, for `VectorKernels.sum`.
 private protocol FloatReader {
     mutating func nextEight() -> SIMD8<Float>
