@@ -56,7 +56,9 @@ final class Im2ColTests: XCTestCase {
             } } } }
             var dx = [Float](repeating: .nan, count: n * c * p)
             columns.withUnsafeBufferPointer { columns in dx.withUnsafeMutableBufferPointer { dx in
-                Im2Col.fold(columns.baseAddress!, into: dx.baseAddress!, batch: n, channels: c, height: h, width: w)
+                Im2Col.fold(
+                    columns.baseAddress!, into: dx.baseAddress!, batch: n, channels: c, height: h, width: w,
+                    keeps: Im2Col.foldKeeps(height: h, width: w))
             } }
             // The same sums in the same order: offsets (ky, kx) in row-major order, from zero.
             for sample in 0..<n { for channel in 0..<c { for y in 0..<h { for xx in 0..<w {

@@ -38,10 +38,13 @@ public final class Conv2D {
     private var columns: [Float] = []
     /// The batch's output gradient as an N·P × Cout matrix, in 16-channel panels
     /// (`Im2Col.nchwToPanels`), which the weight-gradient product reads in place.
-    private var positionGradient: [Float] = []
+    private var gradientPanels: [Float] = []
     /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
     private var transposedWeightGradient: [Float] = []
     private var columnGradient: [Float] = []
+    /// `Im2Col.foldKeeps` for planes of `foldShape` (the last input's height and width).
+    private var foldKeeps: [UInt32] = []
+    private var foldShape = (height: 0, width: 0)
     /// Partial sums of the weight gradient between chunks.
     private var carry: [Float] = []
     private let workspace = MatrixWorkspace()
@@ -143,20 +146,26 @@ public final class Conv2D {
         }
         // dY as N·P × Cout panels for dW. (dX reads the NCHW planes.)
         let lanes = MatrixMultiply.panelWidth, panelStride = columnCount * lanes
-        resize(&positionGradient, (outputChannels + lanes - 1) / lanes * panelStride)
+        resize(&gradientPanels, (outputChannels + lanes - 1) / lanes * panelStride)
         dy.scalars.withUnsafeBufferPointer { dy in
-            positionGradient.withUnsafeMutableBufferPointer { panels in
+            gradientPanels.withUnsafeMutableBufferPointer { panels in
                 Im2Col.nchwToPanels(dy.baseAddress!, panels.baseAddress!, batch: n, channels: outputChannels, positions: p)
             }
         }
         resize(&carry, k * outputChannels)
         resize(&transposedWeightGradient, k * outputChannels)
-        if dx != nil { resize(&columnGradient, k * largest * p) }
+        if dx != nil {
+            resize(&columnGradient, k * largest * p)
+            if foldShape != (h, w) {
+                foldShape = (h, w)
+                foldKeeps = Im2Col.foldKeeps(height: h, width: w)
+            }
+        }
         for chunk in chunks {
             let first = chunk.lowerBound * p, chunkColumns = chunk.count * p
             if chunks.count > 1 { unfold(input, chunk, height: h, width: w) }
             columns.withUnsafeBufferPointer { columns in
-                positionGradient.withUnsafeBufferPointer { dyRows in
+                gradientPanels.withUnsafeBufferPointer { dyRows in
                     transposedWeightGradient.withUnsafeMutableBufferPointer { gradient in
                         carry.withUnsafeMutableBufferPointer { carry in
                             // dWᵀ (K × Cout) = columns (K × NP) · dYᵀ (NP × Cout), this chunk's part of NP.
@@ -188,7 +197,7 @@ public final class Conv2D {
                             m: k, n: chunkColumns, k: outputChannels, accumulate: false, workspace: workspace)
                         Im2Col.fold(
                             columnGradient.baseAddress!, into: dx + chunk.lowerBound * inputChannels * p,
-                            batch: chunk.count, channels: inputChannels, height: h, width: w)
+                            batch: chunk.count, channels: inputChannels, height: h, width: w, keeps: foldKeeps)
                     }
                 }
             }

@@ -42,29 +42,22 @@ enum Im2Col {
     /// column row shifted by that offset, with the terms of entries that never read the output
     /// (past the plane's edge, or across a row boundary) replaced by +0. Adding +0 is the same
     /// as skipping the term, because a sum that starts from +0 is never -0.
+    ///
+    /// `keeps` is `foldKeeps(height:width:)`, which depends on the plane's shape only, so a layer
+    /// makes it once.
     static func fold(
         _ columns: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
-        batch: Int, channels: Int, height: Int, width: Int
+        batch: Int, channels: Int, height: Int, width: Int, keeps: [UInt32]
     ) {
         let p = height * width, columnCount = batch * p
+        precondition(keeps.count == 9 * p, "fold masks for another plane shape")
         // The eight-wide gathers also read up to W + 1 entries before or after a plane's own
         // part of a column row (terms that are then replaced by +0). Those reads stay inside the
         // matrix: rows 5...8, which read behind, come after row 0, and rows 0...3, which read
         // ahead, before row 8, once a row has at least W + 8 entries.
         let vectorEnd = columnCount >= width + 8 ? p - p % 8 : 0
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 9 * p) { keeps in
-            // keeps[o·P + i]: all ones where offset o's entry reads output position i, else 0,
-            // so that a bitwise AND keeps the term or makes it +0.
+        keeps.withUnsafeBufferPointer { keeps in
             let keeps = keeps.baseAddress!
-            for offset in 0..<9 {
-                let ky = offset / 3 - 1, kx = offset % 3 - 1
-                for y in 0..<height {
-                    for x in 0..<width {
-                        let (cy, cx) = (y - ky, x - kx)
-                        keeps[offset * p + y * width + x] = cy >= 0 && cy < height && cx >= 0 && cx < width ? ~0 : 0
-                    }
-                }
-            }
             // Planes in channel-major order (a channel's samples in turn), so that each column
             // row is read front to back.
             Parallelism.forEach(batch * channels, cost: 9 * p) { planes in
@@ -105,6 +98,24 @@ enum Im2Col {
                 }
             }
         }
+    }
+
+    /// The masks `fold` takes for planes of `height` × `width`: entry o·P + i is all ones where
+    /// offset o's column entry reads output position i, else 0, so that a bitwise AND keeps
+    /// the term or makes it +0.
+    static func foldKeeps(height: Int, width: Int) -> [UInt32] {
+        let p = height * width
+        var keeps = [UInt32](repeating: 0, count: 9 * p)
+        for offset in 0..<9 {
+            let ky = offset / 3 - 1, kx = offset % 3 - 1
+            for y in 0..<height {
+                for x in 0..<width {
+                    let (cy, cx) = (y - ky, x - kx)
+                    keeps[offset * p + y * width + x] = cy >= 0 && cy < height && cx >= 0 && cx < width ? ~0 : 0
+                }
+            }
+        }
+        return keeps
     }
 
     /// The column entries i in 0..<p whose input position i + shift lies in 0..<p (empty when
