@@ -4,7 +4,7 @@ import NormLab
 /// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
 /// print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--no-wide-tiles] (the last four: train only)"
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] (the last five: train only)"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -17,13 +17,17 @@ enum BenchCommand {
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
         let wholeBatchColumns = options.flag("--whole-batch-columns")
         if wholeBatchColumns { Conv2D.chunkEntries = .max }
+        // Training steps over whole batches, as before they went through the network in pieces
+        // of 16 samples: the same numbers, to time what the pieces gain.
+        let wholeBatches = options.flag("--whole-batches")
+        if wholeBatches { SmallCNN.splitsBatches = false }
         // The matrix product's 256-bit tiles on a processor with AVX-512, to time what the
         // 512-bit ones gain (the same numbers).
         let noWideTiles = options.flag("--no-wide-tiles")
         if noWideTiles { MatrixMultiply.wideTiles = false }
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns && !noWideTiles:
+        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles:
             return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
         case ["train"]:
             return try train(
@@ -66,6 +70,7 @@ enum BenchCommand {
                     "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
                     "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
                     "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
+                    "steps": SmallCNN.splitsBatches ? "in_pieces" : "whole_batch",
                     "tiles": MatrixMultiply.wideTiles ? "512-bit" : "256-bit",
                     "cpu": machine.processor, "processors": machine.processorCount,
                 ]

@@ -15,10 +15,12 @@ let usage = """
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
       bench train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST]
-                  [--whole-batch-columns]
+                  [--whole-batch-columns] [--whole-batches] [--no-wide-tiles]
                                 images/s of SmallCNN training steps per normalizer and batch size
                                 (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8;
-                                --whole-batch-columns: convolutions without cache-sized chunks)
+                                --whole-batch-columns: convolutions without cache-sized chunks;
+                                --whole-batches: steps without pieces of 16 samples;
+                                --no-wide-tiles: 256-bit matrix tiles only)
       help                      show this text
     """
 

@@ -156,6 +156,27 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
+    func testSegmentedSumInPiecesIsTheWholeSum() {
+        // A batch's pieces of 16 samples (16 planes of 49 positions: 784 values, whole blocks of
+        // 16), then a last piece with 8- and 1-float tails.
+        let (length, stride) = (49, 3 * 49 + 2)
+        let segments = ColumnSegments(length: length, stride: stride)
+        let pieces = [16, 16, 5]
+        let data = randomTensor([pieces.reduce(0, +) * stride], seed: 9, mean: 0.3).scalars
+        data.withUnsafeBufferPointer { data in
+            let whole = VectorKernels.sum(data.baseAddress!, pieces.reduce(0, +) * length, segments: segments)
+            var running = VectorKernels.RunningSum()
+            var first = 0, total = 0.0
+            for (index, samples) in pieces.enumerated() {
+                total = VectorKernels.sum(
+                    data.baseAddress! + first * stride, samples * length, segments: segments, continuing: &running,
+                    finishing: index == pieces.count - 1)
+                first += samples
+            }
+            XCTAssertEqual(total.bitPattern, whole.bitPattern)
+        }
+    }
+
     func testSameBitsWithAnyThreadCount() {
         // Column panels split over the threads, row panels (one column panel), and row panels
         // because M > N (a transposed weight gradient).

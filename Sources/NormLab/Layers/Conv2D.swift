@@ -45,8 +45,10 @@ public final class Conv2D {
     /// `Im2Col.foldKeeps` for planes of `foldShape` (the last input's height and width).
     private var foldKeeps: [UInt32] = []
     private var foldShape = (height: 0, width: 0)
-    /// Partial sums of the weight gradient between chunks.
+    /// Partial sums of the weight gradient between chunks (and between a batch's pieces).
     private var carry: [Float] = []
+    /// The bias gradient's sums between a batch's pieces, one per output channel.
+    private var biasSums: [VectorKernels.RunningSum] = []
     private let workspace = MatrixWorkspace()
 
     /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·9)))
@@ -115,30 +117,52 @@ public final class Conv2D {
 
     /// Sets the weight (and bias) gradients from dL/dy and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
+        backward(dy, into: &dx, piece: .whole(inputShape.first ?? 0))
+    }
+
+    /// `backward(_:into:)` for one piece of a batch (the last forward's input): dL/dx for the
+    /// piece's samples, and the weight (and bias) gradients once the last piece is in.
+    func backward(_ dy: Tensor, into dx: inout Tensor, piece: SamplePiece) {
         dx.reshape(to: inputShape)
-        dx.scalars.withUnsafeMutableBufferPointer { dx in backward(dy, inputGradient: dx.baseAddress!) }
+        dx.scalars.withUnsafeMutableBufferPointer { dx in backward(dy, inputGradient: dx.baseAddress!, piece: piece) }
     }
 
     /// Sets the weight (and bias) gradients from dL/dy, for a first layer whose input needs no
     /// gradient.
     public func parameterGradients(_ dy: Tensor) {
-        backward(dy, inputGradient: nil)
+        parameterGradients(dy, piece: .whole(inputShape.first ?? 0))
     }
 
-    private func backward(_ dy: Tensor, inputGradient dx: UnsafeMutablePointer<Float>?) {
+    /// `parameterGradients(_:)` for one piece of a batch.
+    func parameterGradients(_ dy: Tensor, piece: SamplePiece) {
+        backward(dy, inputGradient: nil, piece: piece)
+    }
+
+    private func backward(_ dy: Tensor, inputGradient dx: UnsafeMutablePointer<Float>?, piece: SamplePiece) {
         precondition(inputShape.count == 4 && dy.shape == [inputShape[0], outputChannels, inputShape[2], inputShape[3]])
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
+        precondition(piece.count == n, "a piece of \(piece.count) samples, an input of \(n)")
         let p = h * w, k = inputChannels * 9, columnCount = n * p
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
         if let bias {
-            // Σ dY per channel, over the channel's N planes as one row of Cout × N·P.
+            // Σ dY per channel, over the channel's N planes as one row of Cout × N·P, which a
+            // batch's pieces continue.
             let segments = ColumnSegments(length: p, stride: outputChannels * p)
+            if piece.isFirst {
+                if biasSums.count != outputChannels { biasSums = Array(repeating: .init(), count: outputChannels) }
+                for channel in 0..<outputChannels { biasSums[channel] = .init() }
+            }
             dy.scalars.withUnsafeBufferPointer { dy in
                 bias.gradient.withUnsafeMutableBufferPointer { gradient in
-                    let (dy, gradient) = (dy.baseAddress!, gradient.baseAddress!)
-                    Parallelism.forEach(outputChannels, cost: columnCount) { channels in
-                        for channel in channels {
-                            gradient[channel] = Float(VectorKernels.sum(dy + channel * p, columnCount, segments: segments))
+                    biasSums.withUnsafeMutableBufferPointer { sums in
+                        let (dy, gradient, sums) = (dy.baseAddress!, gradient.baseAddress!, sums.baseAddress!)
+                        Parallelism.forEach(outputChannels, cost: columnCount) { channels in
+                            for channel in channels {
+                                let total = VectorKernels.sum(
+                                    dy + channel * p, columnCount, segments: segments, continuing: &sums[channel],
+                                    finishing: piece.isLast)
+                                if piece.isLast { gradient[channel] = Float(total) }
+                            }
                         }
                     }
                 }
@@ -177,7 +201,8 @@ public final class Conv2D {
                                 MatrixView(dyRows.baseAddress! + first * lanes, panelStride: panelStride),
                                 into: gradient.baseAddress!, cRowStride: outputChannels,
                                 m: k, n: outputChannels, k: chunkColumns, accumulate: false, workspace: workspace,
-                                piece: DepthPiece(offset: first, total: columnCount, carry: carry.baseAddress!))
+                                piece: DepthPiece(
+                                    offset: piece.first * p + first, total: piece.batch * p, carry: carry.baseAddress!))
                         }
                     }
                 }
@@ -202,6 +227,7 @@ public final class Conv2D {
                 }
             }
         }
+        guard piece.isLast else { return }
         transposedWeightGradient.withUnsafeBufferPointer { source in
             weight.gradient.withUnsafeMutableBufferPointer { target in
                 VectorKernels.transpose(

@@ -39,6 +39,13 @@ public final class Linear {
 
     /// Sets the weight and bias gradients and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
+        backward(dy, into: &dx, piece: .whole(dy.shape[0]))
+    }
+
+    /// `backward(_:into:)` for one piece of a batch: each gradient's sum over the samples goes
+    /// on from where the pieces before left it.
+    func backward(_ dy: Tensor, into dx: inout Tensor, piece: SamplePiece) {
+        precondition(dy.shape.count == 2 && dy.shape == [input.shape[0], outputCount] && piece.count == dy.shape[0])
         let (n, inputs, outputs) = (dy.shape[0], inputCount, outputCount)
         dx.reshape(to: [n, inputs])
         dy.scalars.withUnsafeBufferPointer { dy in
@@ -46,11 +53,11 @@ public final class Linear {
                 weight.gradient.withUnsafeMutableBufferPointer { weightGradient in
                     bias.gradient.withUnsafeMutableBufferPointer { biasGradient in
                         for o in 0..<outputs {
-                            var biasTotal: Float = 0
+                            var biasTotal: Float = piece.isFirst ? 0 : biasGradient[o]
                             for sample in 0..<n { biasTotal += dy[sample * outputs + o] }
                             biasGradient[o] = biasTotal
                             for i in 0..<inputs {
-                                var total: Float = 0
+                                var total: Float = piece.isFirst ? 0 : weightGradient[o * inputs + i]
                                 for sample in 0..<n { total += dy[sample * outputs + o] * x[sample * inputs + i] }
                                 weightGradient[o * inputs + i] = total
                             }

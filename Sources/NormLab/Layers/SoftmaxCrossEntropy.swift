@@ -7,11 +7,24 @@ public enum SoftmaxCrossEntropy {
     public static func evaluate(
         logits: Tensor, labels: ArraySlice<UInt8>, gradient: inout Tensor
     ) -> (loss: Double, correct: Int) {
-        let (n, classes) = (logits.shape[0], logits.shape[1])
-        precondition(labels.count == n)
-        gradient.reshape(to: logits.shape)
+        let n = logits.shape[0]
         var loss = 0.0
         var correct = 0
+        accumulate(logits: logits, labels: labels, batchSize: n, loss: &loss, correct: &correct, gradient: &gradient)
+        return (loss / Double(n), correct)
+    }
+
+    /// `evaluate` for a piece of a batch of `batchSize` samples (`logits` and `labels` hold the
+    /// piece's): adds each sample's loss to `loss` in turn and counts its correct predictions,
+    /// and writes the piece's dL/dlogits for the batch's mean loss. The whole batch's pieces in
+    /// order leave the same sum in `loss` as one pass would.
+    static func accumulate(
+        logits: Tensor, labels: ArraySlice<UInt8>, batchSize: Int, loss: inout Double, correct: inout Int,
+        gradient: inout Tensor
+    ) {
+        let (n, classes) = (logits.shape[0], logits.shape[1])
+        precondition(labels.count == n && n <= batchSize)
+        gradient.reshape(to: logits.shape)
         for (sample, label) in zip(0..<n, labels) {
             let row = logits.scalars[(sample * classes)..<((sample + 1) * classes)]
             // The first largest logit. NaN compares false, so NaN logits give a NaN loss (which
@@ -26,10 +39,9 @@ public enum SoftmaxCrossEntropy {
             if predicted == label { correct += 1 }
             for j in 0..<classes {
                 let probability = exp(Double(row[row.startIndex + j] - largest)) / denominator
-                gradient.scalars[sample * classes + j] = Float((probability - (j == label ? 1 : 0)) / Double(n))
+                gradient.scalars[sample * classes + j] = Float((probability - (j == label ? 1 : 0)) / Double(batchSize))
             }
         }
-        return (loss / Double(n), correct)
     }
 }
 

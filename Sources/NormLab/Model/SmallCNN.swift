@@ -21,6 +21,8 @@ public final class ConvolutionBlock {
     /// "none": the block is conv → ReLU, whatever the placement, with no identity in between to
     /// copy its input and gradient through.
     private let skipsNormalizer: Bool
+    /// The normalizer, when its statistics are each sample's own.
+    private let perSampleNormalizer: (any PerSampleNormalizer)?
 
     init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
          placement: NormalizerPlacement, generator: inout SeededGenerator) throws {
@@ -31,7 +33,12 @@ public final class ConvolutionBlock {
         normalizer = try settings.makeNormalizer(channelCount: outputChannels)
         self.placement = placement
         skipsNormalizer = settings.kind == .none
+        perSampleNormalizer = normalizer as? any PerSampleNormalizer
     }
+
+    /// Whether a batch can go through the block a few samples at a time: no normalizer, or one
+    /// with per-sample statistics.
+    var takesPieces: Bool { skipsNormalizer || perSampleNormalizer != nil }
 
     func forward(_ x: Tensor, mode: NormalizationMode) throws {
         // The normalizer may still hold last step's input (after an evaluation forward, which
@@ -56,24 +63,35 @@ public final class ConvolutionBlock {
 
     /// Backpropagates the gradient at the block's end — dL/d(the ReLU's input) when the block
     /// `endsWithReLU`, else dL/doutput — and writes dL/dinput into `inputGradient` unless it is nil.
-    func backward(_ endGradient: Tensor, inputGradient: inout Tensor?) throws {
+    /// For a `piece` of a batch after the first (`takesPieces`), the parameters' gradients go on
+    /// from the sums the pieces before left.
+    func backward(_ endGradient: Tensor, inputGradient: inout Tensor?, piece: SamplePiece) throws {
+        precondition(piece.count == piece.batch || takesPieces, "a batch in pieces through batch statistics")
         let convolutionGradient: Tensor
         if skipsNormalizer {
             convolutionGradient = endGradient
         } else {
             switch placement {
             case .before:
-                try normalizer.backward(endGradient, into: &gradient)
+                try normalizerBackward(endGradient, into: &gradient, piece: piece)
             case .after:
-                try normalizer.backward(endGradient, into: &gradientMiddle)
+                try normalizerBackward(endGradient, into: &gradientMiddle, piece: piece)
                 relu.backward(gradientMiddle, output: middle, into: &gradient)
             }
             convolutionGradient = gradient
         }
         if inputGradient != nil {
-            convolution.backward(convolutionGradient, into: &inputGradient!)
+            convolution.backward(convolutionGradient, into: &inputGradient!, piece: piece)
         } else {
-            convolution.parameterGradients(convolutionGradient)
+            convolution.parameterGradients(convolutionGradient, piece: piece)
+        }
+    }
+
+    private func normalizerBackward(_ outputGradient: Tensor, into inputGradient: inout Tensor, piece: SamplePiece) throws {
+        if let perSampleNormalizer {
+            try perSampleNormalizer.backward(outputGradient, into: &inputGradient, continuing: !piece.isFirst)
+        } else {
+            try normalizer.backward(outputGradient, into: &inputGradient)
         }
     }
 }
@@ -85,6 +103,14 @@ public final class ConvolutionBlock {
 /// Its exact shape matters: results are compared with other frameworks running the same model.
 public final class SmallCNN {
     public static let widths = [16, 32, 64]
+    /// The samples a training step takes through the network at a time, forward and backward,
+    /// when the normalizers allow it (`trainingGradients(images:labels:)`). A multiple of 16, so
+    /// that each piece's share of a convolution's bias gradient is whole blocks of its sum.
+    /// 16 ran 1.1-1.25× faster than whole batches of 64 and 128, and faster than 32 (results/BENCHMARKS.md).
+    public static let pieceSize = 16
+    /// Whether training steps take batches in pieces where the normalizers allow it. `normlab
+    /// bench train --whole-batches` turns it off, to time what the pieces gain (the same bits).
+    nonisolated(unsafe) public static var splitsBatches = true
     public let blocks: [ConvolutionBlock]
     public let classifier: Linear
     private let pools = [MaxPool2D(), MaxPool2D()]
@@ -97,6 +123,9 @@ public final class SmallCNN {
     /// One gradient buffer per shape, so that no step reallocates.
     private var blockGradients = [Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0])]
     private var pooledGradients: [Tensor?] = [Tensor(shape: [0]), Tensor(shape: [0])]
+    private var logitsGradient = Tensor(shape: [0])
+    /// The images of one piece of a batch (`trainingGradients`).
+    private var pieceImages = Tensor(shape: [0])
 
     /// Builds the network with seeded Kaiming-normal weights, zero biases, gamma = 1, beta = 0.
     /// - Throws: `NormalizerError` when the normalizer settings are impossible for a layer.
@@ -133,9 +162,60 @@ public final class SmallCNN {
         classifier.forward(features, into: &logits)
     }
 
+    /// Whether a training step may take a batch through the network a few samples at a time:
+    /// every normalizer's statistics are per sample, or there is none.
+    public var takesPieces: Bool { blocks.allSatisfy(\.takesPieces) }
+
+    /// Forward in training mode, softmax cross-entropy and backward over a batch of images
+    /// [N, 1, H, W]: sets every parameter's gradient, unless the loss is not finite, and returns
+    /// the batch's mean loss.
+    ///
+    /// When the model `takesPieces`, a batch of more than `pieceSize` samples goes through a
+    /// piece at a time, forward and backward, so that what one piece's layers write and read stays
+    /// in the processor's caches (a whole batch of 128 makes 6.4 MB in the first block alone).
+    /// Each piece's backward pass adds to the gradients the pieces before it left, in the same
+    /// order as one pass over the whole batch (`SamplePiece`): the gradients and the loss have the
+    /// same bits either way. `logits` then holds the last piece's.
+    public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
+        let n = images.shape[0]
+        precondition(labels.count == n, "\(labels.count) labels for \(n) images")
+        guard n > Self.pieceSize && takesPieces && Self.splitsBatches else {
+            try forward(images, mode: .training)
+            let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
+            if loss.isFinite { try backward(logitsGradient, piece: .whole(n)) }
+            return loss
+        }
+        let imageSize = images.count / n
+        var loss = 0.0, correct = 0
+        var piece = SamplePiece(first: 0, count: 0, batch: n)
+        while !piece.isLast {
+            piece = SamplePiece(first: piece.first + piece.count, count: min(Self.pieceSize, n - piece.first - piece.count), batch: n)
+            var shape = images.shape
+            shape[0] = piece.count
+            pieceImages.reshape(to: shape)
+            images.scalars.withUnsafeBufferPointer { source in
+                pieceImages.scalars.withUnsafeMutableBufferPointer { target in
+                    target.baseAddress!.update(from: source.baseAddress! + piece.first * imageSize, count: piece.count * imageSize)
+                }
+            }
+            try forward(pieceImages, mode: .training)
+            let pieceLabels = labels.dropFirst(piece.first).prefix(piece.count)
+            SoftmaxCrossEntropy.accumulate(
+                logits: logits, labels: pieceLabels, batchSize: n, loss: &loss, correct: &correct, gradient: &logitsGradient)
+            // A loss that is no longer finite makes no update: the later pieces only finish it.
+            if loss.isFinite { try backward(logitsGradient, piece: piece) }
+        }
+        return loss / Double(n)
+    }
+
     /// Backpropagates dL/dlogits through the network, setting every parameter's gradient.
     public func backward(_ logitsGradient: Tensor) throws {
-        classifier.backward(logitsGradient, into: &featureGradient)
+        try backward(logitsGradient, piece: .whole(logitsGradient.shape[0]))
+    }
+
+    /// `backward(_:)` for one piece of a batch (the last forward's input).
+    private func backward(_ logitsGradient: Tensor, piece: SamplePiece) throws {
+        classifier.backward(logitsGradient, into: &featureGradient, piece: piece)
         let last = blocks.count - 1
         // Each pool's backward pass also goes back through the ReLU at the end of the block
         // before it, where there is one (`ConvolutionBlock.endsWithReLU`).
@@ -145,9 +225,9 @@ public final class SmallCNN {
         for index in stride(from: last, through: 0, by: -1) {
             if index == 0 {
                 var none: Tensor? = nil
-                try blocks[0].backward(blockGradients[0], inputGradient: &none)
+                try blocks[0].backward(blockGradients[0], inputGradient: &none, piece: piece)
             } else {
-                try blocks[index].backward(blockGradients[index], inputGradient: &pooledGradients[index - 1])
+                try blocks[index].backward(blockGradients[index], inputGradient: &pooledGradients[index - 1], piece: piece)
                 pools[index - 1].backward(
                     pooledGradients[index - 1]!, into: &blockGradients[index - 1],
                     rectifiedOutput: blocks[index - 1].endsWithReLU ? pooled[index - 1] : nil)

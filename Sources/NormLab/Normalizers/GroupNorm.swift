@@ -1,7 +1,7 @@
 /// Group normalization (Wu & He 2018, https://arxiv.org/abs/1803.08494): each sample's channels
 /// are split into `groupCount` contiguous groups, each standardized over its channels and
 /// spatial positions. Independent of the batch, so training and inference are the same.
-public final class GroupNorm: Normalizer {
+public final class GroupNorm: PerSampleNormalizer {
     public var kind: NormalizerKind { .group }
     public let channelCount: Int
     /// G; it divides `channelCount`.
@@ -34,7 +34,12 @@ public final class GroupNorm: Normalizer {
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
+        try backward(gradOutput, into: &gradInput, continuing: false)
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws {
+        gradients = try pass.backward(
+            gradOutput, gamma: parameters.gamma, into: &gradInput, continuing: continuing ? gradients : nil)
     }
 
     public func releaseSavedInput() {

@@ -122,9 +122,10 @@ struct GroupNormalizationPass {
         }
     }
 
-    /// Writes dx for the last forward pass and returns dL/dgamma and dL/dbeta.
+    /// Writes dx for the last forward pass and returns dL/dgamma and dL/dbeta: the sums over its
+    /// samples, from zero or, for the next piece of a batch, going on from `continuing`.
     mutating func backward(
-        _ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor
+        _ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor, continuing: AffineParameters? = nil
     ) throws -> AffineParameters {
         guard let input, let layout else { throw NormalizerError.backwardWithoutForward }
         guard gradOutput.shape == input.shape else {
@@ -147,8 +148,7 @@ struct GroupNormalizationPass {
                 }
             }
         }
-        var gradients = AffineParameters(
-            gamma: [Float](repeating: 0, count: c), beta: [Float](repeating: 0, count: c))
+        var gradients = continuing ?? .zeros(channelCount: c)
         for sample in 0..<layout.batch {
             for channel in 0..<c {
                 gradients.gamma[channel] += sampleSumDyNormalized[sample * c + channel]

@@ -1,7 +1,7 @@
 /// Instance normalization (Ulyanov, Vedaldi & Lempitsky 2016, https://arxiv.org/abs/1607.08022):
 /// each (sample, channel) plane is standardized over its spatial positions. Group norm with one
 /// group per channel; it needs `[N, C, H, W]` input and keeps no running statistics.
-public final class InstanceNorm: Normalizer {
+public final class InstanceNorm: PerSampleNormalizer {
     public var kind: NormalizerKind { .instance }
     public let channelCount: Int
     public let epsilon: Float
@@ -26,7 +26,12 @@ public final class InstanceNorm: Normalizer {
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
+        try backward(gradOutput, into: &gradInput, continuing: false)
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws {
+        gradients = try pass.backward(
+            gradOutput, gamma: parameters.gamma, into: &gradInput, continuing: continuing ? gradients : nil)
     }
 
     public func releaseSavedInput() {

@@ -2,7 +2,7 @@
 /// is standardized over all its channels and spatial positions, with a per-channel gamma and
 /// beta (PyTorch's `GroupNorm(1, C)` on images, `LayerNorm(C)` on features). Group norm with
 /// one group.
-public final class LayerNorm: Normalizer {
+public final class LayerNorm: PerSampleNormalizer {
     public var kind: NormalizerKind { .layer }
     public let channelCount: Int
     public let epsilon: Float
@@ -26,7 +26,12 @@ public final class LayerNorm: Normalizer {
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
+        try backward(gradOutput, into: &gradInput, continuing: false)
+    }
+
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws {
+        gradients = try pass.backward(
+            gradOutput, gamma: parameters.gamma, into: &gradInput, continuing: continuing ? gradients : nil)
     }
 
     public func releaseSavedInput() {

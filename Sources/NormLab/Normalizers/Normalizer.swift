@@ -38,6 +38,16 @@ public protocol Normalizer: AnyObject {
     func releaseSavedInput()
 }
 
+/// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
+/// a training step can take a batch through it a few samples at a time (`SmallCNN.pieceSize`).
+public protocol PerSampleNormalizer: Normalizer {
+    /// `backward(_:into:)` for the next piece of a batch: with `continuing`, dL/dgamma and
+    /// dL/dbeta go on summing from the values the pieces before left in `gradients`, in the same
+    /// order as one pass over the whole batch, so the last piece leaves the same bits; without
+    /// it, they start from zero.
+    func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws
+}
+
 extension Normalizer {
     /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {

@@ -18,7 +18,8 @@ enum VectorKernels {
     @inline(__always)
     static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Double {
         var reader = ContiguousReader(next: x)
-        return sum(count, &reader)
+        var running = RunningSum()
+        return sum(count, &reader, &running, finishing: true)
     }
 
     /// `sum` of the `count` columns of a row whose columns come in `segments` (column j at
@@ -26,24 +27,49 @@ enum VectorKernels {
     /// values laid end to end, so the same bits, without copying them together first.
     static func sum(_ x: UnsafePointer<Float>, _ count: Int, segments: ColumnSegments) -> Double {
         var reader = SegmentReader(segment: x, segments: segments)
-        return sum(count, &reader)
+        var running = RunningSum()
+        return sum(count, &reader, &running, finishing: true)
+    }
+
+    /// `sum(_:_:segments:)` of a row that arrives in pieces (a training step that takes the batch
+    /// a few samples at a time): each piece's values go into `running`, and the last piece, with
+    /// `finishing`, returns the sum, the same bits as `sum` over the whole row. Every piece but
+    /// the last must hold a multiple of 16 values; the others return 0.
+    static func sum(
+        _ x: UnsafePointer<Float>, _ count: Int, segments: ColumnSegments, continuing running: inout RunningSum,
+        finishing: Bool
+    ) -> Double {
+        precondition(finishing || count % 16 == 0, "a sum's pieces before the last hold multiples of 16 values")
+        var reader = SegmentReader(segment: x, segments: segments)
+        return sum(count, &reader, &running, finishing: finishing)
+    }
+
+    /// The two accumulators of a `sum` between the pieces of its row.
+    struct RunningSum {
+        fileprivate var a0 = Vector(), a1 = Vector()
     }
 
     /// The sum of `count` values read in order, eight or one at a time: two 8-lane accumulators
     /// over blocks of 16, one more block of 8 if there is one, then the rest one by one in Double.
+    /// The accumulators start from and are left in `running`; without `finishing`, only the
+    /// blocks of 16 are added.
     ///
     /// The readers are structs, not closures: a closure that advances a captured position makes
     /// the compiler box it and check exclusive access at run time on every read where it does
     /// not inline the closure (it did not inside a convolution's backward pass on one thread).
     @inline(__always)
-    private static func sum<Reader: FloatReader>(_ count: Int, _ reader: inout Reader) -> Double {
-        var a0 = Vector(), a1 = Vector()
+    private static func sum<Reader: FloatReader>(
+        _ count: Int, _ reader: inout Reader, _ running: inout RunningSum, finishing: Bool
+    ) -> Double {
+        var a0 = running.a0, a1 = running.a1
         var i = 0
         while i &+ 16 <= count {
             a0 += reader.nextEight()
             a1 += reader.nextEight()
             i &+= 16
         }
+        running = RunningSum(a0: a0, a1: a1)
+        if !finishing { return 0 }
         if i &+ 8 <= count {
             a0 += reader.nextEight()
             i &+= 8

@@ -123,7 +123,6 @@ public enum Trainer {
         var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
         var order = Array(0..<train.count)
         var images = Tensor(shape: [settings.batchSize, 1, train.rows, train.columns])
-        var logitsGradient = Tensor(shape: [settings.batchSize, train.classes])
         var labels = [UInt8](repeating: 0, count: settings.batchSize)
 
         let clock = ContinuousClock()
@@ -143,7 +142,7 @@ public enum Trainer {
                 let batch = order[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
                 train.batch(batch, into: &images)
                 for (slot, index) in batch.enumerated() { labels[slot] = train.labels[index] }
-                let loss = try Self.step(model, optimizer, images: images, labels: labels, logitsGradient: &logitsGradient)
+                let loss = try Self.step(model, optimizer, images: images, labels: labels)
                 step += 1
                 guard loss.isFinite else {
                     diverged = true
@@ -174,13 +173,9 @@ public enum Trainer {
 
     /// One training step: forward in training mode, softmax cross-entropy, backward, and an SGD
     /// update. Returns the batch's mean loss; when it is not finite, no update is made.
-    public static func step(
-        _ model: SmallCNN, _ optimizer: SGD, images: Tensor, labels: [UInt8], logitsGradient: inout Tensor
-    ) throws -> Double {
-        try model.forward(images, mode: .training)
-        let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels[...], gradient: &logitsGradient)
+    public static func step(_ model: SmallCNN, _ optimizer: SGD, images: Tensor, labels: [UInt8]) throws -> Double {
+        let loss = try model.trainingGradients(images: images, labels: labels[...])
         guard loss.isFinite else { return loss }
-        try model.backward(logitsGradient)
         optimizer.step(model)
         return loss
     }
