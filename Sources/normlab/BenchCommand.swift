@@ -18,7 +18,7 @@ enum BenchCommand {
         let wholeBatchColumns = options.flag("--whole-batch-columns")
         if wholeBatchColumns { Conv2D.chunkEntries = .max }
         // Training steps over whole batches, as before they went through the network in pieces
-        // of 16 samples: the same numbers, to time what the pieces gain.
+        // of 16 samples and lanes: the same numbers, to time what those gain.
         let wholeBatches = options.flag("--whole-batches")
         if wholeBatches { SmallCNN.splitsBatches = false }
         // The matrix product's 256-bit tiles on a processor with AVX-512, to time what the

@@ -19,7 +19,7 @@ let usage = """
                                 images/s of SmallCNN training steps per normalizer and batch size
                                 (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8;
                                 --whole-batch-columns: convolutions without cache-sized chunks;
-                                --whole-batches: steps without pieces of 16 samples;
+                                --whole-batches: steps without pieces and lanes;
                                 --no-wide-tiles: 256-bit matrix tiles only)
       help                      show this text
     """

@@ -157,23 +157,26 @@ final class MatrixMultiplyTests: XCTestCase {
     }
 
     func testSegmentedSumInPiecesIsTheWholeSum() {
-        // A batch's pieces of 16 samples (16 planes of 49 positions: 784 values, whole blocks of
-        // 16), then a last piece with 8- and 1-float tails.
+        // A batch's planes of 49 positions in pieces of samples: whole blocks of 16 (16 planes),
+        // pieces that end inside a block (4 planes: 196 values), pieces shorter than the rest of
+        // a block, and last pieces that end in 8- and 1-float tails.
         let (length, stride) = (49, 3 * 49 + 2)
         let segments = ColumnSegments(length: length, stride: stride)
-        let pieces = [16, 16, 5]
-        let data = randomTensor([pieces.reduce(0, +) * stride], seed: 9, mean: 0.3).scalars
-        data.withUnsafeBufferPointer { data in
-            let whole = VectorKernels.sum(data.baseAddress!, pieces.reduce(0, +) * length, segments: segments)
-            var running = VectorKernels.RunningSum()
-            var first = 0, total = 0.0
-            for (index, samples) in pieces.enumerated() {
-                total = VectorKernels.sum(
-                    data.baseAddress! + first * stride, samples * length, segments: segments, continuing: &running,
-                    finishing: index == pieces.count - 1)
-                first += samples
+        for pieces in [[16, 16, 5], [4, 4], [3, 1, 7, 2], [1, 1, 1], [5]] {
+            let samples = pieces.reduce(0, +)
+            let data = randomTensor([samples * stride], seed: UInt64(samples), mean: 0.3).scalars
+            data.withUnsafeBufferPointer { data in
+                let whole = VectorKernels.sum(data.baseAddress!, samples * length, segments: segments)
+                var running = VectorKernels.RunningSum()
+                var first = 0, total = 0.0
+                for (index, count) in pieces.enumerated() {
+                    total = VectorKernels.sum(
+                        data.baseAddress! + first * stride, count * length, segments: segments, continuing: &running,
+                        finishing: index == pieces.count - 1)
+                    first += count
+                }
+                XCTAssertEqual(total.bitPattern, whole.bitPattern, "pieces \(pieces)")
             }
-            XCTAssertEqual(total.bitPattern, whole.bitPattern)
         }
     }
 

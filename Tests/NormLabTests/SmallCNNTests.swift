@@ -61,38 +61,45 @@ final class SmallCNNTests: XCTestCase {
         }
     }
 
-    func testABatchInPiecesHasTheSameBitsAsOneWholePass() throws {
-        // 40 samples: pieces of 16, 16 and 8, so depth blocks of the weight gradients, and the
-        // bias gradients' blocks of 16, run across the pieces' boundaries.
-        let n = 40
+    func testABatchInPiecesAndLanesHasTheSameBitsAsOneWholePass() throws {
+        // 2, 5 and 8 samples: one piece, in lanes of 1, 2 or 3, and 4 on two threads (a lane's
+        // share of a bias gradient's blocks of 16 ends inside a block). 40 samples: pieces of 16,
+        // 16 and 8, so the weight gradients' depth blocks, and the bias gradients' blocks of 16,
+        // run across the pieces' boundaries. On one thread, pieces without lanes.
         XCTAssertEqual(SmallCNN.pieceSize, 16)
-        let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
-        let labels = (0..<n).map { UInt8($0 * 7 % 10) }
-        for kind in NormalizerKind.allCases {
-            for placement in NormalizerPlacement.allCases {
-                let settings = NormalizerSettings(kind: kind, groups: kind == .group ? 4 : nil)
-                let whole = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
-                try whole.forward(images, mode: .training)
-                var gradient = Tensor(shape: [0])
-                let wholeLoss = SoftmaxCrossEntropy.evaluate(logits: whole.logits, labels: labels[...], gradient: &gradient).loss
-                try whole.backward(gradient)
+        let saved = Parallelism.threadCount
+        defer { Parallelism.threadCount = saved }
+        for (n, threads) in [(2, 2), (5, 2), (8, 2), (40, 2), (40, 1)] {
+            Parallelism.threadCount = threads
+            let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
+            let labels = (0..<n).map { UInt8($0 * 7 % 10) }
+            for kind in NormalizerKind.allCases {
+                for placement in NormalizerPlacement.allCases {
+                    let context = "\(kind) \(placement), \(n) samples, \(threads) threads"
+                    let settings = NormalizerSettings(kind: kind, groups: kind == .group ? 4 : nil)
+                    let whole = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
+                    try whole.forward(images, mode: .training)
+                    var gradient = Tensor(shape: [0])
+                    let wholeLoss = SoftmaxCrossEntropy.evaluate(logits: whole.logits, labels: labels[...], gradient: &gradient).loss
+                    try whole.backward(gradient)
 
-                let pieces = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
-                XCTAssertEqual(pieces.takesPieces, [.none, .layer, .instance, .group].contains(kind), "\(kind)")
-                if pieces.takesPieces {
-                    // A step on other images first: the next step's sums must start from zero,
-                    // not from what this one left.
-                    _ = try pieces.trainingGradients(images: otherImages, labels: labels[...])
-                }
-                let loss = try pieces.trainingGradients(images: images, labels: labels[...])
+                    let split = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
+                    XCTAssertEqual(split.takesPieces, [.none, .layer, .instance, .group].contains(kind), context)
+                    if split.takesPieces {
+                        // A step on other images first: the next step's sums must start from zero,
+                        // not from what this one left.
+                        _ = try split.trainingGradients(images: otherImages, labels: labels[...])
+                    }
+                    let loss = try split.trainingGradients(images: images, labels: labels[...])
 
-                XCTAssertEqual(loss.bitPattern, wholeLoss.bitPattern, "\(kind) \(placement) loss")
-                var expected: [[Float]] = [], got: [[Float]] = []
-                whole.visitParameters { _, gradient, _ in expected.append(gradient) }
-                pieces.visitParameters { _, gradient, _ in got.append(gradient) }
-                XCTAssertEqual(got.count, expected.count)
-                for (index, (a, b)) in zip(got, expected).enumerated() {
-                    XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(kind) \(placement) parameter array \(index)")
+                    XCTAssertEqual(loss.bitPattern, wholeLoss.bitPattern, "\(context): loss")
+                    var expected: [[Float]] = [], got: [[Float]] = []
+                    whole.visitParameters { _, gradient, _ in expected.append(gradient) }
+                    split.visitParameters { _, gradient, _ in got.append(gradient) }
+                    XCTAssertEqual(got.count, expected.count)
+                    for (index, (a, b)) in zip(got, expected).enumerated() {
+                        XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(context): parameter array \(index)")
+                    }
                 }
             }
         }

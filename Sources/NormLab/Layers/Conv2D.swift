@@ -62,6 +62,16 @@ public final class Conv2D {
         self.bias = bias ? Parameter([Float](repeating: 0, count: outputChannels)) : nil
     }
 
+    /// A convolution that shares `other`'s weight and bias (the same `Parameter` objects) with
+    /// buffers of its own: a lane of a training step (`SmallCNN`).
+    init(sharingParametersOf other: Conv2D) {
+        inputChannels = other.inputChannels
+        outputChannels = other.outputChannels
+        weight = other.weight
+        bias = other.bias
+        chunkEntries = other.chunkEntries
+    }
+
     /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample).
     private func chunks(batch n: Int, positions p: Int) -> BatchChunks {
         let most = max(1, chunkEntries / (inputChannels * 9 * p))
@@ -123,8 +133,8 @@ public final class Conv2D {
     /// `backward(_:into:)` for one piece of a batch (the last forward's input): dL/dx for the
     /// piece's samples, and the weight (and bias) gradients once the last piece is in.
     func backward(_ dy: Tensor, into dx: inout Tensor, piece: SamplePiece) {
-        dx.reshape(to: inputShape)
-        dx.scalars.withUnsafeMutableBufferPointer { dx in backward(dy, inputGradient: dx.baseAddress!, piece: piece) }
+        parameterGradients(dy, piece: piece)
+        inputGradient(dy, into: &dx)
     }
 
     /// Sets the weight (and bias) gradients from dL/dy, for a first layer whose input needs no
@@ -133,17 +143,17 @@ public final class Conv2D {
         parameterGradients(dy, piece: .whole(inputShape.first ?? 0))
     }
 
-    /// `parameterGradients(_:)` for one piece of a batch.
-    func parameterGradients(_ dy: Tensor, piece: SamplePiece) {
-        backward(dy, inputGradient: nil, piece: piece)
-    }
-
-    private func backward(_ dy: Tensor, inputGradient dx: UnsafeMutablePointer<Float>?, piece: SamplePiece) {
-        precondition(inputShape.count == 4 && dy.shape == [inputShape[0], outputChannels, inputShape[2], inputShape[3]])
-        let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
+    /// `parameterGradients(_:)` for one piece of a batch, whose forward pass ran through `source`:
+    /// this convolution (the default), or a lane's copy of it (`init(sharingParametersOf:)`).
+    /// The sums go on from where the pieces before left them, and are final after the last.
+    func parameterGradients(_ dy: Tensor, piece: SamplePiece, source: Conv2D? = nil) {
+        let source = source ?? self
+        let shape = source.inputShape
+        precondition(shape.count == 4 && dy.shape == [shape[0], outputChannels, shape[2], shape[3]])
+        let (n, h, w) = (shape[0], shape[2], shape[3])
         precondition(piece.count == n, "a piece of \(piece.count) samples, an input of \(n)")
         let p = h * w, k = inputChannels * 9, columnCount = n * p
-        let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
+        let chunks = source.chunks(batch: n, positions: p)
         if let bias {
             // Σ dY per channel, over the channel's N planes as one row of Cout × N·P, which a
             // batch's pieces continue.
@@ -178,17 +188,11 @@ public final class Conv2D {
         }
         resize(&carry, k * outputChannels)
         resize(&transposedWeightGradient, k * outputChannels)
-        if dx != nil {
-            resize(&columnGradient, k * largest * p)
-            if foldShape != (h, w) {
-                foldShape = (h, w)
-                foldKeeps = Im2Col.foldKeeps(height: h, width: w)
-            }
-        }
         for chunk in chunks {
             let first = chunk.lowerBound * p, chunkColumns = chunk.count * p
-            if chunks.count > 1 { unfold(input, chunk, height: h, width: w) }
-            columns.withUnsafeBufferPointer { columns in
+            // One chunk's columns are still there from the forward pass; more must be unfolded again.
+            if chunks.count > 1 { source.unfold(source.input, chunk, height: h, width: w) }
+            source.columns.withUnsafeBufferPointer { columns in
                 gradientPanels.withUnsafeBufferPointer { dyRows in
                     transposedWeightGradient.withUnsafeMutableBufferPointer { gradient in
                         carry.withUnsafeMutableBufferPointer { carry in
@@ -207,25 +211,6 @@ public final class Conv2D {
                     }
                 }
             }
-            guard let dx else { continue }
-            dy.scalars.withUnsafeBufferPointer { dy in
-                // dY's Cout × n·P columns, read from the chunk's NCHW planes.
-                let dyChunk = MatrixView(
-                    dy.baseAddress! + chunk.lowerBound * outputChannels * p, rowStride: p,
-                    segments: ColumnSegments(length: p, stride: outputChannels * p))
-                weight.value.withUnsafeBufferPointer { weight in
-                    columnGradient.withUnsafeMutableBufferPointer { columnGradient in
-                        // dcolumns (K × nP) = Wᵀ (K × Cout) · dY (Cout × nP)
-                        MatrixMultiply.multiply(
-                            MatrixView(weight.baseAddress!, columns: k).transposed, dyChunk,
-                            into: columnGradient.baseAddress!, cRowStride: chunkColumns,
-                            m: k, n: chunkColumns, k: outputChannels, accumulate: false, workspace: workspace)
-                        Im2Col.fold(
-                            columnGradient.baseAddress!, into: dx + chunk.lowerBound * inputChannels * p,
-                            batch: chunk.count, channels: inputChannels, height: h, width: w, keeps: foldKeeps)
-                    }
-                }
-            }
         }
         guard piece.isLast else { return }
         transposedWeightGradient.withUnsafeBufferPointer { source in
@@ -233,6 +218,43 @@ public final class Conv2D {
                 VectorKernels.transpose(
                     source.baseAddress!, rows: k, columns: outputChannels, sourceStride: outputChannels,
                     into: target.baseAddress!, targetStride: k)
+            }
+        }
+    }
+
+    /// Writes dL/dx for the last forward pass from dL/dy, leaving the parameters' gradients alone.
+    func inputGradient(_ dy: Tensor, into dx: inout Tensor) {
+        precondition(inputShape.count == 4 && dy.shape == [inputShape[0], outputChannels, inputShape[2], inputShape[3]])
+        let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
+        let p = h * w, k = inputChannels * 9
+        let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
+        dx.reshape(to: inputShape)
+        resize(&columnGradient, k * largest * p)
+        if foldShape != (h, w) {
+            foldShape = (h, w)
+            foldKeeps = Im2Col.foldKeeps(height: h, width: w)
+        }
+        for chunk in chunks {
+            let chunkColumns = chunk.count * p
+            dy.scalars.withUnsafeBufferPointer { dy in
+                // dY's Cout × n·P columns, read from the chunk's NCHW planes.
+                let dyChunk = MatrixView(
+                    dy.baseAddress! + chunk.lowerBound * outputChannels * p, rowStride: p,
+                    segments: ColumnSegments(length: p, stride: outputChannels * p))
+                weight.value.withUnsafeBufferPointer { weight in
+                    columnGradient.withUnsafeMutableBufferPointer { columnGradient in
+                        dx.scalars.withUnsafeMutableBufferPointer { dx in
+                            // dcolumns (K × nP) = Wᵀ (K × Cout) · dY (Cout × nP)
+                            MatrixMultiply.multiply(
+                                MatrixView(weight.baseAddress!, columns: k).transposed, dyChunk,
+                                into: columnGradient.baseAddress!, cRowStride: chunkColumns,
+                                m: k, n: chunkColumns, k: outputChannels, accumulate: false, workspace: workspace)
+                            Im2Col.fold(
+                                columnGradient.baseAddress!, into: dx.baseAddress! + chunk.lowerBound * inputChannels * p,
+                                batch: chunk.count, channels: inputChannels, height: h, width: w, keeps: foldKeeps)
+                        }
+                    }
+                }
             }
         }
     }

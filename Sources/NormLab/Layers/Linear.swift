@@ -15,6 +15,15 @@ public final class Linear {
         bias = Parameter([Float](repeating: 0, count: outputCount))
     }
 
+    /// A layer that shares `other`'s weight and bias (the same `Parameter` objects) with buffers
+    /// of its own: a lane of a training step (`SmallCNN`).
+    init(sharingParametersOf other: Linear) {
+        inputCount = other.inputCount
+        outputCount = other.outputCount
+        weight = other.weight
+        bias = other.bias
+    }
+
     public func forward(_ x: Tensor, into y: inout Tensor) {
         precondition(x.shape.count == 2 && x.shape[1] == inputCount)
         input = x
@@ -45,9 +54,17 @@ public final class Linear {
     /// `backward(_:into:)` for one piece of a batch: each gradient's sum over the samples goes
     /// on from where the pieces before left it.
     func backward(_ dy: Tensor, into dx: inout Tensor, piece: SamplePiece) {
+        parameterGradients(dy, piece: piece)
+        inputGradient(dy, into: &dx)
+    }
+
+    /// The weight and bias gradients' sums over the piece's samples, going on from the pieces
+    /// before, from the piece's forward pass through `source`: this layer (the default), or a
+    /// lane's copy of it (`init(sharingParametersOf:)`).
+    func parameterGradients(_ dy: Tensor, piece: SamplePiece, source: Linear? = nil) {
+        let input = (source ?? self).input
         precondition(dy.shape.count == 2 && dy.shape == [input.shape[0], outputCount] && piece.count == dy.shape[0])
         let (n, inputs, outputs) = (dy.shape[0], inputCount, outputCount)
-        dx.reshape(to: [n, inputs])
         dy.scalars.withUnsafeBufferPointer { dy in
             input.scalars.withUnsafeBufferPointer { x in
                 weight.gradient.withUnsafeMutableBufferPointer { weightGradient in
@@ -64,14 +81,23 @@ public final class Linear {
                         }
                     }
                 }
-                weight.value.withUnsafeBufferPointer { weight in
-                    dx.scalars.withUnsafeMutableBufferPointer { dx in
-                        for sample in 0..<n {
-                            for i in 0..<inputs {
-                                var total: Float = 0
-                                for o in 0..<outputs { total += dy[sample * outputs + o] * weight[o * inputs + i] }
-                                dx[sample * inputs + i] = total
-                            }
+            }
+        }
+    }
+
+    /// Writes dL/dx for the last forward pass, leaving the parameters' gradients alone.
+    func inputGradient(_ dy: Tensor, into dx: inout Tensor) {
+        precondition(dy.shape.count == 2 && dy.shape == [input.shape[0], outputCount])
+        let (n, inputs, outputs) = (dy.shape[0], inputCount, outputCount)
+        dx.reshape(to: [n, inputs])
+        dy.scalars.withUnsafeBufferPointer { dy in
+            weight.value.withUnsafeBufferPointer { weight in
+                dx.scalars.withUnsafeMutableBufferPointer { dx in
+                    for sample in 0..<n {
+                        for i in 0..<inputs {
+                            var total: Float = 0
+                            for o in 0..<outputs { total += dy[sample * outputs + o] * weight[o * inputs + i] }
+                            dx[sample * inputs + i] = total
                         }
                     }
                 }

@@ -23,6 +23,7 @@ public final class ConvolutionBlock {
     private let skipsNormalizer: Bool
     /// The normalizer, when its statistics are each sample's own.
     private let perSampleNormalizer: (any PerSampleNormalizer)?
+    private let settings: NormalizerSettings
 
     init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
          placement: NormalizerPlacement, generator: inout SeededGenerator) throws {
@@ -34,6 +35,23 @@ public final class ConvolutionBlock {
         self.placement = placement
         skipsNormalizer = settings.kind == .none
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
+        self.settings = settings
+    }
+
+    /// A lane's copy of `other` (`SmallCNN`): the same convolution weights (shared), a normalizer
+    /// of the same settings (its gamma and beta copied in before each step), buffers of its own.
+    init(sharingParametersOf other: ConvolutionBlock) throws {
+        convolution = Conv2D(sharingParametersOf: other.convolution)
+        normalizer = try other.settings.makeNormalizer(channelCount: other.convolution.outputChannels)
+        placement = other.placement
+        skipsNormalizer = other.skipsNormalizer
+        perSampleNormalizer = normalizer as? any PerSampleNormalizer
+        settings = other.settings
+    }
+
+    /// Gives a lane's copy this block's gamma and beta (shared storage until one of them changes).
+    func copyNormalizerParameters(to lane: ConvolutionBlock) {
+        if !skipsNormalizer { lane.normalizer.parameters = normalizer.parameters }
     }
 
     /// Whether a batch can go through the block a few samples at a time: no normalizer, or one
@@ -67,24 +85,43 @@ public final class ConvolutionBlock {
     /// from the sums the pieces before left.
     func backward(_ endGradient: Tensor, inputGradient: inout Tensor?, piece: SamplePiece) throws {
         precondition(piece.count == piece.batch || takesPieces, "a batch in pieces through batch statistics")
-        let convolutionGradient: Tensor
-        if skipsNormalizer {
-            convolutionGradient = endGradient
-        } else {
-            switch placement {
-            case .before:
-                try normalizerBackward(endGradient, into: &gradient, piece: piece)
-            case .after:
-                try normalizerBackward(endGradient, into: &gradientMiddle, piece: piece)
-                relu.backward(gradientMiddle, output: middle, into: &gradient)
-            }
-            convolutionGradient = gradient
-        }
+        let convolutionGradient = try normalizerBackward(endGradient, piece: piece)
         if inputGradient != nil {
             convolution.backward(convolutionGradient, into: &inputGradient!, piece: piece)
         } else {
             convolution.parameterGradients(convolutionGradient, piece: piece)
         }
+    }
+
+    /// A lane's share of `backward` (`SmallCNN`): dL/dinput, and the normalizer's per-sample
+    /// sums, but not the parameters' gradients, which `parameterGradients(from:)` adds up.
+    func inputGradients(_ endGradient: Tensor, inputGradient: inout Tensor?) throws {
+        let convolutionGradient = try normalizerBackward(endGradient, piece: .whole(endGradient.shape[0]))
+        if inputGradient != nil { convolution.inputGradient(convolutionGradient, into: &inputGradient!) }
+    }
+
+    /// Adds a lane's share of `backward` — the samples of `piece`, which `lane` ran through its
+    /// `inputGradients` from `endGradient` — to the parameters' gradients.
+    func parameterGradients(from lane: ConvolutionBlock, endGradient: Tensor, piece: SamplePiece) {
+        convolution.parameterGradients(
+            lane.skipsNormalizer ? endGradient : lane.gradient, piece: piece, source: lane.convolution)
+        if let perSampleNormalizer, let laneNormalizer = lane.perSampleNormalizer {
+            perSampleNormalizer.setGradients(laneNormalizer.gradients(
+                continuing: piece.isFirst ? .zeros(channelCount: normalizer.channelCount) : perSampleNormalizer.gradients))
+        }
+    }
+
+    /// The normalizer's (and, after it, the ReLU's) backward pass: dL/d(the convolution's output).
+    private func normalizerBackward(_ endGradient: Tensor, piece: SamplePiece) throws -> Tensor {
+        if skipsNormalizer { return endGradient }
+        switch placement {
+        case .before:
+            try normalizerBackward(endGradient, into: &gradient, piece: piece)
+        case .after:
+            try normalizerBackward(endGradient, into: &gradientMiddle, piece: piece)
+            relu.backward(gradientMiddle, output: middle, into: &gradient)
+        }
+        return gradient
     }
 
     private func normalizerBackward(_ outputGradient: Tensor, into inputGradient: inout Tensor, piece: SamplePiece) throws {
@@ -104,12 +141,11 @@ public final class ConvolutionBlock {
 public final class SmallCNN {
     public static let widths = [16, 32, 64]
     /// The samples a training step takes through the network at a time, forward and backward,
-    /// when the normalizers allow it (`trainingGradients(images:labels:)`). A multiple of 16, so
-    /// that each piece's share of a convolution's bias gradient is whole blocks of its sum.
-    /// 16 ran 1.1-1.25× faster than whole batches of 64 and 128, and faster than 32 (results/BENCHMARKS.md).
+    /// when the normalizers allow it (`trainingGradients(images:labels:)`). 16 ran 1.1-1.25×
+    /// faster than whole batches of 64 and 128, and faster than 32 (results/BENCHMARKS.md).
     public static let pieceSize = 16
-    /// Whether training steps take batches in pieces where the normalizers allow it. `normlab
-    /// bench train --whole-batches` turns it off, to time what the pieces gain (the same bits).
+    /// Whether training steps take batches in pieces and lanes where the normalizers allow it.
+    /// `normlab bench train --whole-batches` turns it off, to time what they gain (the same bits).
     nonisolated(unsafe) public static var splitsBatches = true
     public let blocks: [ConvolutionBlock]
     public let classifier: Linear
@@ -124,8 +160,11 @@ public final class SmallCNN {
     private var blockGradients = [Tensor(shape: [0]), Tensor(shape: [0]), Tensor(shape: [0])]
     private var pooledGradients: [Tensor?] = [Tensor(shape: [0]), Tensor(shape: [0])]
     private var logitsGradient = Tensor(shape: [0])
-    /// The images of one piece of a batch (`trainingGradients`).
+    /// The images of one piece of a batch, or of a lane's share of it (`trainingGradients`).
     private var pieceImages = Tensor(shape: [0])
+    /// Copies of this network that share its weights, one per thread (`trainingGradients`).
+    private var lanes: [SmallCNN] = []
+    private var laneErrors: [(any Error)?] = []
 
     /// Builds the network with seeded Kaiming-normal weights, zero biases, gamma = 1, beta = 0.
     /// - Throws: `NormalizerError` when the normalizer settings are impossible for a layer.
@@ -143,6 +182,13 @@ public final class SmallCNN {
         }
         self.blocks = blocks
         classifier = Linear(inputCount: inputChannels, outputCount: classes, generator: &generator)
+    }
+
+    /// A lane: `other`'s convolution and linear weights (shared), normalizers of the same
+    /// settings, buffers of its own.
+    private init(sharingParametersOf other: SmallCNN) throws {
+        blocks = try other.blocks.map { try ConvolutionBlock(sharingParametersOf: $0) }
+        classifier = Linear(sharingParametersOf: other.classifier)
     }
 
     /// The normalizers, one per block.
@@ -170,42 +216,112 @@ public final class SmallCNN {
     /// [N, 1, H, W]: sets every parameter's gradient, unless the loss is not finite, and returns
     /// the batch's mean loss.
     ///
-    /// When the model `takesPieces`, a batch of more than `pieceSize` samples goes through a
-    /// piece at a time, forward and backward, so that what one piece's layers write and read stays
-    /// in the processor's caches (a whole batch of 128 makes 6.4 MB in the first block alone).
-    /// Each piece's backward pass adds to the gradients the pieces before it left, in the same
-    /// order as one pass over the whole batch (`SamplePiece`): the gradients and the loss have the
-    /// same bits either way. `logits` then holds the last piece's.
+    /// When the model `takesPieces` (every normalizer's statistics are per sample, or there is
+    /// none), the step splits the batch two ways, with the same bits as one whole pass:
+    /// - A batch of more than `pieceSize` samples goes through a piece at a time, forward and
+    ///   backward, so that what one piece's layers write and read stays in the processor's caches
+    ///   (a whole batch of 128 makes 6.4 MB in the first block alone).
+    /// - On more than one thread, each piece (or the whole batch, if small) is shared out between
+    ///   lanes, copies of the network that share its weights, one per thread: each lane runs its
+    ///   samples forward and back to the input gradients on its own thread, with no hand-offs
+    ///   between the threads inside, which at small batches cost more than the work they split.
+    ///   Then the lanes' shares are added to the parameters' gradients in sample order, with
+    ///   both threads splitting each product as before.
+    ///
+    /// Each share's backward pass adds to the gradients the shares before it left, in the same
+    /// order as one pass over the whole batch (`SamplePiece`). `logits` then holds the last
+    /// piece's, unless the step ran in lanes.
     public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
         let n = images.shape[0]
         precondition(labels.count == n, "\(labels.count) labels for \(n) images")
-        guard n > Self.pieceSize && takesPieces && Self.splitsBatches else {
+        let splits = takesPieces && Self.splitsBatches
+        let inLanes = splits && Parallelism.threadCount > 1 && n > 1
+        let inPieces = splits && n > Self.pieceSize
+        guard inLanes || inPieces else {
             try forward(images, mode: .training)
             let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
             if loss.isFinite { try backward(logitsGradient, piece: .whole(n)) }
             return loss
         }
-        let imageSize = images.count / n
         var loss = 0.0, correct = 0
         var piece = SamplePiece(first: 0, count: 0, batch: n)
         while !piece.isLast {
-            piece = SamplePiece(first: piece.first + piece.count, count: min(Self.pieceSize, n - piece.first - piece.count), batch: n)
-            var shape = images.shape
-            shape[0] = piece.count
-            pieceImages.reshape(to: shape)
-            images.scalars.withUnsafeBufferPointer { source in
-                pieceImages.scalars.withUnsafeMutableBufferPointer { target in
-                    target.baseAddress!.update(from: source.baseAddress! + piece.first * imageSize, count: piece.count * imageSize)
-                }
+            let first = piece.first + piece.count
+            piece = SamplePiece(first: first, count: inPieces ? min(Self.pieceSize, n - first) : n, batch: n)
+            if inLanes {
+                try trainInLanes(images, labels: labels, piece: piece, loss: &loss, correct: &correct)
+                continue
             }
+            copySamples(piece.samples, of: images, into: &pieceImages)
             try forward(pieceImages, mode: .training)
-            let pieceLabels = labels.dropFirst(piece.first).prefix(piece.count)
             SoftmaxCrossEntropy.accumulate(
-                logits: logits, labels: pieceLabels, batchSize: n, loss: &loss, correct: &correct, gradient: &logitsGradient)
+                logits: logits, labels: labels.dropFirst(piece.first).prefix(piece.count), batchSize: n, loss: &loss,
+                correct: &correct, gradient: &logitsGradient)
             // A loss that is no longer finite makes no update: the later pieces only finish it.
             if loss.isFinite { try backward(logitsGradient, piece: piece) }
         }
         return loss / Double(n)
+    }
+
+    /// One piece of a training step in lanes (see `trainingGradients`): adds the piece's losses
+    /// to `loss` and, while it is finite, its shares to the parameters' gradients.
+    private func trainInLanes(
+        _ images: Tensor, labels: ArraySlice<UInt8>, piece: SamplePiece, loss: inout Double, correct: inout Int
+    ) throws {
+        let threads = Parallelism.threadCount
+        if lanes.count != threads {
+            lanes = try (0..<threads).map { _ in try SmallCNN(sharingParametersOf: self) }
+            laneErrors = Array(repeating: nil, count: threads)
+        }
+        let laneCount = min(threads, piece.count)
+        for lane in lanes {
+            for (block, laneBlock) in zip(blocks, lane.blocks) { block.copyNormalizerParameters(to: laneBlock) }
+        }
+        func share(_ lane: Int) -> SamplePiece {
+            let first = piece.first + piece.count * lane / laneCount
+            return SamplePiece(first: first, count: piece.first + piece.count * (lane + 1) / laneCount - first, batch: piece.batch)
+        }
+        // Each lane on its own thread: its samples forward, then back to the input gradients.
+        // (Work the lanes hand to `Parallelism` runs on their own threads: the pool is busy.)
+        laneErrors.withUnsafeMutableBufferPointer { errors in
+            let errors = errors.baseAddress!
+            Parallelism.forEach(laneCount, cost: Parallelism.minimumParallelCost) { lanes in
+                for index in lanes {
+                    let lane = self.lanes[index], samples = share(index)
+                    do {
+                        copySamples(samples.samples, of: images, into: &lane.pieceImages)
+                        try lane.forward(lane.pieceImages, mode: .training)
+                        var laneLoss = 0.0, laneCorrect = 0
+                        SoftmaxCrossEntropy.accumulate(
+                            logits: lane.logits, labels: labels.dropFirst(samples.first).prefix(samples.count),
+                            batchSize: piece.batch, loss: &laneLoss, correct: &laneCorrect, gradient: &lane.logitsGradient)
+                        try lane.backward(lane.logitsGradient, piece: nil)
+                    } catch {
+                        errors[index] = error
+                    }
+                }
+            }
+        }
+        if let error = laneErrors.lazy.compactMap({ $0 }).first {
+            for index in laneErrors.indices { laneErrors[index] = nil }
+            throw error
+        }
+        // The lanes' shares in sample order: the loss (again, for the sum's order; the
+        // gradient it writes here is not used), then each parameter's gradient.
+        for index in 0..<laneCount {
+            let samples = share(index)
+            SoftmaxCrossEntropy.accumulate(
+                logits: lanes[index].logits, labels: labels.dropFirst(samples.first).prefix(samples.count),
+                batchSize: piece.batch, loss: &loss, correct: &correct, gradient: &logitsGradient)
+        }
+        guard loss.isFinite else { return }
+        for index in 0..<laneCount {
+            let lane = lanes[index], samples = share(index)
+            classifier.parameterGradients(lane.logitsGradient, piece: samples, source: lane.classifier)
+            for (block, (laneBlock, endGradient)) in zip(blocks, zip(lane.blocks, lane.blockGradients)) {
+                block.parameterGradients(from: laneBlock, endGradient: endGradient, piece: samples)
+            }
+        }
     }
 
     /// Backpropagates dL/dlogits through the network, setting every parameter's gradient.
@@ -213,21 +329,33 @@ public final class SmallCNN {
         try backward(logitsGradient, piece: .whole(logitsGradient.shape[0]))
     }
 
-    /// `backward(_:)` for one piece of a batch (the last forward's input).
-    private func backward(_ logitsGradient: Tensor, piece: SamplePiece) throws {
-        classifier.backward(logitsGradient, into: &featureGradient, piece: piece)
+    /// `backward(_:)` for one piece of a batch (the last forward's input); for a lane's share of
+    /// a step (`piece` nil), only the input gradients (and the normalizers' per-sample sums).
+    private func backward(_ logitsGradient: Tensor, piece: SamplePiece?) throws {
+        if let piece {
+            classifier.backward(logitsGradient, into: &featureGradient, piece: piece)
+        } else {
+            classifier.inputGradient(logitsGradient, into: &featureGradient)
+        }
         let last = blocks.count - 1
         // Each pool's backward pass also goes back through the ReLU at the end of the block
         // before it, where there is one (`ConvolutionBlock.endsWithReLU`).
         averagePool.backward(
             featureGradient, into: &blockGradients[last],
             rectifiedInput: blocks[last].endsWithReLU ? blocks[last].output : nil)
+        func blockBackward(_ index: Int, _ inputGradient: inout Tensor?) throws {
+            if let piece {
+                try blocks[index].backward(blockGradients[index], inputGradient: &inputGradient, piece: piece)
+            } else {
+                try blocks[index].inputGradients(blockGradients[index], inputGradient: &inputGradient)
+            }
+        }
         for index in stride(from: last, through: 0, by: -1) {
             if index == 0 {
                 var none: Tensor? = nil
-                try blocks[0].backward(blockGradients[0], inputGradient: &none, piece: piece)
+                try blockBackward(0, &none)
             } else {
-                try blocks[index].backward(blockGradients[index], inputGradient: &pooledGradients[index - 1], piece: piece)
+                try blockBackward(index, &pooledGradients[index - 1])
                 pools[index - 1].backward(
                     pooledGradients[index - 1]!, into: &blockGradients[index - 1],
                     rectifiedOutput: blocks[index - 1].endsWithReLU ? pooled[index - 1] : nil)
@@ -250,5 +378,18 @@ public final class SmallCNN {
         }
         body(&classifier.weight.value, classifier.weight.gradient, true)
         body(&classifier.bias.value, classifier.bias.gradient, false)
+    }
+}
+
+/// Copies `samples` of `images` [N, ...] into `target`, shaped [samples.count, ...].
+private func copySamples(_ samples: Range<Int>, of images: Tensor, into target: inout Tensor) {
+    var shape = images.shape
+    let size = images.count / shape[0]
+    shape[0] = samples.count
+    target.reshape(to: shape)
+    images.scalars.withUnsafeBufferPointer { source in
+        target.scalars.withUnsafeMutableBufferPointer { target in
+            target.baseAddress!.update(from: source.baseAddress! + samples.lowerBound * size, count: samples.count * size)
+        }
     }
 }

@@ -42,6 +42,14 @@ public final class GroupNorm: PerSampleNormalizer {
             gradOutput, gamma: parameters.gamma, into: &gradInput, continuing: continuing ? gradients : nil)
     }
 
+    public func gradients(continuing partial: AffineParameters) -> AffineParameters {
+        pass.gradients(continuing: partial)
+    }
+
+    public func setGradients(_ gradients: AffineParameters) {
+        self.gradients = gradients
+    }
+
     public func releaseSavedInput() {
         pass.releaseInput()
     }

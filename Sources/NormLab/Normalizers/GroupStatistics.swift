@@ -148,7 +148,15 @@ struct GroupNormalizationPass {
                 }
             }
         }
-        var gradients = continuing ?? .zeros(channelCount: c)
+        return gradients(continuing: continuing ?? .zeros(channelCount: c))
+    }
+
+    /// dL/dgamma and dL/dbeta summed on from `partial` over the last backward pass's samples,
+    /// in order.
+    func gradients(continuing partial: AffineParameters) -> AffineParameters {
+        guard let layout else { return partial }
+        let c = layout.channels
+        var gradients = partial
         for sample in 0..<layout.batch {
             for channel in 0..<c {
                 gradients.gamma[channel] += sampleSumDyNormalized[sample * c + channel]

@@ -46,6 +46,15 @@ public protocol PerSampleNormalizer: Normalizer {
     /// order as one pass over the whole batch, so the last piece leaves the same bits; without
     /// it, they start from zero.
     func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws
+
+    /// dL/dgamma and dL/dbeta summed on from `partial` over the samples of the last backward
+    /// pass, in order: what `backward(_:into:continuing: true)` would have left after `partial`.
+    /// A training step whose lanes ran their pieces through copies of this normalizer
+    /// (`SmallCNN`) adds up their shares with it.
+    func gradients(continuing partial: AffineParameters) -> AffineParameters
+
+    /// Replaces `gradients`: with the sums over a training step's lanes.
+    func setGradients(_ gradients: AffineParameters)
 }
 
 extension Normalizer {

@@ -33,20 +33,61 @@ enum VectorKernels {
 
     /// `sum(_:_:segments:)` of a row that arrives in pieces (a training step that takes the batch
     /// a few samples at a time): each piece's values go into `running`, and the last piece, with
-    /// `finishing`, returns the sum, the same bits as `sum` over the whole row. Every piece but
-    /// the last must hold a multiple of 16 values; the others return 0.
+    /// `finishing`, returns the sum, the same bits as `sum` over the whole row; the others return
+    /// 0. The blocks of 16 stay aligned to the whole row: a piece that ends inside one leaves its
+    /// values in `running` for the next piece to complete.
     static func sum(
         _ x: UnsafePointer<Float>, _ count: Int, segments: ColumnSegments, continuing running: inout RunningSum,
         finishing: Bool
     ) -> Double {
-        precondition(finishing || count % 16 == 0, "a sum's pieces before the last hold multiples of 16 values")
         var reader = SegmentReader(segment: x, segments: segments)
-        return sum(count, &reader, &running, finishing: finishing)
+        var remaining = count
+        if running.pendingCount > 0 {
+            while running.pendingCount < 16 && remaining > 0 {
+                running.pending[running.pendingCount] = reader.nextOne()
+                running.pendingCount += 1
+                remaining -= 1
+            }
+            if running.pendingCount < 16 {
+                // Still inside the block: this was the row's end, or the next piece completes it.
+                return finishing ? running.finish() : 0
+            }
+            running.a0 += running.pending.lowHalf
+            running.a1 += running.pending.highHalf
+            running.pendingCount = 0
+        }
+        if finishing { return sum(remaining, &reader, &running, finishing: true) }
+        let whole = remaining - remaining % 16
+        _ = sum(whole, &reader, &running, finishing: false)
+        for _ in whole..<remaining {
+            running.pending[running.pendingCount] = reader.nextOne()
+            running.pendingCount += 1
+        }
+        return 0
     }
 
-    /// The two accumulators of a `sum` between the pieces of its row.
+    /// The state of a `sum` between the pieces of its row: the two accumulators, and the values
+    /// of a block of 16 that a piece left unfinished.
     struct RunningSum {
         fileprivate var a0 = Vector(), a1 = Vector()
+        fileprivate var pending = SIMD16<Float>()
+        fileprivate var pendingCount = 0
+
+        /// The sum when the row ends with the values in `pending`: as `sum` ends a row, a block
+        /// of 8 if there is one, then the rest one by one in Double.
+        fileprivate func finish() -> Double {
+            var a0 = a0, i = 0
+            if pendingCount >= 8 {
+                a0 += pending.lowHalf
+                i = 8
+            }
+            var total = Double((a0 + a1).sum())
+            while i < pendingCount {
+                total += Double(pending[i])
+                i += 1
+            }
+            return total
+        }
     }
 
     /// The sum of `count` values read in order, eight or one at a time: two 8-lane accumulators
