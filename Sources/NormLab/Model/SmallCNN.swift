@@ -315,11 +315,21 @@ public final class SmallCNN {
                 batchSize: piece.batch, loss: &loss, correct: &correct, gradient: &logitsGradient)
         }
         guard loss.isFinite else { return }
-        for index in 0..<laneCount {
-            let lane = lanes[index], samples = share(index)
-            classifier.parameterGradients(lane.logitsGradient, piece: samples, source: lane.classifier)
-            for (block, (laneBlock, endGradient)) in zip(blocks, zip(lane.blocks, lane.blockGradients)) {
-                block.parameterGradients(from: laneBlock, endGradient: endGradient, piece: samples)
+        // Each parameter's shares on one thread, in order: the last block's (about as much work
+        // as the other two together) and the classifier's on one, the rest on the other, with
+        // no hand-offs inside.
+        Parallelism.forEach(2, cost: Parallelism.minimumParallelCost) { parts in
+            for part in parts {
+                for index in 0..<laneCount {
+                    let lane = self.lanes[index], samples = share(index)
+                    if part == 0 {
+                        self.classifier.parameterGradients(lane.logitsGradient, piece: samples, source: lane.classifier)
+                    }
+                    for blockIndex in self.blocks.indices where (blockIndex == self.blocks.count - 1) == (part == 0) {
+                        self.blocks[blockIndex].parameterGradients(
+                            from: lane.blocks[blockIndex], endGradient: lane.blockGradients[blockIndex], piece: samples)
+                    }
+                }
             }
         }
     }
