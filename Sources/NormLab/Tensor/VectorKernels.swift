@@ -109,7 +109,8 @@ enum VectorKernels {
             a1 += reader.nextEight()
             i &+= 16
         }
-        running = RunningSum(a0: a0, a1: a1)
+        running.a0 = a0
+        running.a1 = a1
         if !finishing { return 0 }
         if i &+ 8 <= count {
             a0 += reader.nextEight()
