@@ -49,9 +49,14 @@ public final class ConvolutionBlock {
         settings = other.settings
     }
 
-    /// Gives a lane's copy this block's gamma and beta (shared storage until one of them changes).
+    /// Copies this block's gamma and beta into a lane's copy, into the lane's own arrays: shared
+    /// storage would make the SGD update that follows copy this block's arrays on write, with an
+    /// allocation every step.
     func copyNormalizerParameters(to lane: ConvolutionBlock) {
-        if !skipsNormalizer { lane.normalizer.parameters = normalizer.parameters }
+        if skipsNormalizer { return }
+        let source = normalizer.parameters
+        lane.normalizer.parameters.gamma.replaceSubrange(0..<source.gamma.count, with: source.gamma)
+        lane.normalizer.parameters.beta.replaceSubrange(0..<source.beta.count, with: source.beta)
     }
 
     /// Whether a batch can go through the block a few samples at a time: no normalizer, or one
