@@ -129,12 +129,15 @@ public final class ConvolutionBlock {
         return gradient
     }
 
+    /// The normalizer's backward pass; for a piece after the first, its gamma and beta
+    /// gradients go on from the pieces before.
     private func normalizerBackward(_ outputGradient: Tensor, into inputGradient: inout Tensor, piece: SamplePiece) throws {
-        if let perSampleNormalizer {
-            try perSampleNormalizer.backward(outputGradient, into: &inputGradient, continuing: !piece.isFirst)
-        } else {
-            try normalizer.backward(outputGradient, into: &inputGradient)
+        guard let perSampleNormalizer, !piece.isFirst else {
+            return try normalizer.backward(outputGradient, into: &inputGradient)
         }
+        let before = perSampleNormalizer.gradients
+        try perSampleNormalizer.backward(outputGradient, into: &inputGradient)
+        perSampleNormalizer.setGradients(perSampleNormalizer.gradients(continuing: before))
     }
 }
 

@@ -34,12 +34,7 @@ public final class GroupNorm: PerSampleNormalizer {
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        try backward(gradOutput, into: &gradInput, continuing: false)
-    }
-
-    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws {
-        gradients = try pass.backward(
-            gradOutput, gamma: parameters.gamma, into: &gradInput, continuing: continuing ? gradients : nil)
+        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
     }
 
     public func gradients(continuing partial: AffineParameters) -> AffineParameters {

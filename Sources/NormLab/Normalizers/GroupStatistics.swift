@@ -122,10 +122,9 @@ struct GroupNormalizationPass {
         }
     }
 
-    /// Writes dx for the last forward pass and returns dL/dgamma and dL/dbeta: the sums over its
-    /// samples, from zero or, for the next piece of a batch, going on from `continuing`.
+    /// Writes dx for the last forward pass and returns dL/dgamma and dL/dbeta.
     mutating func backward(
-        _ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor, continuing: AffineParameters? = nil
+        _ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor
     ) throws -> AffineParameters {
         guard let input, let layout else { throw NormalizerError.backwardWithoutForward }
         guard gradOutput.shape == input.shape else {
@@ -148,7 +147,7 @@ struct GroupNormalizationPass {
                 }
             }
         }
-        return gradients(continuing: continuing ?? .zeros(channelCount: c))
+        return gradients(continuing: .zeros(channelCount: c))
     }
 
     /// dL/dgamma and dL/dbeta summed on from `partial` over the last backward pass's samples,

@@ -39,21 +39,15 @@ public protocol Normalizer: AnyObject {
 }
 
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
-/// a training step can take a batch through it a few samples at a time (`SmallCNN.pieceSize`).
+/// a training step can take a batch through it a few samples at a time, in pieces or lanes
+/// (`SmallCNN.trainingGradients`).
 public protocol PerSampleNormalizer: Normalizer {
-    /// `backward(_:into:)` for the next piece of a batch: with `continuing`, dL/dgamma and
-    /// dL/dbeta go on summing from the values the pieces before left in `gradients`, in the same
-    /// order as one pass over the whole batch, so the last piece leaves the same bits; without
-    /// it, they start from zero.
-    func backward(_ gradOutput: Tensor, into gradInput: inout Tensor, continuing: Bool) throws
-
     /// dL/dgamma and dL/dbeta summed on from `partial` over the samples of the last backward
-    /// pass, in order: what `backward(_:into:continuing: true)` would have left after `partial`.
-    /// A training step whose lanes ran their pieces through copies of this normalizer
-    /// (`SmallCNN`) adds up their shares with it.
+    /// pass, in order: with the sums the samples before left as `partial`, the same bits as one
+    /// backward pass over all of them.
     func gradients(continuing partial: AffineParameters) -> AffineParameters
 
-    /// Replaces `gradients`: with the sums over a training step's lanes.
+    /// Replaces `gradients`: with the sums over a batch's pieces or a step's lanes.
     func setGradients(_ gradients: AffineParameters)
 }
 
