@@ -65,7 +65,10 @@ final class SmallCNNTests: XCTestCase {
         // 2, 5 and 8 samples: one piece, in lanes of 1, 2 or 3, and 4 on two threads (a lane's
         // share of a bias gradient's blocks of 16 ends inside a block). 40 samples: pieces of 16,
         // 16 and 8, so the weight gradients' depth blocks, and the bias gradients' blocks of 16,
-        // run across the pieces' boundaries. On one thread, pieces without lanes.
+        // run across the pieces' boundaries. On one thread, pieces without lanes. Batch norm and
+        // batch renorm take the whole batch in lanes that share its statistics (here with
+        // renorm's r and d unclipped enough to matter), and must also leave the same running
+        // statistics.
         XCTAssertEqual(SmallCNN.pieceSize, 16)
         let saved = Parallelism.threadCount
         defer { Parallelism.threadCount = saved }
@@ -76,7 +79,9 @@ final class SmallCNNTests: XCTestCase {
             for kind in NormalizerKind.allCases {
                 for placement in NormalizerPlacement.allCases {
                     let context = "\(kind) \(placement), \(n) samples, \(threads) threads"
-                    let settings = NormalizerSettings(kind: kind, groups: kind == .group ? 4 : nil)
+                    let settings = NormalizerSettings(
+                        kind: kind, groups: kind == .group ? 4 : nil, rmax: kind == .batchrenorm ? 1.5 : 1,
+                        dmax: kind == .batchrenorm ? 0.5 : 0)
                     let whole = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
                     try whole.forward(images, mode: .training)
                     var gradient = Tensor(shape: [0])
@@ -85,6 +90,7 @@ final class SmallCNNTests: XCTestCase {
 
                     let split = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
                     XCTAssertEqual(split.takesPieces, [.none, .layer, .instance, .group].contains(kind), context)
+                    XCTAssertEqual(split.sharesBatchStatistics, [.batch, .batchrenorm].contains(kind), context)
                     if split.takesPieces {
                         // A step on other images first: the next step's sums must start from zero,
                         // not from what this one left.
@@ -100,8 +106,22 @@ final class SmallCNNTests: XCTestCase {
                     for (index, (a, b)) in zip(got, expected).enumerated() {
                         XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(context): parameter array \(index)")
                     }
+                    for (index, (a, b)) in zip(split.normalizers, whole.normalizers).enumerated() {
+                        XCTAssertEqual(
+                            runningStatistics(a).map(\.bitPattern), runningStatistics(b).map(\.bitPattern),
+                            "\(context): block \(index)'s running statistics")
+                    }
                 }
             }
+        }
+    }
+
+    /// A normalizer's running statistics, one array after the other (none without them).
+    private func runningStatistics(_ normalizer: any Normalizer) -> [Float] {
+        switch normalizer {
+        case let batchNorm as BatchNorm: return batchNorm.runningMean + batchNorm.runningVariance
+        case let batchRenorm as BatchRenorm: return batchRenorm.runningMean + batchRenorm.runningStd
+        default: return []
         }
     }
 

@@ -23,6 +23,8 @@ public final class ConvolutionBlock {
     private let skipsNormalizer: Bool
     /// The normalizer, when its statistics are each sample's own.
     private let perSampleNormalizer: (any PerSampleNormalizer)?
+    /// The normalizer, when its statistics are the whole batch's.
+    let batchStatisticsNormalizer: (any BatchStatisticsNormalizer)?
     private let settings: NormalizerSettings
 
     init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
@@ -35,6 +37,7 @@ public final class ConvolutionBlock {
         self.placement = placement
         skipsNormalizer = settings.kind == .none
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
+        batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
         self.settings = settings
     }
 
@@ -46,6 +49,7 @@ public final class ConvolutionBlock {
         placement = other.placement
         skipsNormalizer = other.skipsNormalizer
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
+        batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
         settings = other.settings
     }
 
@@ -116,14 +120,60 @@ public final class ConvolutionBlock {
         }
     }
 
+    // MARK: A lane's share of a step through batch statistics (`SharedBatchStatistics`)
+
+    /// What the normalizer normalizes: the convolution's output, or the ReLU's after it.
+    private var normalizerInput: Tensor { placement == .before ? convolved : middle }
+
+    /// The convolution (and the ReLU, when it comes first), then the plane sums of what the
+    /// normalizer normalizes.
+    func convolve(_ x: Tensor, statistics: SharedBatchStatistics, share: SamplePiece) {
+        convolution.forward(x, into: &convolved)
+        if placement == .after { relu.forward(convolved, into: &middle) }
+        statistics.addPlaneSums(of: normalizerInput, share: share)
+    }
+
+    func addSquaredDeviations(to statistics: SharedBatchStatistics, share: SamplePiece) {
+        statistics.addSquaredDeviations(of: normalizerInput, share: share)
+    }
+
+    /// The normalizer's output (and the ReLU's, when it comes last): the block's `output`.
+    func normalize(with statistics: SharedBatchStatistics) {
+        statistics.normalize(normalizerInput, into: &output, rectifying: placement == .before)
+    }
+
+    /// The normalizer's gradient sums, from the gradient at the block's end (see `backward`).
+    func addGradientSums(_ endGradient: Tensor, to statistics: SharedBatchStatistics, share: SamplePiece) {
+        statistics.addGradientSums(endGradient, of: normalizerInput, share: share)
+    }
+
+    /// The rest of the block's backward pass, to dL/dinput (unless `inputGradient` is nil); the
+    /// parameters' gradients are added up by `parameterGradients(from:endGradient:piece:)`.
+    func inputGradients(_ endGradient: Tensor, statistics: SharedBatchStatistics, inputGradient: inout Tensor?) {
+        let convolutionGradient = backThroughNormalizer(endGradient) { outputGradient, inputGradient in
+            statistics.inputGradient(outputGradient, of: normalizerInput, into: &inputGradient)
+        }
+        if inputGradient != nil { convolution.inputGradient(convolutionGradient, into: &inputGradient!) }
+    }
+
     /// The normalizer's (and, after it, the ReLU's) backward pass: dL/d(the convolution's output).
     private func normalizerBackward(_ endGradient: Tensor, piece: SamplePiece) throws -> Tensor {
+        try backThroughNormalizer(endGradient) { outputGradient, inputGradient in
+            try normalizerBackward(outputGradient, into: &inputGradient, piece: piece)
+        }
+    }
+
+    /// dL/d(the convolution's output) from the gradient at the block's end: through the
+    /// normalizer, whose own backward pass `normalizerBackward` is, and the ReLU after it.
+    private func backThroughNormalizer(
+        _ endGradient: Tensor, _ normalizerBackward: (_ outputGradient: Tensor, _ inputGradient: inout Tensor) throws -> Void
+    ) rethrows -> Tensor {
         if skipsNormalizer { return endGradient }
         switch placement {
         case .before:
-            try normalizerBackward(endGradient, into: &gradient, piece: piece)
+            try normalizerBackward(endGradient, &gradient)
         case .after:
-            try normalizerBackward(endGradient, into: &gradientMiddle, piece: piece)
+            try normalizerBackward(endGradient, &gradientMiddle)
             relu.backward(gradientMiddle, output: middle, into: &gradient)
         }
         return gradient
@@ -173,6 +223,10 @@ public final class SmallCNN {
     /// Copies of this network that share its weights, one per thread (`trainingGradients`).
     private var lanes: [SmallCNN] = []
     private var laneErrors: [(any Error)?] = []
+    /// The statistics the lanes share in a step through batch norm or batch renorm, one per
+    /// block, for images of `sharedStatisticsImageShape`.
+    private var sharedStatistics: [SharedBatchStatistics] = []
+    private var sharedStatisticsImageShape: [Int] = []
 
     /// Builds the network with seeded Kaiming-normal weights, zero biases, gamma = 1, beta = 0.
     /// - Throws: `NormalizerError` when the normalizer settings are impossible for a layer.
@@ -212,6 +266,11 @@ public final class SmallCNN {
                 input = pooled[index]
             }
         }
+        forwardHead()
+    }
+
+    /// The global average pool and the classifier: the last block's output to `logits`.
+    private func forwardHead() {
         averagePool.forward(blocks[blocks.count - 1].output, into: &features)
         classifier.forward(features, into: &logits)
     }
@@ -220,32 +279,42 @@ public final class SmallCNN {
     /// every normalizer's statistics are per sample, or there is none.
     public var takesPieces: Bool { blocks.allSatisfy(\.takesPieces) }
 
+    /// Whether every normalizer's training statistics are the whole batch's (batch norm, batch
+    /// renorm), which a training step in lanes adds up between the lanes' stages.
+    var sharesBatchStatistics: Bool { blocks.allSatisfy { $0.batchStatisticsNormalizer != nil } }
+
     /// Forward in training mode, softmax cross-entropy and backward over a batch of images
     /// [N, 1, H, W]: sets every parameter's gradient, unless the loss is not finite, and returns
     /// the batch's mean loss.
     ///
-    /// When the model `takesPieces` (every normalizer's statistics are per sample, or there is
-    /// none), the step splits the batch two ways, with the same bits as one whole pass:
-    /// - A batch of more than `pieceSize` samples goes through a piece at a time, forward and
-    ///   backward, so that what one piece's layers write and read stays in the processor's caches
-    ///   (a whole batch of 128 makes 6.4 MB in the first block alone).
-    /// - On more than one thread, each piece (or the whole batch, if small) is shared out between
-    ///   lanes, copies of the network that share its weights, one per thread: each lane runs its
-    ///   samples forward and back to the input gradients on its own thread, with no hand-offs
-    ///   between the threads inside, which at small batches cost more than the work they split.
-    ///   Then the lanes' shares are added to the parameters' gradients in sample order, with
-    ///   both threads splitting each product as before.
+    /// On more than one thread, the step shares the batch out between lanes: copies of the
+    /// network that share its weights, one per thread. Each lane runs its samples forward and
+    /// back to the input gradients on its own thread, which at small batches costs less than
+    /// handing every layer's work between the threads. Then the lanes' shares are added to the
+    /// parameters' gradients in sample order. How the lanes run depends on the normalizers:
+    /// - When the model `takesPieces` (every normalizer's statistics are per sample, or there is
+    ///   none), a batch of more than `pieceSize` samples also goes through a piece at a time,
+    ///   forward and backward, so that what one piece's layers write and read stays in the
+    ///   processor's caches (a whole batch of 128 makes 6.4 MB in the first block alone); each
+    ///   piece is shared out between the lanes, which run without stopping. One thread takes
+    ///   the pieces itself.
+    /// - With batch norm or batch renorm (`sharesBatchStatistics`), the lanes take the whole
+    ///   batch and stop three times at each normalizer, whose statistics are the whole batch's
+    ///   (`SharedBatchStatistics`).
     ///
     /// Each share's backward pass adds to the gradients the shares before it left, in the same
-    /// order as one pass over the whole batch (`SamplePiece`). `logits` then holds the last
-    /// piece's, unless the step ran in lanes.
+    /// order as one pass over the whole batch (`SamplePiece`): the same bits as one pass. `logits`
+    /// then holds the last piece's, unless the step ran in lanes.
     public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
         let n = images.shape[0]
         precondition(labels.count == n, "\(labels.count) labels for \(n) images")
+        let inLanes = Self.splitsBatches && Parallelism.threadCount > 1 && n > 1
+        if inLanes && sharesBatchStatistics {
+            return try trainInLanesWithBatchStatistics(images, labels: labels)
+        }
         let splits = takesPieces && Self.splitsBatches
-        let inLanes = splits && Parallelism.threadCount > 1 && n > 1
         let inPieces = splits && n > Self.pieceSize
-        guard inLanes || inPieces else {
+        guard splits && (inLanes || inPieces) else {
             try forward(images, mode: .training)
             let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
             if loss.isFinite { try backward(logitsGradient, piece: .whole(n)) }
@@ -271,39 +340,117 @@ public final class SmallCNN {
         return loss / Double(n)
     }
 
-    /// One piece of a training step in lanes (see `trainingGradients`): adds the piece's losses
-    /// to `loss` and, while it is finite, its shares to the parameters' gradients.
+    /// One piece of a training step in lanes through per-sample normalizers (see
+    /// `trainingGradients`): adds the piece's losses to `loss` and, while it is finite, its
+    /// shares to the parameters' gradients.
     private func trainInLanes(
         _ images: Tensor, labels: ArraySlice<UInt8>, piece: SamplePiece, loss: inout Double, correct: inout Int
     ) throws {
+        try prepareLanes()
+        for lane in lanes {
+            for (block, laneBlock) in zip(blocks, lane.blocks) { block.copyNormalizerParameters(to: laneBlock) }
+        }
+        // Each lane on its own thread: its samples forward, then back to the input gradients.
+        try inLanes(piece) { lane, share in
+            copySamples(share.samples, of: images, into: &lane.pieceImages)
+            try lane.forward(lane.pieceImages, mode: .training)
+            lane.lossGradient(labels, share: share)
+            try lane.backward(lane.logitsGradient, piece: nil)
+        }
+        addLaneLosses(piece, labels: labels, loss: &loss, correct: &correct)
+        if loss.isFinite { addLaneParameterGradients(piece) }
+    }
+
+    /// A training step in lanes through batch norm or batch renorm (see `trainingGradients`).
+    /// The lanes take the whole batch. They stop where a normalizer needs the whole batch's
+    /// statistics: three times per normalizer, as `SharedBatchStatistics` describes.
+    private func trainInLanesWithBatchStatistics(_ images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
+        let batch = SamplePiece.whole(images.shape[0]), last = blocks.count - 1
+        try prepareLanes()
+        let statistics = try sharedStatistics(forImages: images.shape)
+        try inLanes(batch) { lane, share in
+            copySamples(share.samples, of: images, into: &lane.pieceImages)
+            lane.blocks[0].convolve(lane.pieceImages, statistics: statistics[0], share: share)
+        }
+        for index in blocks.indices {
+            statistics[index].finishMeans()
+            try inLanes(batch) { lane, share in lane.blocks[index].addSquaredDeviations(to: statistics[index], share: share) }
+            statistics[index].finishVariances()
+            try inLanes(batch) { lane, share in
+                lane.blocks[index].normalize(with: statistics[index])
+                if index < last {
+                    lane.pools[index].forward(lane.blocks[index].output, into: &lane.pooled[index])
+                    lane.blocks[index + 1].convolve(lane.pooled[index], statistics: statistics[index + 1], share: share)
+                } else {
+                    lane.forwardHead()
+                    lane.lossGradient(labels, share: share)
+                    lane.backwardHead(lane.logitsGradient, piece: nil)
+                    lane.blocks[last].addGradientSums(lane.blockGradients[last], to: statistics[last], share: share)
+                }
+            }
+        }
+        var loss = 0.0, correct = 0
+        addLaneLosses(batch, labels: labels, loss: &loss, correct: &correct)
+        guard loss.isFinite else { return loss }
+        for index in stride(from: last, through: 0, by: -1) {
+            statistics[index].finishGradientSums()
+            try inLanes(batch) { lane, share in
+                guard index > 0 else {
+                    var none: Tensor? = nil
+                    return lane.blocks[0].inputGradients(lane.blockGradients[0], statistics: statistics[0], inputGradient: &none)
+                }
+                lane.blocks[index].inputGradients(
+                    lane.blockGradients[index], statistics: statistics[index], inputGradient: &lane.pooledGradients[index - 1])
+                lane.backwardPool(index - 1)
+                lane.blocks[index - 1].addGradientSums(lane.blockGradients[index - 1], to: statistics[index - 1], share: share)
+            }
+        }
+        addLaneParameterGradients(batch)
+        return loss / Double(batch.batch)
+    }
+
+    /// One lane per thread, made on first use.
+    private func prepareLanes() throws {
         let threads = Parallelism.threadCount
         if lanes.count != threads {
             lanes = try (0..<threads).map { _ in try SmallCNN(sharingParametersOf: self) }
             laneErrors = Array(repeating: nil, count: threads)
         }
-        let laneCount = min(threads, piece.count)
-        for lane in lanes {
-            for (block, laneBlock) in zip(blocks, lane.blocks) { block.copyNormalizerParameters(to: laneBlock) }
+    }
+
+    /// The lanes' batch statistics for a step on images of `shape`, one per block.
+    private func sharedStatistics(forImages shape: [Int]) throws -> [SharedBatchStatistics] {
+        if sharedStatisticsImageShape != shape {
+            sharedStatistics = try blocks.indices.map { index in
+                try SharedBatchStatistics(
+                    normalizer: blocks[index].batchStatisticsNormalizer!,
+                    batchShape: [shape[0], Self.widths[index], shape[2] >> index, shape[3] >> index])
+            }
+            sharedStatisticsImageShape = shape
         }
-        func share(_ lane: Int) -> SamplePiece {
-            let first = piece.first + piece.count * lane / laneCount
-            return SamplePiece(first: first, count: piece.first + piece.count * (lane + 1) / laneCount - first, batch: piece.batch)
-        }
-        // Each lane on its own thread: its samples forward, then back to the input gradients.
-        // (Work the lanes hand to `Parallelism` runs on their own threads: the pool is busy.)
+        return sharedStatistics
+    }
+
+    /// How many lanes share `piece`: one per thread, but no more than its samples.
+    private func laneCount(_ piece: SamplePiece) -> Int { min(lanes.count, piece.count) }
+
+    /// Lane `lane`'s share of `piece`.
+    private func share(_ lane: Int, of piece: SamplePiece) -> SamplePiece {
+        let laneCount = laneCount(piece)
+        let first = piece.first + piece.count * lane / laneCount
+        return SamplePiece(first: first, count: piece.first + piece.count * (lane + 1) / laneCount - first, batch: piece.batch)
+    }
+
+    /// Runs `body` for each lane with its share of `piece`, each lane on its own thread (work a
+    /// lane hands to `Parallelism` runs on that thread, because the pool is busy); rethrows the
+    /// first lane's error.
+    private func inLanes(_ piece: SamplePiece, _ body: (_ lane: SmallCNN, _ share: SamplePiece) throws -> Void) throws {
         laneErrors.withUnsafeMutableBufferPointer { errors in
             let errors = errors.baseAddress!
-            Parallelism.forEach(laneCount, cost: Parallelism.minimumParallelCost) { lanes in
+            Parallelism.forEach(laneCount(piece), cost: Parallelism.minimumParallelCost) { lanes in
                 for index in lanes {
-                    let lane = self.lanes[index], samples = share(index)
                     do {
-                        copySamples(samples.samples, of: images, into: &lane.pieceImages)
-                        try lane.forward(lane.pieceImages, mode: .training)
-                        var laneLoss = 0.0, laneCorrect = 0
-                        SoftmaxCrossEntropy.accumulate(
-                            logits: lane.logits, labels: labels.dropFirst(samples.first).prefix(samples.count),
-                            batchSize: piece.batch, loss: &laneLoss, correct: &laneCorrect, gradient: &lane.logitsGradient)
-                        try lane.backward(lane.logitsGradient, piece: nil)
+                        try body(self.lanes[index], self.share(index, of: piece))
                     } catch {
                         errors[index] = error
                     }
@@ -314,28 +461,42 @@ public final class SmallCNN {
             for index in laneErrors.indices { laneErrors[index] = nil }
             throw error
         }
-        // The lanes' shares in sample order: the loss (again, for the sum's order; the
-        // gradient it writes here is not used), then each parameter's gradient.
-        for index in 0..<laneCount {
-            let samples = share(index)
+    }
+
+    /// In a lane, dL/dlogits for its `share` of a batch (whose mean loss it is).
+    private func lossGradient(_ labels: ArraySlice<UInt8>, share: SamplePiece) {
+        var loss = 0.0, correct = 0
+        SoftmaxCrossEntropy.accumulate(
+            logits: logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: share.batch,
+            loss: &loss, correct: &correct, gradient: &logitsGradient)
+    }
+
+    /// Adds the lanes' losses for `piece` to `loss`, in sample order. (Each lane has its own, but
+    /// the sum must keep the batch's order, so they are computed again; the gradient written
+    /// here is not used.)
+    private func addLaneLosses(_ piece: SamplePiece, labels: ArraySlice<UInt8>, loss: inout Double, correct: inout Int) {
+        for index in 0..<laneCount(piece) {
+            let share = share(index, of: piece)
             SoftmaxCrossEntropy.accumulate(
-                logits: lanes[index].logits, labels: labels.dropFirst(samples.first).prefix(samples.count),
+                logits: lanes[index].logits, labels: labels.dropFirst(share.first).prefix(share.count),
                 batchSize: piece.batch, loss: &loss, correct: &correct, gradient: &logitsGradient)
         }
-        guard loss.isFinite else { return }
-        // Each parameter's shares on one thread, in order: the last block's (about as much work
-        // as the other two together) and the classifier's on one, the rest on the other, with
-        // no hand-offs inside.
+    }
+
+    /// Adds the lanes' shares of `piece` to each parameter's gradient, in sample order. Each
+    /// parameter's shares go on one thread, with no hand-offs inside: the last block's (about as
+    /// much work as the other two together) and the classifier's on one, the rest on the other.
+    private func addLaneParameterGradients(_ piece: SamplePiece) {
         Parallelism.forEach(2, cost: Parallelism.minimumParallelCost) { parts in
             for part in parts {
-                for index in 0..<laneCount {
-                    let lane = self.lanes[index], samples = share(index)
+                for index in 0..<self.laneCount(piece) {
+                    let lane = self.lanes[index], share = self.share(index, of: piece)
                     if part == 0 {
-                        self.classifier.parameterGradients(lane.logitsGradient, piece: samples, source: lane.classifier)
+                        self.classifier.parameterGradients(lane.logitsGradient, piece: share, source: lane.classifier)
                     }
                     for blockIndex in self.blocks.indices where (blockIndex == self.blocks.count - 1) == (part == 0) {
                         self.blocks[blockIndex].parameterGradients(
-                            from: lane.blocks[blockIndex], endGradient: lane.blockGradients[blockIndex], piece: samples)
+                            from: lane.blocks[blockIndex], endGradient: lane.blockGradients[blockIndex], piece: share)
                     }
                 }
             }
@@ -350,17 +511,7 @@ public final class SmallCNN {
     /// `backward(_:)` for one piece of a batch (the last forward's input); for a lane's share of
     /// a step (`piece` nil), only the input gradients (and the normalizers' per-sample sums).
     private func backward(_ logitsGradient: Tensor, piece: SamplePiece?) throws {
-        if let piece {
-            classifier.backward(logitsGradient, into: &featureGradient, piece: piece)
-        } else {
-            classifier.inputGradient(logitsGradient, into: &featureGradient)
-        }
-        let last = blocks.count - 1
-        // Each pool's backward pass also goes back through the ReLU at the end of the block
-        // before it, where there is one (`ConvolutionBlock.endsWithReLU`).
-        averagePool.backward(
-            featureGradient, into: &blockGradients[last],
-            rectifiedInput: blocks[last].endsWithReLU ? blocks[last].output : nil)
+        backwardHead(logitsGradient, piece: piece)
         func blockBackward(_ index: Int, _ inputGradient: inout Tensor?) throws {
             if let piece {
                 try blocks[index].backward(blockGradients[index], inputGradient: &inputGradient, piece: piece)
@@ -368,17 +519,34 @@ public final class SmallCNN {
                 try blocks[index].inputGradients(blockGradients[index], inputGradient: &inputGradient)
             }
         }
-        for index in stride(from: last, through: 0, by: -1) {
-            if index == 0 {
-                var none: Tensor? = nil
-                try blockBackward(0, &none)
-            } else {
-                try blockBackward(index, &pooledGradients[index - 1])
-                pools[index - 1].backward(
-                    pooledGradients[index - 1]!, into: &blockGradients[index - 1],
-                    rectifiedOutput: blocks[index - 1].endsWithReLU ? pooled[index - 1] : nil)
-            }
+        for index in stride(from: blocks.count - 1, through: 1, by: -1) {
+            try blockBackward(index, &pooledGradients[index - 1])
+            backwardPool(index - 1)
         }
+        var none: Tensor? = nil
+        try blockBackward(0, &none)
+    }
+
+    /// The classifier's and the global average pool's backward passes, from dL/dlogits to the
+    /// gradient at the last block's end (`ConvolutionBlock.backward`); the classifier's
+    /// parameter gradients only for a `piece` (not for a lane's share).
+    private func backwardHead(_ logitsGradient: Tensor, piece: SamplePiece?) {
+        if let piece {
+            classifier.backward(logitsGradient, into: &featureGradient, piece: piece)
+        } else {
+            classifier.inputGradient(logitsGradient, into: &featureGradient)
+        }
+        let last = blocks[blocks.count - 1]
+        averagePool.backward(featureGradient, into: &blockGradients[blocks.count - 1], rectifiedInput: last.endsWithReLU ? last.output : nil)
+    }
+
+    /// Pool `index`'s backward pass, from dL/d(its output) to the gradient at the end of block
+    /// `index`. It also goes back through the ReLU at the block's end, where there is one
+    /// (`ConvolutionBlock.endsWithReLU`).
+    private func backwardPool(_ index: Int) {
+        pools[index].backward(
+            pooledGradients[index]!, into: &blockGradients[index],
+            rectifiedOutput: blocks[index].endsWithReLU ? pooled[index] : nil)
     }
 
     /// Calls `body` for every trainable array in a fixed order, with its gradient and whether

@@ -5,7 +5,7 @@
 /// `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch variance
 /// (so the running value estimates the population variance). Inference uses the running
 /// statistics and changes nothing.
-public final class BatchNorm: Normalizer {
+public final class BatchNorm: BatchStatisticsNormalizer {
     public var kind: NormalizerKind { .batch }
     public let channelCount: Int
     /// ε, added to the variance inside the square root.
@@ -49,29 +49,39 @@ public final class BatchNorm: Normalizer {
         let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
         switch mode {
         case .training:
-            let count = Float(layout.batch * layout.spatial)
-            let unbiasing = count / (count - 1)
-            let (gamma, beta) = (parameters.gamma, parameters.beta)
-            var momentum = self.momentum
-            if let batches = estimatedBatches {
-                // An equal-weight average of the batches seen since the estimation began.
-                momentum = 1 / Float(batches + 1)
-                estimatedBatches = batches + 1
-            }
-            runningMean.withUnsafeMutableBufferPointer { runningMean in
-                runningVariance.withUnsafeMutableBufferPointer { runningVariance in
-                    pass.forwardTraining(input, layout, epsilon: epsilon, into: &output, rectifying: rectifying) { c, mean, variance in
-                        runningMean[c] += momentum * (mean - runningMean[c])
-                        runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
-                        return (gamma[c], beta[c])
-                    }
-                }
+            withTrainingCoefficients(valuesPerChannel: layout.batch * layout.spatial) { coefficients in
+                pass.forwardTraining(
+                    input, layout, epsilon: epsilon, into: &output, rectifying: rectifying, coefficients: coefficients)
             }
         case .inference:
             let invStd = runningVariance.map { 1 / ($0 + epsilon).squareRoot() }
             pass.forwardWithStatistics(
                 input, layout, mean: runningMean, invStd: invStd,
                 scale: parameters.gamma, shift: parameters.beta, into: &output, rectifying: rectifying)
+        }
+    }
+
+    func withTrainingCoefficients<Result>(
+        valuesPerChannel count: Int,
+        _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
+    ) -> Result {
+        let count = Float(count)
+        let unbiasing = count / (count - 1)
+        let (gamma, beta) = (parameters.gamma, parameters.beta)
+        var momentum = self.momentum
+        if let batches = estimatedBatches {
+            // An equal-weight average of the batches seen since the estimation began.
+            momentum = 1 / Float(batches + 1)
+            estimatedBatches = batches + 1
+        }
+        return runningMean.withUnsafeMutableBufferPointer { runningMean in
+            runningVariance.withUnsafeMutableBufferPointer { runningVariance in
+                body { c, mean, variance in
+                    runningMean[c] += momentum * (mean - runningMean[c])
+                    runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
+                    return (gamma[c], beta[c])
+                }
+            }
         }
     }
 
@@ -84,7 +94,11 @@ public final class BatchNorm: Normalizer {
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         let sums = try pass.backward(gradOutput, into: &gradInput)
-        gradients = AffineParameters(gamma: sums.sumDyNormalized, beta: sums.sumDy)
+        setGradients(sumDy: sums.sumDy, sumDyNormalized: sums.sumDyNormalized)
+    }
+
+    func setGradients(sumDy: [Float], sumDyNormalized: [Float]) {
+        gradients = AffineParameters(gamma: sumDyNormalized, beta: sumDy)
     }
 
     public func releaseSavedInput() {

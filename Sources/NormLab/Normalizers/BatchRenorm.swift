@@ -6,7 +6,7 @@
 /// It keeps a running mean and a running standard deviation σ (not a variance), both updated
 /// with `momentum` (the paper's α) after the batch is normalized. Inference is
 /// `gamma · (x - μ) / σ + beta`. With rmax = 1 and dmax = 0 training equals batch norm.
-public final class BatchRenorm: Normalizer {
+public final class BatchRenorm: BatchStatisticsNormalizer {
     public var kind: NormalizerKind { .batchrenorm }
     public let channelCount: Int
     public let epsilon: Float
@@ -70,28 +70,9 @@ public final class BatchRenorm: Normalizer {
         let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
         switch mode {
         case .training:
-            let (gamma, beta, epsilon) = (parameters.gamma, parameters.beta, epsilon)
-            var (momentum, rmax, dmax) = (self.momentum, self.rmax, self.dmax)
-            if let batches = estimatedBatches {
-                // Plain batch normalization, averaging the batch statistics with equal weights.
-                (momentum, rmax, dmax) = (1 / Float(batches + 1), 1, 0)
-                estimatedBatches = batches + 1
-            }
-            runningMean.withUnsafeMutableBufferPointer { runningMean in
-                runningStd.withUnsafeMutableBufferPointer { runningStd in
-                    r.withUnsafeMutableBufferPointer { r in
-                        d.withUnsafeMutableBufferPointer { d in
-                            pass.forwardTraining(input, layout, epsilon: epsilon, into: &output, rectifying: rectifying) { c, mean, variance in
-                                let batchStd = (variance + epsilon).squareRoot()
-                                r[c] = min(max(batchStd / runningStd[c], 1 / rmax), rmax)
-                                d[c] = min(max((mean - runningMean[c]) / runningStd[c], -dmax), dmax)
-                                runningMean[c] += momentum * (mean - runningMean[c])
-                                runningStd[c] += momentum * (batchStd - runningStd[c])
-                                return (gamma[c] * r[c], gamma[c] * d[c] + beta[c])
-                            }
-                        }
-                    }
-                }
+            withTrainingCoefficients(valuesPerChannel: layout.batch * layout.spatial) { coefficients in
+                pass.forwardTraining(
+                    input, layout, epsilon: epsilon, into: &output, rectifying: rectifying, coefficients: coefficients)
             }
         case .inference:
             pass.forwardWithStatistics(
@@ -100,6 +81,35 @@ public final class BatchRenorm: Normalizer {
             for c in 0..<channelCount {
                 r[c] = 1
                 d[c] = 0
+            }
+        }
+    }
+
+    func withTrainingCoefficients<Result>(
+        valuesPerChannel _: Int,
+        _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
+    ) -> Result {
+        let (gamma, beta, epsilon) = (parameters.gamma, parameters.beta, epsilon)
+        var (momentum, rmax, dmax) = (self.momentum, self.rmax, self.dmax)
+        if let batches = estimatedBatches {
+            // Plain batch normalization, averaging the batch statistics with equal weights.
+            (momentum, rmax, dmax) = (1 / Float(batches + 1), 1, 0)
+            estimatedBatches = batches + 1
+        }
+        return runningMean.withUnsafeMutableBufferPointer { runningMean in
+            runningStd.withUnsafeMutableBufferPointer { runningStd in
+                r.withUnsafeMutableBufferPointer { r in
+                    d.withUnsafeMutableBufferPointer { d in
+                        body { c, mean, variance in
+                            let batchStd = (variance + epsilon).squareRoot()
+                            r[c] = min(max(batchStd / runningStd[c], 1 / rmax), rmax)
+                            d[c] = min(max((mean - runningMean[c]) / runningStd[c], -dmax), dmax)
+                            runningMean[c] += momentum * (mean - runningMean[c])
+                            runningStd[c] += momentum * (batchStd - runningStd[c])
+                            return (gamma[c] * r[c], gamma[c] * d[c] + beta[c])
+                        }
+                    }
+                }
             }
         }
     }
@@ -114,12 +124,16 @@ public final class BatchRenorm: Normalizer {
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         let sums = try pass.backward(gradOutput, into: &gradInput)
+        setGradients(sumDy: sums.sumDy, sumDyNormalized: sums.sumDyNormalized)
+    }
+
+    func setGradients(sumDy: [Float], sumDyNormalized: [Float]) {
         // y = gamma · (x̂·r + d) + beta, so dL/dgamma = r·Σdy·x̂ + d·Σdy.
-        var gradGamma = sums.sumDyNormalized
+        var gradGamma = sumDyNormalized
         for c in 0..<channelCount {
-            gradGamma[c] = r[c] * sums.sumDyNormalized[c] + d[c] * sums.sumDy[c]
+            gradGamma[c] = r[c] * sumDyNormalized[c] + d[c] * sumDy[c]
         }
-        gradients = AffineParameters(gamma: gradGamma, beta: sums.sumDy)
+        gradients = AffineParameters(gamma: gradGamma, beta: sumDy)
     }
 
     public func releaseSavedInput() {

@@ -28,12 +28,11 @@ enum ChannelStatistics {
                     squares += VectorKernels.sumOfSquaredDeviations(x + (sample * c + channel) * s, s, mean: channelMean)
                 }
                 let variance = Float(squares / count)
-                let inverse = 1 / (variance + epsilon).squareRoot()
+                let inverse = inverseStandardDeviation(variance, epsilon: epsilon)
                 mean[channel] = channelMean
                 invStd[channel] = inverse
                 let (scale, shift) = coefficients(channel, channelMean, variance)
-                let a = inverse * scale
-                let b = shift - channelMean * a
+                let (a, b) = affineCoefficients(mean: channelMean, inverse: inverse, scale: scale, shift: shift)
                 for sample in 0..<n {
                     let offset = (sample * c + channel) * s
                     VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
@@ -85,24 +84,46 @@ enum ChannelStatistics {
                     totalDy += sums.sumDy
                     totalDyCentered += sums.sumDyCentered
                 }
-                let sumDyChannel = Float(totalDy)
-                let sumDyNormalizedChannel = Float(totalDyCentered) * inverse
-                sumDy[channel] = sumDyChannel
-                sumDyNormalized[channel] = sumDyNormalizedChannel
-                // dx = a·dy + b·x + c, where x̂ = (x - mean)·invStd is expanded so one pass
-                // over dy and x suffices.
-                let a = scale[channel] * inverse
-                var b: Float = 0, constant: Float = 0
-                if statisticsFromBatch {
-                    b = -a * inverse * sumDyNormalizedChannel / count
-                    constant = -a * sumDyChannel / count - b * channelMean
-                }
+                sumDy[channel] = Float(totalDy)
+                sumDyNormalized[channel] = Float(totalDyCentered) * inverse
+                let (a, b, constant) = inputGradientCoefficients(
+                    mean: channelMean, inverse: inverse, scale: scale[channel], sumDy: sumDy[channel],
+                    sumDyNormalized: sumDyNormalized[channel], count: count, statisticsFromBatch: statisticsFromBatch)
                 for sample in 0..<n {
                     let offset = (sample * c + channel) * s
                     VectorKernels.linearCombination(dy + offset, x + offset, dx + offset, s, a: a, b: b, c: constant)
                 }
             }
         }
+    }
+}
+
+extension ChannelStatistics {
+    /// 1/sqrt(var + ε).
+    @inline(__always)
+    static func inverseStandardDeviation(_ variance: Float, epsilon: Float) -> Float {
+        1 / (variance + epsilon).squareRoot()
+    }
+
+    /// A channel's `y = (x - mean) · inverse · scale + shift` as `y = x·a + b`.
+    @inline(__always)
+    static func affineCoefficients(mean: Float, inverse: Float, scale: Float, shift: Float) -> (a: Float, b: Float) {
+        let a = inverse * scale
+        return (a, shift - mean * a)
+    }
+
+    /// A channel's input gradient as `dx = a·dy + b·x + c`, from its Σdy and Σdy·x̂ over the
+    /// `count` values that share its statistics: x̂ = (x - mean)·inverse is expanded so that one
+    /// pass over dy and x suffices. With statistics held constant, only `a·dy` remains.
+    @inline(__always)
+    static func inputGradientCoefficients(
+        mean: Float, inverse: Float, scale: Float, sumDy: Float, sumDyNormalized: Float, count: Float,
+        statisticsFromBatch: Bool
+    ) -> (a: Float, b: Float, c: Float) {
+        let a = scale * inverse
+        guard statisticsFromBatch else { return (a, 0, 0) }
+        let b = -a * inverse * sumDyNormalized / count
+        return (a, b, -a * sumDy / count - b * mean)
     }
 }
 
