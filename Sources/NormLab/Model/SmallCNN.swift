@@ -391,7 +391,8 @@ public final class SmallCNN {
         }
         var loss = 0.0, correct = 0
         addLaneLosses(batch, labels: labels, loss: &loss, correct: &correct)
-        guard loss.isFinite else { return loss }
+        // A loss that is not finite makes no update: the parameters' gradients are left alone.
+        guard loss.isFinite else { return loss / Double(batch.batch) }
         for index in stride(from: last, through: 0, by: -1) {
             statistics[index].finishGradientSums()
             try inLanes(batch) { lane, share in
