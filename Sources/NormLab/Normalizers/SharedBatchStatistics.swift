@@ -17,7 +17,8 @@ final class SharedBatchStatistics {
     /// The whole batch's layout.
     let layout: NormalizationLayout
     private let normalizer: any BatchStatisticsNormalizer
-    /// One sum per plane, [N, C]: Σx, then Σ(x - mean)², then Σdy.
+    /// One sum per plane, [N, C]: Σx, then Σ(x - mean)², then Σdy. (Raw buffers, here and
+    /// below: the lanes write their own planes from their threads at the same time.)
     private let planeSums: UnsafeMutableBufferPointer<Double>
     /// One sum per plane, [N, C]: Σdy·(x - mean).
     private let planeProducts: UnsafeMutableBufferPointer<Double>
