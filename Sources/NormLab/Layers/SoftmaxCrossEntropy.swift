@@ -10,17 +10,20 @@ public enum SoftmaxCrossEntropy {
         let n = logits.shape[0]
         var loss = 0.0
         var correct = 0
-        accumulate(logits: logits, labels: labels, batchSize: n, loss: &loss, correct: &correct, gradient: &gradient)
+        accumulate(logits: logits, labels: labels, batchSize: n, gradient: &gradient) { sampleLoss, isCorrect in
+            loss += sampleLoss
+            if isCorrect { correct += 1 }
+        }
         return (loss / Double(n), correct)
     }
 
     /// `evaluate` for a piece of a batch of `batchSize` samples (`logits` and `labels` hold the
-    /// piece's): adds each sample's loss to `loss` in turn and counts its correct predictions,
-    /// and writes the piece's dL/dlogits for the batch's mean loss. The whole batch's pieces in
-    /// order leave the same sum in `loss` as one pass would.
+    /// piece's): hands each sample's loss, and whether it was predicted right, to `record` in
+    /// order, and writes the piece's dL/dlogits for the batch's mean loss. Adding the losses of
+    /// the whole batch's pieces in sample order gives the same sum as one pass.
     static func accumulate(
-        logits: Tensor, labels: ArraySlice<UInt8>, batchSize: Int, loss: inout Double, correct: inout Int,
-        gradient: inout Tensor
+        logits: Tensor, labels: ArraySlice<UInt8>, batchSize: Int, gradient: inout Tensor,
+        _ record: (_ loss: Double, _ correct: Bool) -> Void
     ) {
         let (n, classes) = (logits.shape[0], logits.shape[1])
         precondition(labels.count == n && n <= batchSize)
@@ -35,8 +38,7 @@ public enum SoftmaxCrossEntropy {
             var denominator = 0.0
             for value in row { denominator += exp(Double(value - largest)) }
             let label = Int(label)
-            loss += log(denominator) - Double(row[row.startIndex + label] - largest)
-            if predicted == label { correct += 1 }
+            record(log(denominator) - Double(row[row.startIndex + label] - largest), predicted == label)
             for j in 0..<classes {
                 let probability = exp(Double(row[row.startIndex + j] - largest)) / denominator
                 gradient.scalars[sample * classes + j] = Float((probability - (j == label ? 1 : 0)) / Double(batchSize))

@@ -30,6 +30,8 @@ public final class SmallCNN {
     /// Copies of this network that share its weights, one per thread (`trainingGradients`).
     private var lanes: [SmallCNN] = []
     private var laneErrors: [(any Error)?] = []
+    /// In a lane, each sample's loss in its share of the last step.
+    private var sampleLosses: [Double] = []
     /// The statistics the lanes share in a step through batch norm or batch renorm, one per
     /// block, for images of `sharedStatisticsImageShape`.
     private var sharedStatistics: [SharedBatchStatistics] = []
@@ -127,20 +129,21 @@ public final class SmallCNN {
             if loss.isFinite { try backward(logitsGradient, piece: .whole(n)) }
             return loss
         }
-        var loss = 0.0, correct = 0
+        var loss = 0.0
         var piece = SamplePiece(first: 0, count: 0, batch: n)
         while !piece.isLast {
             let first = piece.first + piece.count
             piece = SamplePiece(first: first, count: inPieces ? min(Self.pieceSize, n - first) : n, batch: n)
             if inLanes {
-                try trainInLanes(images, labels: labels, piece: piece, loss: &loss, correct: &correct)
+                try trainInLanes(images, labels: labels, piece: piece, loss: &loss)
                 continue
             }
             copySamples(piece.samples, of: images, into: &pieceImages)
             try forward(pieceImages, mode: .training)
             SoftmaxCrossEntropy.accumulate(
-                logits: logits, labels: labels.dropFirst(piece.first).prefix(piece.count), batchSize: n, loss: &loss,
-                correct: &correct, gradient: &logitsGradient)
+                logits: logits, labels: labels.dropFirst(piece.first).prefix(piece.count), batchSize: n,
+                gradient: &logitsGradient
+            ) { sampleLoss, _ in loss += sampleLoss }
             // A loss that is no longer finite makes no update: the later pieces only finish it.
             if loss.isFinite { try backward(logitsGradient, piece: piece) }
         }
@@ -151,7 +154,7 @@ public final class SmallCNN {
     /// `trainingGradients`): adds the piece's losses to `loss` and, while it is finite, its
     /// shares to the parameters' gradients.
     private func trainInLanes(
-        _ images: Tensor, labels: ArraySlice<UInt8>, piece: SamplePiece, loss: inout Double, correct: inout Int
+        _ images: Tensor, labels: ArraySlice<UInt8>, piece: SamplePiece, loss: inout Double
     ) throws {
         try prepareLanes()
         for lane in lanes {
@@ -164,7 +167,7 @@ public final class SmallCNN {
             lane.lossGradient(labels, share: share)
             try lane.backward(lane.logitsGradient, piece: nil)
         }
-        addLaneLosses(piece, labels: labels, loss: &loss, correct: &correct)
+        addLaneLosses(piece, to: &loss)
         if loss.isFinite { addLaneParameterGradients(piece) }
     }
 
@@ -196,8 +199,8 @@ public final class SmallCNN {
                 }
             }
         }
-        var loss = 0.0, correct = 0
-        addLaneLosses(batch, labels: labels, loss: &loss, correct: &correct)
+        var loss = 0.0
+        addLaneLosses(batch, to: &loss)
         // A loss that is not finite makes no update: the parameters' gradients are left alone.
         guard loss.isFinite else { return loss / Double(batch.batch) }
         for index in stride(from: last, through: 0, by: -1) {
@@ -271,23 +274,21 @@ public final class SmallCNN {
         }
     }
 
-    /// In a lane, dL/dlogits for its `share` of a batch (whose mean loss it is).
+    /// In a lane, dL/dlogits for its `share` of a batch (whose mean loss it is), and the share's
+    /// losses in `sampleLosses`.
     private func lossGradient(_ labels: ArraySlice<UInt8>, share: SamplePiece) {
-        var loss = 0.0, correct = 0
+        sampleLosses.removeAll(keepingCapacity: true)
         SoftmaxCrossEntropy.accumulate(
             logits: logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: share.batch,
-            loss: &loss, correct: &correct, gradient: &logitsGradient)
+            gradient: &logitsGradient
+        ) { sampleLoss, _ in sampleLosses.append(sampleLoss) }
     }
 
-    /// Adds the lanes' losses for `piece` to `loss`, in sample order. (Each lane has its own, but
-    /// the sum must keep the batch's order, so they are computed again; the gradient written
-    /// here is not used.)
-    private func addLaneLosses(_ piece: SamplePiece, labels: ArraySlice<UInt8>, loss: inout Double, correct: inout Int) {
-        for index in 0..<laneCount(piece) {
-            let share = share(index, of: piece)
-            SoftmaxCrossEntropy.accumulate(
-                logits: lanes[index].logits, labels: labels.dropFirst(share.first).prefix(share.count),
-                batchSize: piece.batch, loss: &loss, correct: &correct, gradient: &logitsGradient)
+    /// Adds the lanes' losses for `piece` to `loss`, one sample at a time in sample order, as one
+    /// pass over the batch adds them.
+    private func addLaneLosses(_ piece: SamplePiece, to loss: inout Double) {
+        for lane in lanes.prefix(laneCount(piece)) {
+            for sampleLoss in lane.sampleLosses { loss += sampleLoss }
         }
     }
 
