@@ -4,7 +4,7 @@ import NormLab
 /// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
 /// print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] (the last five: train only)"
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] (the last six: train only)"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -12,6 +12,7 @@ enum BenchCommand {
         let quick = options.flag("--quick")
         if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
         let kinds = try options.value("--norm").map(normalizerList)
+        let model = try options.value("--model").map { try ModelSettings(name: $0) }
         let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
         // The convolutions' im2col matrices for the whole batch at once, as before they went
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
@@ -27,11 +28,11 @@ enum BenchCommand {
         if noWideTiles { MatrixMultiply.wideTiles = false }
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"] where kinds == nil && batchSizes == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles:
+        case ["kernels"] where kinds == nil && batchSizes == nil && model == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles:
             return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
         case ["train"]:
             return try train(
-                json: json, minimumSeconds: quick ? 0.05 : 0.5, kinds: kinds ?? NormalizerKind.allCases,
+                json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerKind.allCases,
                 batchSizes: batchSizes ?? TrainingBenchmark.defaultBatchSizes)
         default:
             throw UsageError(usage)
@@ -55,19 +56,23 @@ enum BenchCommand {
         }
     }
 
-    private static func train(json: Bool, minimumSeconds: Double, kinds: [NormalizerKind], batchSizes: [Int]) throws -> Int32 {
+    private static func train(
+        json: Bool, minimumSeconds: Double, model: ModelSettings, kinds: [NormalizerKind], batchSizes: [Int]
+    ) throws -> Int32 {
         let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
         let machine = Machine.current
         if !json {
-            printNow("SmallCNN training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads, "
+            printNow("\(model.name) training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads, "
                 + "\(MatrixMultiply.wideTiles ? "512" : "256")-bit matrix tiles")
             printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
         }
-        try TrainingBenchmark.run(data: data, kinds: kinds, batchSizes: batchSizes, minimumSeconds: minimumSeconds) { m in
+        try TrainingBenchmark.run(
+            data: data, model: model, kinds: kinds, batchSizes: batchSizes, minimumSeconds: minimumSeconds
+        ) { m in
             if json {
                 let object: [String: Any] = [
-                    "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
+                    "model": model.name, "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
                     "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
                     "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
                     "steps": SmallCNN.splitsBatches ? "in_pieces" : "whole_batch",

@@ -1,15 +1,18 @@
 import Foundation
 import NormLab
 
-/// `normlab train`: one training run of SmallCNN, with progress and a final report.
+/// `normlab train`: one training run, with progress and a final report.
 enum TrainCommand {
     static let usage = """
-        usage: normlab train [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE] [--seed N]
-                             [--groups G] [--placement before|after] [--weight-decay W]
-                             [--data DIR] [--train-size N] [--threads N] [--json]
+        usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
+                             [--seed N] [--groups G] [--placement before|after] [--zero-init-residual]
+                             [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
+          --model       smallcnn (default), resnet-D or plain-D for D = 6n + 2 (8, 14, 20, 32, …)
           --norm        none, batch, layer, instance, group, batchrenorm (default batch)
           --lr          base learning rate at batch 32, scaled by batch/32 (default 0.05)
-          --data        a folder of Fashion-MNIST IDX files (default: the embedded subset)
+          --data        a folder of Fashion-MNIST IDX files or of CIFAR-10's binary files
+                        (default: the embedded Fashion-MNIST subset)
+          --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
         """
 
     static func run(_ arguments: [String]) throws -> Int32 {
@@ -19,6 +22,8 @@ enum TrainCommand {
             return 0
         }
         let json = options.flag("--json")
+        let model = try ModelSettings(
+            name: options.value("--model") ?? ModelSettings.smallCNN.name, zeroInitResidual: options.flag("--zero-init-residual"))
         let kind = try normalizerKind(named: options.value("--norm") ?? "batch")
         var normalizer = NormalizerSettings(kind: kind)
         normalizer.groups = try options.integer("--groups", in: 1...4096)
@@ -38,14 +43,14 @@ enum TrainCommand {
         guard extra.isEmpty else { throw UsageError("unexpected argument '\(extra[0])'\n\(usage)") }
 
         let settings = TrainingSettings(
-            normalizer: normalizer, placement: placement, batchSize: batchSize, epochs: epochs,
+            model: model, normalizer: normalizer, placement: placement, batchSize: batchSize, epochs: epochs,
             baseLearningRate: rate, weightDecay: weightDecay, seed: UInt64(seed))
         let directory = try dataDirectory ?? FashionMNIST.embeddedDirectory()
-        let data = try FashionMNIST.load(directory: directory, trainSize: trainSize)
+        let data = try Dataset.load(directory: directory, trainSize: trainSize)
         try settings.validate(trainSize: data.train.count)
         let display = ProgressDisplay()
         if !json {
-            print("training SmallCNN with \(kind.rawValue) norm (\(placement.rawValue) ReLU), batch \(batchSize), \(epochs) epochs, lr \(rate) × \(batchSize)/32 = \(settings.learningRate), seed \(seed), \(data.train.count) training images, \(Parallelism.threadCount) threads")
+            print("training \(model.name) on \(data.train.imageShape) images with \(kind.rawValue) norm (\(placement.rawValue) ReLU), batch \(batchSize), \(epochs) epochs, lr \(rate) × \(batchSize)/32 = \(settings.learningRate), seed \(seed), \(data.train.count) training images, \(Parallelism.threadCount) threads")
         }
         let outcome = try Trainer.train(settings, train: data.train, test: data.test) { progress in
             guard !json else { return }
@@ -57,7 +62,7 @@ enum TrainCommand {
         display.finish()
         if json {
             var object: [String: Any] = [
-                "normalizer": kind.rawValue, "placement": placement.rawValue, "batch_size": batchSize,
+                "model": model.name, "normalizer": kind.rawValue, "placement": placement.rawValue, "batch_size": batchSize,
                 "epochs": epochs, "base_lr": decimal(rate), "lr": decimal(settings.learningRate),
                 "weight_decay": decimal(weightDecay), "momentum": decimal(settings.momentum), "seed": seed,
                 "train_size": data.train.count, "test_size": data.test.count, "data": directory,
@@ -67,7 +72,8 @@ enum TrainCommand {
                 "images_per_second": outcome.imagesPerSecond, "steps": outcome.steps,
                 "test_accuracy": outcome.testAccuracy.map { $0 as Any } ?? NSNull(),
             ]
-            if kind == .group { object["groups"] = normalizer.groups ?? min(8, SmallCNN.widths[0]) }
+            if kind == .group { object["groups"] = normalizer.groups ?? min(8, model.normalizedWidths[0]) }
+            if model.hasShortcuts { object["zero_init_residual"] = model.zeroInitResidual }
             if kind == .batch || kind == .batchrenorm { object["norm_momentum"] = decimal(normalizer.momentum) }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

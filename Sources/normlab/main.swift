@@ -7,16 +7,16 @@ let usage = """
 
     commands:
       verify FILE_OR_DIR...     check the normalizers against reference fixtures
-      train [options]           train SmallCNN once on Fashion-MNIST (normlab train --help)
+      train [options]           train a model once (smallcnn, resnet-D, plain-D; normlab train --help)
       sweep EXPERIMENT.json [--out DIR] [--threads N]
                                 run an experiment's grid of trainings (resumable), write tables
       report RESULTS.jsonl [--out DIR]
                                 write the markdown table, CSV and SVG chart for a results file
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
-      bench train [--json] [--threads N] [--quick] [--norm LIST] [--batch-sizes LIST]
+      bench train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST]
                   [--whole-batch-columns] [--whole-batches] [--no-wide-tiles]
-                                images/s of SmallCNN training steps per normalizer and batch size
+                                images/s of a model's training steps per normalizer and batch size
                                 (LIST: comma-separated, e.g. --norm batch,group --batch-sizes 2,8;
                                 --whole-batch-columns: convolutions without cache-sized chunks;
                                 --whole-batches: steps without pieces and lanes;

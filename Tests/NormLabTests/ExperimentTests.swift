@@ -72,7 +72,10 @@ final class ExperimentTests: XCTestCase {
         assertRejected(
             try variant { $0["normalizers"] = [["kind": "batchrenorm", "renorm_schedule": ["rmx": 2]]] }, mentioning: "unknown key \"rmx\"")
         assertRejected(try variant { $0["placement"] = "between" }, mentioning: "placement")
-        assertRejected(try variant { $0["model"] = "ResNet" }, mentioning: "SmallCNN")
+        assertRejected(try variant { $0["model"] = "ResNet" }, mentioning: "resnet-D")
+        assertRejected(try variant { $0["model"] = "resnet-9" }, mentioning: "6n + 2")
+        assertRejected(try variant { $0["model"] = "plain-8"; $0["zero_init_residual"] = true }, mentioning: "no residual blocks")
+        assertRejected(try variant { $0["model"] = "resnet-8"; $0["placement"] = "after" }, mentioning: "does not fit resnet-8")
         assertRejected(try variant { $0["precise_bn"] = ["images": 100, "batchsize": 10] }, mentioning: "unknown key \"batchsize\"")
         assertRejected(try write("{\"format\": \"normlab-experiment/1\", "), mentioning: "not valid JSON")
         assertRejected("/nonexistent/experiment.json", mentioning: "cannot read")

@@ -6,7 +6,7 @@ import XCTest
 final class TrainingTests: XCTestCase {
     private static let data = try! FashionMNIST.load(directory: FashionMNIST.embeddedDirectory(), trainSize: 3200)
 
-    private func weights(_ model: SmallCNN) -> [[Float]] {
+    private func weights(_ model: any Model) -> [[Float]] {
         var arrays: [[Float]] = []
         model.visitParameters { value, _, _ in arrays.append(value) }
         return arrays

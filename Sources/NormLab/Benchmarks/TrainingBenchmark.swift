@@ -1,4 +1,4 @@
-/// `normlab bench train`: images per second of `SmallCNN` training steps (forward, backward,
+/// `normlab bench train`: images per second of a model's training steps (forward, backward,
 /// SGD update) for each normalizer and batch size.
 public enum TrainingBenchmark {
     public struct Measurement: Sendable {
@@ -11,14 +11,17 @@ public enum TrainingBenchmark {
 
     /// Times blocks of steps on real images and reports the median block's rate.
     public static func run(
-        data: Dataset, kinds: [NormalizerKind] = NormalizerKind.allCases, batchSizes: [Int] = defaultBatchSizes,
+        data: Dataset, model: ModelSettings = .smallCNN, kinds: [NormalizerKind] = NormalizerKind.allCases,
+        batchSizes: [Int] = defaultBatchSizes,
         minimumSeconds: Double = 0.2, report: (Measurement) -> Void
     ) throws {
         for batchSize in batchSizes {
             // Enough images per timed block that small batches are not dominated by timer noise.
             let stepsPerBlock = max(1, 256 / batchSize)
             for kind in kinds {
-                let model = try SmallCNN(normalizer: NormalizerSettings(kind: kind, rmax: 3, dmax: 5), seed: 0)
+                let model = try model.make(
+                    normalizer: NormalizerSettings(kind: kind, rmax: 3, dmax: 5), image: data.imageShape, classes: data.classes,
+                    seed: 0)
                 let optimizer = SGD(learningRate: 0.01)
                 var images = Tensor(shape: [0])
                 var labels = [UInt8](repeating: 0, count: batchSize)

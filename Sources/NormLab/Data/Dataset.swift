@@ -1,20 +1,29 @@
 import Foundation
 
-/// Labelled grey images in memory, as bytes, standardized on the way into a batch.
+/// Labelled images in memory, as bytes, standardized per channel on the way into a batch.
 public struct Dataset: Sendable {
-    /// count × rows × columns bytes.
+    /// count × channels × rows × columns bytes (each image's channel planes in turn).
     public let pixels: [UInt8]
     public let labels: [UInt8]
+    public let channels: Int
     public let rows: Int
     public let columns: Int
     public let classes: Int
+    /// Each channel's mean and standard deviation of pixel values scaled to [0, 1], which
+    /// `batch` standardizes with (the training set's, for a test set too).
+    public let mean: [Float]
+    public let std: [Float]
 
     public var count: Int { labels.count }
+
+    /// The size of one image.
+    public var imageShape: ImageShape { ImageShape(channels: channels, height: rows, width: columns) }
 
     /// Fashion-MNIST's training-set mean and standard deviation of pixel values scaled to [0, 1].
     public static let fashionMNISTMean: Float = 0.2860
     public static let fashionMNISTStd: Float = 0.3530
 
+    /// Grey images from IDX files, standardized with Fashion-MNIST's mean and std.
     /// - Throws: `DataError.mismatch` when the image and label counts differ or a label is out
     ///   of range.
     public init(images: IDXFile.Contents, labels: IDXFile.Contents, classes: Int = 10, description: String) throws {
@@ -24,43 +33,64 @@ public struct Dataset: Sendable {
         guard images.dimensions[0] == labels.dimensions[0] else {
             throw DataError.mismatch(detail: "\(description): \(images.dimensions[0]) images but \(labels.dimensions[0]) labels")
         }
-        if let bad = labels.bytes.first(where: { Int($0) >= classes }) {
-            throw DataError.corrupt(path: description, detail: "label \(bad) is outside 0..<\(classes)")
-        }
-        pixels = images.bytes
-        self.labels = labels.bytes
-        rows = images.dimensions[1]
-        columns = images.dimensions[2]
-        self.classes = classes
+        try self.init(
+            pixels: images.bytes, labels: labels.bytes, channels: 1, rows: images.dimensions[1],
+            columns: images.dimensions[2], classes: classes, mean: [Self.fashionMNISTMean], std: [Self.fashionMNISTStd],
+            description: description)
     }
 
-    private init(pixels: [UInt8], labels: [UInt8], rows: Int, columns: Int, classes: Int) {
+    /// - Throws: `DataError` when the sizes disagree or a label is out of range.
+    init(
+        pixels: [UInt8], labels: [UInt8], channels: Int, rows: Int, columns: Int, classes: Int,
+        mean: [Float], std: [Float], description: String
+    ) throws {
+        guard pixels.count == labels.count * channels * rows * columns, mean.count == channels, std.count == channels else {
+            throw DataError.mismatch(detail: "\(description): \(pixels.count) pixels do not make \(labels.count) images of \(channels)×\(rows)×\(columns)")
+        }
+        if let bad = labels.first(where: { Int($0) >= classes }) {
+            throw DataError.corrupt(path: description, detail: "label \(bad) is outside 0..<\(classes)")
+        }
         self.pixels = pixels
         self.labels = labels
+        self.channels = channels
         self.rows = rows
         self.columns = columns
         self.classes = classes
+        self.mean = mean
+        self.std = std
     }
 
     /// The first `count` examples.
     public func prefix(_ count: Int) -> Dataset {
         let kept = min(count, self.count)
-        return Dataset(
-            pixels: Array(pixels[0..<kept * rows * columns]), labels: Array(labels[0..<kept]),
-            rows: rows, columns: columns, classes: classes)
+        return try! Dataset(
+            pixels: Array(pixels[0..<kept * channels * rows * columns]), labels: Array(labels[0..<kept]),
+            channels: channels, rows: rows, columns: columns, classes: classes, mean: mean, std: std, description: "")
     }
 
-    /// Writes the examples at `indices` into `images` ([n, 1, rows, columns], scaled to [0, 1]
-    /// and standardized with Fashion-MNIST's mean and std).
+    /// The same images standardized with another set's statistics (a test set with its training
+    /// set's).
+    func standardized(like other: Dataset) -> Dataset {
+        try! Dataset(
+            pixels: pixels, labels: labels, channels: channels, rows: rows, columns: columns, classes: classes,
+            mean: other.mean, std: other.std, description: "")
+    }
+
+    /// Writes the examples at `indices` into `images` ([n, C, rows, columns], scaled to [0, 1]
+    /// and standardized with each channel's `mean` and `std`).
     public func batch<Indices: Collection<Int>>(_ indices: Indices, into images: inout Tensor) {
-        let size = rows * columns
-        images.reshape(to: [indices.count, 1, rows, columns])
-        let scale = 1 / (255 * Self.fashionMNISTStd)
-        let shift = -Self.fashionMNISTMean / Self.fashionMNISTStd
+        let plane = rows * columns, size = channels * plane
+        images.reshape(to: [indices.count, channels, rows, columns])
+        let scales = std.map { 1 / (255 * $0) }
+        let shifts = zip(mean, std).map { -$0 / $1 }
         images.scalars.withUnsafeMutableBufferPointer { out in
             pixels.withUnsafeBufferPointer { pixels in
                 for (slot, index) in indices.enumerated() {
-                    for i in 0..<size { out[slot * size + i] = Float(pixels[index * size + i]) * scale + shift }
+                    for channel in 0..<channels {
+                        let (scale, shift) = (scales[channel], shifts[channel])
+                        let first = channel * plane
+                        for i in first..<(first + plane) { out[slot * size + i] = Float(pixels[index * size + i]) * scale + shift }
+                    }
                 }
             }
         }

@@ -1,15 +1,18 @@
 import Foundation
 
 /// An experiment file (`experiments/*.json`, format `normlab-experiment/1`): a grid of training
-/// runs of `SmallCNN` — normalizers × placements × learning rates × batch sizes × seeds — and
-/// where to write the results. `experiments/README.md` documents every key.
+/// runs — models × normalizers × placements × learning rates × batch sizes × seeds — and where
+/// to write the results. `experiments/README.md` documents every key.
 public struct Experiment: Equatable, Sendable {
     public static let format = "normlab-experiment/1"
 
     /// Names the experiment in results and in the default output file names.
     public var name: String
     public var description: String
-    /// `"embedded"` (the repository's Fashion-MNIST subset) or a folder of IDX files.
+    /// The networks, each with every normalizer (`smallcnn` when the file names none).
+    public var models: [ModelSettings] = [.smallCNN]
+    /// `"embedded"` (the repository's Fashion-MNIST subset), a folder of Fashion-MNIST IDX
+    /// files, or a folder of CIFAR-10's binary files.
     public var data: String
     /// Use the first this many training images; nil means all that `data` has.
     public var trainSize: Int?
@@ -91,8 +94,8 @@ public struct Experiment: Equatable, Sendable {
         learningRateScaling == "linear" ? base * Float(batchSize) / Float(referenceBatchSize) : base
     }
 
-    /// Checks every value against what a run can use, and every normalizer against every layer
-    /// of `SmallCNN`.
+    /// Checks every value against what a run can use, and every normalizer and placement against
+    /// every model.
     func validate() throws {
         func fail(_ message: String) -> ExperimentError { .invalid(message) }
         guard !name.isEmpty, !name.contains("/") else { throw fail("\"name\" must be a non-empty file-name-safe string") }
@@ -125,12 +128,24 @@ public struct Experiment: Equatable, Sendable {
         if let plan = preciseBN, plan.images <= 1 || plan.batchSize <= 1 {
             throw fail("\"precise_bn.images\" and \"precise_bn.batch_size\" must be larger than 1")
         }
+        guard !models.isEmpty, Set(models.map(\.name)).count == models.count else {
+            throw fail("\"model\" must name each model at most once")
+        }
         for (index, entry) in normalizers.enumerated() {
-            for width in SmallCNN.widths {
+            for width in Set(models.flatMap(\.normalizedWidths)).sorted() {
                 do {
                     _ = try entry.settings.makeNormalizer(channelCount: width)
                 } catch {
                     throw fail("normalizers[\(index)] (\(entry.label)): \(error)")
+                }
+            }
+            for model in models {
+                for placement in placements {
+                    do {
+                        try model.validate(normalizer: entry.settings, placement: placement)
+                    } catch {
+                        throw fail("\(model.name) with normalizers[\(index)] (\(entry.label)): \(error)")
+                    }
                 }
             }
             if let schedule = entry.renormSchedule {
@@ -155,17 +170,19 @@ public struct Experiment: Equatable, Sendable {
         var runs: [RunSpec] = []
         for seed in seeds {
             for batchSize in batchSizes {
-                for base in baseLearningRates {
-                    for placement in placements {
-                        for entry in normalizers {
-                            runs.append(RunSpec(
-                                experiment: name, label: entry.label, normalizer: entry.settings,
-                                renormSchedule: entry.settings.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil,
-                                placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
-                                learningRate: learningRate(base: base, batchSize: batchSize),
-                                learningRateScaling: learningRateScaling, weightDecay: weightDecay,
-                                sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
-                                testSize: testSize))
+                for model in models {
+                    for base in baseLearningRates {
+                        for placement in placements {
+                            for entry in normalizers {
+                                runs.append(RunSpec(
+                                    experiment: name, model: model, label: entry.label, normalizer: entry.settings,
+                                    renormSchedule: entry.settings.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil,
+                                    placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
+                                    learningRate: learningRate(base: base, batchSize: batchSize),
+                                    learningRateScaling: learningRateScaling, weightDecay: weightDecay,
+                                    sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
+                                    testSize: testSize))
+                            }
                         }
                     }
                 }
@@ -263,7 +280,8 @@ private struct ExperimentFile: Decodable {
     var data: String?
     var trainSize: Int?
     var testSize: Int?
-    var model: String?
+    var model: OneOrMany<String>?
+    var zeroInitResidual: Bool?
     var epochs: Int
     var learningRate: LearningRate
     var weightDecay: Float?
@@ -276,7 +294,8 @@ private struct ExperimentFile: Decodable {
     var outputs: Outputs?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case format, name, description, data, trainSize = "train_size", testSize = "test_size", model, epochs
+        case format, name, description, data, trainSize = "train_size", testSize = "test_size", model
+        case zeroInitResidual = "zero_init_residual", epochs
         case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
         case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", outputs
     }
@@ -293,7 +312,8 @@ private struct ExperimentFile: Decodable {
         data = try container.decodeIfPresent(String.self, forKey: .data)
         trainSize = try container.decodeIfPresent(Int.self, forKey: .trainSize)
         testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
-        model = try container.decodeIfPresent(String.self, forKey: .model)
+        model = try container.decodeIfPresent(OneOrMany<String>.self, forKey: .model)
+        zeroInitResidual = try container.decodeIfPresent(Bool.self, forKey: .zeroInitResidual)
         epochs = try container.decode(Int.self, forKey: .epochs)
         learningRate = try container.decode(LearningRate.self, forKey: .learningRate)
         weightDecay = try container.decodeIfPresent(Float.self, forKey: .weightDecay)
@@ -321,8 +341,15 @@ private struct ExperimentFile: Decodable {
     }
 
     func experiment() throws -> Experiment {
-        if let model, model != "SmallCNN" {
-            throw ExperimentError.invalid("\"model\" is \"\(model)\"; the lab has \"SmallCNN\"")
+        let models = try (model?.values ?? [ModelSettings.smallCNN.name]).map { name in
+            do {
+                return try ModelSettings(name: name, zeroInitResidual: zeroInitResidual ?? false)
+            } catch {
+                throw ExperimentError.invalid("\"model\": \(error)")
+            }
+        }
+        if zeroInitResidual == true, let plain = models.first(where: { !$0.hasShortcuts }) {
+            throw ExperimentError.invalid("\"zero_init_residual\" starts each residual branch at zero, but \(plain.name) has no residual blocks")
         }
         if let schedule = learningRate.schedule, schedule != "cosine" {
             throw ExperimentError.invalid("\"learning_rate.schedule\" is \"\(schedule)\"; the lab has \"cosine\"")
@@ -338,7 +365,7 @@ private struct ExperimentFile: Decodable {
                 renormSchedule: entry.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil)
         }
         return Experiment(
-            name: name, description: description ?? "", data: data ?? "embedded", trainSize: trainSize, testSize: testSize,
+            name: name, description: description ?? "", models: models, data: data ?? "embedded", trainSize: trainSize, testSize: testSize,
             epochs: epochs,
             baseLearningRates: learningRate.base.values, learningRateScaling: learningRate.scaling ?? "linear",
             referenceBatchSize: learningRate.referenceBatchSize ?? 32, weightDecay: weightDecay ?? 5e-4,

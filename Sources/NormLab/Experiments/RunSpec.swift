@@ -2,6 +2,11 @@
 /// what resuming a sweep compares to know a run is done.
 public struct RunSpec: Codable, Equatable, Sendable {
     public var experiment: String
+    /// The network's name (`smallcnn`, `resnet-20`, …); records from before models had names
+    /// read as `smallcnn`.
+    public var model: String
+    /// Residual networks: whether each residual branch starts at zero; absent otherwise.
+    public var zeroInitResidual: Bool?
     /// The normalizer's row label (its kind unless the experiment names it otherwise).
     public var label: String
     public var normalizer: NormalizerKind
@@ -28,7 +33,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var testSize: Int?
 
     enum CodingKeys: String, CodingKey {
-        case experiment, label, normalizer, epsilon, normMomentum = "norm_momentum", groups
+        case experiment, model, zeroInitResidual = "zero_init_residual", label, normalizer, epsilon
+        case normMomentum = "norm_momentum", groups
         case renormSchedule = "renorm_schedule", placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
@@ -36,12 +42,14 @@ public struct RunSpec: Codable, Equatable, Sendable {
     }
 
     init(
-        experiment: String, label: String, normalizer settings: NormalizerSettings, renormSchedule: RenormSchedule?,
-        placement: NormalizerPlacement, batchSize: Int, epochs: Int, baseLearningRate: Float, learningRate: Float,
-        learningRateScaling: String, weightDecay: Float, sgdMomentum: Float, seed: UInt64, data: String, trainSize: Int,
-        testSize: Int? = nil
+        experiment: String, model: ModelSettings = .smallCNN, label: String, normalizer settings: NormalizerSettings,
+        renormSchedule: RenormSchedule?, placement: NormalizerPlacement, batchSize: Int, epochs: Int,
+        baseLearningRate: Float, learningRate: Float, learningRateScaling: String, weightDecay: Float, sgdMomentum: Float,
+        seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil
     ) {
         self.experiment = experiment
+        self.model = model.name
+        zeroInitResidual = model.hasShortcuts ? model.zeroInitResidual : nil
         self.label = label
         normalizer = settings.kind
         epsilon = settings.epsilon
@@ -62,10 +70,42 @@ public struct RunSpec: Codable, Equatable, Sendable {
         self.testSize = testSize
     }
 
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        experiment = try container.decode(String.self, forKey: .experiment)
+        model = try container.decodeIfPresent(String.self, forKey: .model) ?? ModelSettings.smallCNN.name
+        zeroInitResidual = try container.decodeIfPresent(Bool.self, forKey: .zeroInitResidual)
+        label = try container.decode(String.self, forKey: .label)
+        normalizer = try container.decode(NormalizerKind.self, forKey: .normalizer)
+        epsilon = try container.decode(Float.self, forKey: .epsilon)
+        normMomentum = try container.decodeIfPresent(Float.self, forKey: .normMomentum)
+        groups = try container.decodeIfPresent(Int.self, forKey: .groups)
+        renormSchedule = try container.decodeIfPresent(RenormSchedule.self, forKey: .renormSchedule)
+        placement = try container.decode(NormalizerPlacement.self, forKey: .placement)
+        batchSize = try container.decode(Int.self, forKey: .batchSize)
+        epochs = try container.decode(Int.self, forKey: .epochs)
+        baseLearningRate = try container.decode(Float.self, forKey: .baseLearningRate)
+        learningRate = try container.decode(Float.self, forKey: .learningRate)
+        learningRateScaling = try container.decode(String.self, forKey: .learningRateScaling)
+        weightDecay = try container.decode(Float.self, forKey: .weightDecay)
+        sgdMomentum = try container.decode(Float.self, forKey: .sgdMomentum)
+        seed = try container.decode(UInt64.self, forKey: .seed)
+        data = try container.decode(String.self, forKey: .data)
+        trainSize = try container.decode(Int.self, forKey: .trainSize)
+        testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
+    }
+
+    /// The network this run trains.
+    /// - Throws: `ModelError` for a model name the lab does not have.
+    public func modelSettings() throws -> ModelSettings {
+        try ModelSettings(name: model, zeroInitResidual: zeroInitResidual ?? false)
+    }
+
     /// The trainer's settings for this run.
-    public var trainingSettings: TrainingSettings {
+    /// - Throws: `ModelError` for a model name the lab does not have.
+    public func trainingSettings() throws -> TrainingSettings {
         var settings = TrainingSettings(
-            normalizer: NormalizerSettings(kind: normalizer, epsilon: epsilon, momentum: normMomentum ?? 0.1, groups: groups),
+            model: try modelSettings(), normalizer: NormalizerSettings(kind: normalizer, epsilon: epsilon, momentum: normMomentum ?? 0.1, groups: groups),
             placement: placement, batchSize: batchSize, epochs: epochs,
             baseLearningRate: learningRateScaling == "linear" ? baseLearningRate : learningRate * 32 / Float(batchSize),
             momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
@@ -75,7 +115,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
 
     /// A short description for progress lines.
     public var summary: String {
-        var text = "\(label) batch \(batchSize) seed \(seed)"
+        var text = "\(model == ModelSettings.smallCNN.name ? "" : model + " ")\(label) batch \(batchSize) seed \(seed)"
         if placement == .after { text += " (norm after ReLU)" }
         return text + " lr \(learningRate)"
     }

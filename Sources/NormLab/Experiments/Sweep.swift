@@ -33,7 +33,7 @@ public enum Sweep {
         progress: @escaping (Progress) -> Void, finished: (RunRecord) -> Void = { _ in }
     ) throws -> Summary {
         let directory = experiment.data == "embedded" ? try FashionMNIST.embeddedDirectory() : experiment.data
-        var data = try FashionMNIST.load(directory: directory, trainSize: experiment.trainSize)
+        var data = try Dataset.load(directory: directory, trainSize: experiment.trainSize)
         if let testSize = experiment.testSize {
             guard testSize <= data.test.count else {
                 throw ExperimentError.invalid("\"test_size\" is \(testSize), but \(directory) has \(data.test.count) test images")
@@ -63,7 +63,7 @@ public enum Sweep {
                 return elapsed / done * (totalImages - done)
             }
             progress(Progress(run: index + 1, runs: pending.count, spec: spec, training: nil, secondsRemaining: remaining(0)))
-            let outcome = try Trainer.train(spec.trainingSettings, train: data.train, test: data.test) { training in
+            let outcome = try Trainer.train(spec.trainingSettings(), train: data.train, test: data.test) { training in
                 let imagesInRun = Double(training.step * spec.batchSize)
                 progress(Progress(
                     run: index + 1, runs: pending.count, spec: spec, training: training,

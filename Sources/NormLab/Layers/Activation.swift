@@ -1,5 +1,11 @@
 /// The rectifier, y = max(x, 0).
-public final class ReLU {
+public final class ReLU: Layer {
+    /// Whether the layer before has applied max(·, 0) already (`Sequential`): then the forward
+    /// pass only keeps its input, which is its output, for the backward pass.
+    var inputIsRectified = false
+    private var output = Tensor(shape: [0])
+    private var inputGradient = Tensor(shape: [0])
+
     public init() {}
 
     /// Elements per unit of parallel work.
@@ -19,6 +25,37 @@ public final class ReLU {
             }
         }
     }
+
+    /// y = max(y, 0) in place: the same bits as `forward` into another tensor.
+    public static func rectify(_ y: inout Tensor) {
+        let count = y.count
+        guard count > 0 else { return }
+        y.scalars.withUnsafeMutableBufferPointer { y in
+            let y = y.baseAddress!
+            Parallelism.forEach((count + chunk - 1) / chunk, cost: chunk) { chunks in
+                for i in (chunks.lowerBound * chunk)..<min(count, chunks.upperBound * chunk) { y[i] = max(y[i], 0) }
+            }
+        }
+    }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        if inputIsRectified {
+            output = input
+        } else {
+            forward(input, into: &output)
+        }
+        return output
+    }
+
+    public func backward(_ outputGradient: Tensor) throws -> Tensor {
+        backward(outputGradient, output: output, into: &inputGradient)
+        // Lets go of the output, which may be the layer before's buffer, so that its next
+        // forward overwrites it in place.
+        output = Tensor(shape: [0])
+        return inputGradient
+    }
+
+    public func outputShape(for shape: [Int]) throws -> [Int] { shape }
 
     /// dx = dy where the forward output was positive, else 0.
     public func backward(_ dy: Tensor, output y: Tensor, into dx: inout Tensor) {

@@ -1,7 +1,8 @@
-/// A 3×3 convolution with stride 1 and padding 1 (the output keeps H and W), optionally with a
-/// bias, computed as a matrix product over an im2col matrix.
+/// A 2-D convolution with a square kernel, a stride and zero padding (`ConvolutionGeometry`;
+/// 3×3, stride 1, padding 1 by default, which keeps H and W), optionally with a bias, computed as
+/// a matrix product over an im2col matrix.
 ///
-/// Forward: `columns` (K × n·P, K = Cin·9, P = H·W) holds the 3×3 neighbourhoods of n samples,
+/// Forward: `columns` (K × n·P, K = Cin·k², P = the output's Ho·Wo) holds the windows of n samples,
 /// and their output is W (Cout × K) · columns. Backward: dWᵀ = columns · dYᵀ, dcolumns = Wᵀ · dY,
 /// folded back into dX. The batch goes through in chunks of a few samples whose matrices stay
 /// in cache (a whole batch of 128 would need 14 MB for the second convolution's columns alone);
@@ -12,7 +13,8 @@
 public final class Conv2D {
     public let inputChannels: Int
     public let outputChannels: Int
-    /// [Cout, Cin, 3, 3], row-major.
+    public let geometry: ConvolutionGeometry
+    /// [Cout, Cin, k, k], row-major.
     public let weight: Parameter
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
@@ -42,7 +44,8 @@ public final class Conv2D {
     /// The weight gradient as K × Cout, before it is transposed into `weight.gradient`.
     private var transposedWeightGradient: [Float] = []
     private var columnGradient: [Float] = []
-    /// `Im2Col.foldKeeps` for planes of `foldShape` (the last input's height and width).
+    /// `Im2Col.foldKeeps` for planes of `foldShape` (the last input's height and width), for the
+    /// 3×3, stride-1 geometry.
     private var foldKeeps: [UInt32] = []
     private var foldShape = (height: 0, width: 0)
     /// Partial sums of the weight gradient between chunks (and between a batch's pieces).
@@ -50,15 +53,25 @@ public final class Conv2D {
     /// The bias gradient's sums between a batch's pieces, one per output channel.
     private var biasSums: [VectorKernels.RunningSum] = []
     private let workspace = MatrixWorkspace()
+    /// As a `Layer`: the output, whether the ReLU after it is fused (`RectifyingLayer`), and the
+    /// input gradient, which the network's first convolution does not compute.
+    private var layerOutput = Tensor(shape: [0])
+    var rectifiesOutput = false
+    var computesInputGradient = true
+    private var layerInputGradient = Tensor(shape: [0])
 
-    /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·9)))
+    /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·k²)))
     /// and a zero bias.
-    public init(inputChannels: Int, outputChannels: Int, bias: Bool, generator: inout SeededGenerator) {
+    public init(
+        inputChannels: Int, outputChannels: Int, geometry: ConvolutionGeometry = .same3x3, bias: Bool,
+        generator: inout SeededGenerator
+    ) {
         precondition(inputChannels > 0 && outputChannels > 0)
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
-        let std = Float((2.0 / Double(inputChannels * 9)).squareRoot())
-        weight = Parameter(generator.normals(outputChannels * inputChannels * 9, std: std))
+        self.geometry = geometry
+        let std = Float((2.0 / Double(inputChannels * geometry.windowSize)).squareRoot())
+        weight = Parameter(generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std))
         self.bias = bias ? Parameter([Float](repeating: 0, count: outputChannels)) : nil
     }
 
@@ -67,6 +80,7 @@ public final class Conv2D {
     init(sharingParametersOf other: Conv2D) {
         inputChannels = other.inputChannels
         outputChannels = other.outputChannels
+        geometry = other.geometry
         weight = other.weight
         bias = other.bias
         chunkEntries = other.chunkEntries
@@ -74,34 +88,45 @@ public final class Conv2D {
 
     /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample).
     private func chunks(batch n: Int, positions p: Int) -> BatchChunks {
-        let most = max(1, chunkEntries / (inputChannels * 9 * p))
+        let most = max(1, chunkEntries / (inputChannels * geometry.windowSize * p))
         return BatchChunks(batch: n, chunkCount: max(1, (n + most - 1) / most))
     }
 
-    /// Fills `columns` with the 3×3 neighbourhoods of the samples `chunk` of x.
+    /// Fills `columns` with the windows of the samples `chunk` of x.
     private func unfold(_ x: Tensor, _ chunk: Range<Int>, height h: Int, width w: Int) {
         x.scalars.withUnsafeBufferPointer { x in
             columns.withUnsafeMutableBufferPointer { columns in
-                Im2Col.unfold(
-                    x.baseAddress! + chunk.lowerBound * inputChannels * h * w, into: columns.baseAddress!,
-                    batch: chunk.count, channels: inputChannels, height: h, width: w)
+                let (x, columns) = (x.baseAddress! + chunk.lowerBound * inputChannels * h * w, columns.baseAddress!)
+                if geometry == .same3x3 {
+                    Im2Col.unfold(x, into: columns, batch: chunk.count, channels: inputChannels, height: h, width: w)
+                } else {
+                    GeneralIm2Col.unfold(
+                        x, into: columns, batch: chunk.count, channels: inputChannels, height: h, width: w, geometry: geometry)
+                }
             }
         }
     }
 
-    /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, H, W]; with `rectifying`,
+    /// The output's shape for an input of `shape` [N, Cin, H, W].
+    public func outputShape(_ shape: [Int]) -> [Int] {
+        [shape[0], outputChannels, geometry.outputSize(shape[2]), geometry.outputSize(shape[3])]
+    }
+
+    /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]; with `rectifying`,
     /// max(y, 0): the ReLU after a convolution with no normalizer. Bias and ReLU are applied as
     /// the product stores each tile, not in a pass of their own.
     public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let p = h * w, k = inputChannels * 9
+        let outputShape = outputShape(x.shape)
+        precondition(outputShape[2] > 0 && outputShape[3] > 0, "a \(geometry) convolution of a \(h)×\(w) plane")
+        let p = outputShape[2] * outputShape[3], k = inputChannels * geometry.windowSize
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
         inputShape = x.shape
         // One chunk's columns are still here for the backward pass; more must be unfolded again.
         if chunks.count > 1 { input.copyValues(of: x) }
         resize(&columns, k * largest * p)
-        y.reshape(to: [n, outputChannels, h, w])
+        y.reshape(to: outputShape)
         for chunk in chunks {
             let columnCount = chunk.count * p
             unfold(x, chunk, height: h, width: w)
@@ -149,10 +174,10 @@ public final class Conv2D {
     func parameterGradients(_ dy: Tensor, piece: SamplePiece, source: Conv2D? = nil) {
         let source = source ?? self
         let shape = source.inputShape
-        precondition(shape.count == 4 && dy.shape == [shape[0], outputChannels, shape[2], shape[3]])
+        precondition(shape.count == 4 && dy.shape == outputShape(shape))
         let (n, h, w) = (shape[0], shape[2], shape[3])
         precondition(piece.count == n, "a piece of \(piece.count) samples, an input of \(n)")
-        let p = h * w, k = inputChannels * 9, columnCount = n * p
+        let p = dy.shape[2] * dy.shape[3], k = inputChannels * geometry.windowSize, columnCount = n * p
         let chunks = source.chunks(batch: n, positions: p)
         if let bias {
             // Σ dY per channel, over the channel's N planes as one row of Cout × N·P, which a
@@ -224,13 +249,13 @@ public final class Conv2D {
 
     /// Writes dL/dx for the last forward pass from dL/dy, leaving the parameters' gradients alone.
     func inputGradient(_ dy: Tensor, into dx: inout Tensor) {
-        precondition(inputShape.count == 4 && dy.shape == [inputShape[0], outputChannels, inputShape[2], inputShape[3]])
+        precondition(inputShape.count == 4 && dy.shape == outputShape(inputShape))
         let (n, h, w) = (inputShape[0], inputShape[2], inputShape[3])
-        let p = h * w, k = inputChannels * 9
+        let p = dy.shape[2] * dy.shape[3], k = inputChannels * geometry.windowSize, inputPositions = h * w
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
         dx.reshape(to: inputShape)
         resize(&columnGradient, k * largest * p)
-        if foldShape != (h, w) {
+        if geometry == .same3x3, foldShape != (h, w) {
             foldShape = (h, w)
             foldKeeps = Im2Col.foldKeeps(height: h, width: w)
         }
@@ -249,14 +274,55 @@ public final class Conv2D {
                                 MatrixView(weight.baseAddress!, columns: k).transposed, dyChunk,
                                 into: columnGradient.baseAddress!, cRowStride: chunkColumns,
                                 m: k, n: chunkColumns, k: outputChannels, accumulate: false, workspace: workspace)
-                            Im2Col.fold(
-                                columnGradient.baseAddress!, into: dx.baseAddress! + chunk.lowerBound * inputChannels * p,
-                                batch: chunk.count, channels: inputChannels, height: h, width: w, keeps: foldKeeps)
+                            let dxChunk = dx.baseAddress! + chunk.lowerBound * inputChannels * inputPositions
+                            if geometry == .same3x3 {
+                                Im2Col.fold(
+                                    columnGradient.baseAddress!, into: dxChunk,
+                                    batch: chunk.count, channels: inputChannels, height: h, width: w, keeps: foldKeeps)
+                            } else {
+                                GeneralIm2Col.fold(
+                                    columnGradient.baseAddress!, into: dxChunk,
+                                    batch: chunk.count, channels: inputChannels, height: h, width: w, geometry: geometry)
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+extension Conv2D: RectifyingLayer {
+    var canRectify: Bool { true }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        forward(input, into: &layerOutput, rectifying: rectifiesOutput)
+        return layerOutput
+    }
+
+    public func backward(_ outputGradient: Tensor) throws -> Tensor {
+        guard computesInputGradient else {
+            parameterGradients(outputGradient)
+            return Tensor(shape: [0])
+        }
+        backward(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    public func outputShape(for shape: [Int]) throws -> [Int] {
+        guard shape.count == 4, shape[1] == inputChannels else {
+            throw ModelError.invalidShape("a convolution from \(inputChannels) channels needs [N, \(inputChannels), H, W] input, got \(shape)")
+        }
+        let output = outputShape(shape)
+        guard output[2] > 0, output[3] > 0 else {
+            throw ModelError.invalidShape("a \(geometry) convolution cannot take a \(shape[2])×\(shape[3]) plane")
+        }
+        return output
+    }
+
+    public func visitOwnParameters(_ body: ParameterVisitor) {
+        body(&weight.value, weight.gradient, true)
+        if let bias { body(&bias.value, bias.gradient, false) }
     }
 }
 

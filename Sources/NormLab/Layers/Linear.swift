@@ -6,6 +6,9 @@ public final class Linear {
     public let weight: Parameter
     public let bias: Parameter
     private var input = Tensor(shape: [0, 0])
+    /// As a `Layer`: its output and input gradient.
+    private var layerOutput = Tensor(shape: [0])
+    private var layerInputGradient = Tensor(shape: [0])
 
     /// Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / in)) and a zero bias.
     public init(inputCount: Int, outputCount: Int, generator: inout SeededGenerator) {
@@ -103,5 +106,29 @@ public final class Linear {
                 }
             }
         }
+    }
+}
+
+extension Linear: Layer {
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        forward(input, into: &layerOutput)
+        return layerOutput
+    }
+
+    public func backward(_ outputGradient: Tensor) throws -> Tensor {
+        backward(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    public func outputShape(for shape: [Int]) throws -> [Int] {
+        guard shape.count == 2, shape[1] == inputCount else {
+            throw ModelError.invalidShape("a linear layer from \(inputCount) features needs [N, \(inputCount)] input, got \(shape)")
+        }
+        return [shape[0], outputCount]
+    }
+
+    public func visitOwnParameters(_ body: ParameterVisitor) {
+        body(&weight.value, weight.gradient, true)
+        body(&bias.value, bias.gradient, false)
     }
 }

@@ -4,6 +4,9 @@ public final class MaxPool2D {
     /// 2 bottom-left, 3 bottom-right.
     private var choices: [Int32] = []
     private var inputShape: [Int] = []
+    /// As a `Layer`: its output and input gradient.
+    private var layerOutput = Tensor(shape: [0])
+    private var layerInputGradient = Tensor(shape: [0])
 
     public init() {}
 
@@ -183,9 +186,48 @@ private func withScratch(_ body: (PoolScratch) -> Void) {
     }
 }
 
+extension MaxPool2D: Layer {
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        forward(input, into: &layerOutput)
+        return layerOutput
+    }
+
+    public func backward(_ outputGradient: Tensor) throws -> Tensor {
+        backward(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    public func outputShape(for shape: [Int]) throws -> [Int] {
+        guard shape.count == 4, shape[2] % 2 == 0, shape[3] % 2 == 0, shape[2] > 0, shape[3] > 0 else {
+            throw ModelError.invalidShape("2×2 max pooling needs [N, C, H, W] input with even H and W, got \(shape)")
+        }
+        return [shape[0], shape[1], shape[2] / 2, shape[3] / 2]
+    }
+}
+
 /// Global average pooling: [N, C, H, W] → [N, C], each plane's mean.
-public final class GlobalAveragePool {
+public final class GlobalAveragePool: Layer {
     private var inputShape: [Int] = []
+    /// As a `Layer`: its output and input gradient.
+    private var layerOutput = Tensor(shape: [0])
+    private var layerInputGradient = Tensor(shape: [0])
+
+    public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        forward(input, into: &layerOutput)
+        return layerOutput
+    }
+
+    public func backward(_ outputGradient: Tensor) throws -> Tensor {
+        backward(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    public func outputShape(for shape: [Int]) throws -> [Int] {
+        guard shape.count == 4, shape[2] > 0, shape[3] > 0 else {
+            throw ModelError.invalidShape("global average pooling needs [N, C, H, W] input, got \(shape)")
+        }
+        return [shape[0], shape[1]]
+    }
 
     public init() {}
 

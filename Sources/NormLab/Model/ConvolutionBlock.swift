@@ -25,32 +25,33 @@ public final class ConvolutionBlock {
     private let perSampleNormalizer: (any PerSampleNormalizer)?
     /// The normalizer, when its statistics are the whole batch's.
     let batchStatisticsNormalizer: (any BatchStatisticsNormalizer)?
-    private let settings: NormalizerSettings
+    private let makeNormalizer: NormSlots.MakeNormalizer
 
     init(inputChannels: Int, outputChannels: Int, normalizer settings: NormalizerSettings,
-         placement: NormalizerPlacement, generator: inout SeededGenerator) throws {
+         placement: NormalizerPlacement, generator: inout SeededGenerator,
+         makeNormalizer: @escaping NormSlots.MakeNormalizer) throws {
         // A convolution followed directly by a normalizer needs no bias: the normalizer's mean
         // removes it. With no normalizer, or with the ReLU between, it keeps one.
         let bias = settings.kind == .none || placement == .after
         convolution = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, bias: bias, generator: &generator)
-        normalizer = try settings.makeNormalizer(channelCount: outputChannels)
+        normalizer = try makeNormalizer(outputChannels)
         self.placement = placement
         skipsNormalizer = settings.kind == .none
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
         batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
-        self.settings = settings
+        self.makeNormalizer = makeNormalizer
     }
 
     /// A lane's copy of `other` (`SmallCNN`): the same convolution weights (shared), a normalizer
     /// of the same settings (its gamma and beta copied in before each step), buffers of its own.
     init(sharingParametersOf other: ConvolutionBlock) throws {
         convolution = Conv2D(sharingParametersOf: other.convolution)
-        normalizer = try other.settings.makeNormalizer(channelCount: other.convolution.outputChannels)
+        normalizer = try other.makeNormalizer(other.convolution.outputChannels)
         placement = other.placement
         skipsNormalizer = other.skipsNormalizer
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
         batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
-        settings = other.settings
+        makeNormalizer = other.makeNormalizer
     }
 
     /// Copies this block's gamma and beta into a lane's copy, into the lane's own arrays: shared
@@ -71,7 +72,7 @@ public final class ConvolutionBlock {
         // The normalizer may still hold last step's input (after an evaluation forward, which
         // no backward follows): release it, so the convolution or ReLU below overwrites that
         // buffer in place instead of copying it first.
-        normalizer.releaseSavedInput()
+        normalizer.releaseSavedInputIfAny()
         if skipsNormalizer { return convolution.forward(x, into: &output, rectifying: true) }
         convolution.forward(x, into: &convolved)
         switch placement {

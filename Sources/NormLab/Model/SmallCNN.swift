@@ -1,9 +1,12 @@
-/// The lab's reference network for 28×28 grey images:
-/// `conv3x3(1→16) → norm → ReLU → maxpool2 → conv3x3(16→32) → norm → ReLU → maxpool2 →
+/// The lab's reference network (`smallcnn`), for images of C channels whose sides are multiples
+/// of 4 (Fashion-MNIST's 1×28×28):
+/// `conv3x3(C→16) → norm → ReLU → maxpool2 → conv3x3(16→32) → norm → ReLU → maxpool2 →
 /// conv3x3(32→64) → norm → ReLU → global average pool → linear(64→10)`.
 ///
 /// Its exact shape matters: results are compared with other frameworks running the same model.
-public final class SmallCNN {
+/// Its training step is its own, tuned for this shape (pieces and lanes, below); `Network` is
+/// the general engine, and trains the same layers to the same bits.
+public final class SmallCNN: Model {
     public static let widths = [16, 32, 64]
     /// The samples a training step takes through the network at a time, forward and backward,
     /// when the normalizers allow it (`trainingGradients(images:labels:)`). 16 ran 1.1-1.25×
@@ -39,16 +42,19 @@ public final class SmallCNN {
 
     /// Builds the network with seeded Kaiming-normal weights, zero biases, gamma = 1, beta = 0.
     /// - Throws: `NormalizerError` when the normalizer settings are impossible for a layer.
+    /// - Parameter makeNormalizer: see `NormSlots`.
     public init(
-        normalizer: NormalizerSettings, placement: NormalizerPlacement = .before, classes: Int = 10, seed: UInt64
+        normalizer: NormalizerSettings, placement: NormalizerPlacement = .before, imageChannels: Int = 1,
+        classes: Int = 10, seed: UInt64, makeNormalizer: NormSlots.MakeNormalizer? = nil
     ) throws {
         var generator = SeededGenerator(seed: seed)
         var blocks: [ConvolutionBlock] = []
-        var inputChannels = 1
+        var inputChannels = imageChannels
         for width in Self.widths {
             blocks.append(try ConvolutionBlock(
                 inputChannels: inputChannels, outputChannels: width, normalizer: normalizer,
-                placement: placement, generator: &generator))
+                placement: placement, generator: &generator,
+                makeNormalizer: makeNormalizer ?? normalizer.makeNormalizer(channelCount:)))
             inputChannels = width
         }
         self.blocks = blocks
@@ -65,7 +71,7 @@ public final class SmallCNN {
     /// The normalizers, one per block.
     public var normalizers: [any Normalizer] { blocks.map(\.normalizer) }
 
-    /// Computes `logits` for a batch of images [N, 1, H, W] (H and W divisible by 4).
+    /// Computes `logits` for a batch of images [N, C, H, W] (H and W divisible by 4).
     public func forward(_ images: Tensor, mode: NormalizationMode) throws {
         var input = images
         for (index, block) in blocks.enumerated() {
@@ -362,7 +368,7 @@ public final class SmallCNN {
 
     /// Calls `body` for every trainable array in a fixed order, with its gradient and whether
     /// weight decay applies to it (convolution and linear weights only).
-    public func visitParameters(_ body: (_ value: inout [Float], _ gradient: [Float], _ decays: Bool) -> Void) {
+    public func visitParameters(_ body: ParameterVisitor) {
         for block in blocks {
             body(&block.convolution.weight.value, block.convolution.weight.gradient, true)
             if let bias = block.convolution.bias { body(&bias.value, bias.gradient, false) }

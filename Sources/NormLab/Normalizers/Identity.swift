@@ -1,6 +1,6 @@
 /// No normalization: the "none" baseline, `y = x`, so experiments can compare against it.
 /// It has no trainable values.
-public final class Identity: Normalizer {
+public final class Identity: RectifyingNormalizer, InputReleasingNormalizer {
     public var kind: NormalizerKind { .none }
     public let channelCount: Int
     /// Always empty: there is nothing to train, and setting values has no effect.

@@ -8,6 +8,12 @@
 /// A forward pass remembers what its backward pass needs; `backward` must follow the `forward`
 /// it differentiates and sets `gradients`. Each forward serves one backward (as in PyTorch): the
 /// backward lets go of the saved input, so a second backward throws until the next forward.
+///
+/// This protocol names only what a normalizer is. What makes training faster is asked for
+/// through optional capabilities — `RectifyingNormalizer` (the ReLU after it, fused),
+/// `InputReleasingNormalizer` (buffers reused in place), `PerSampleNormalizer` and
+/// `BatchStatisticsNormalizer` (a batch in pieces and lanes) — and a normalizer that offers none
+/// of them trains to the same numbers in every model, only more slowly.
 public protocol Normalizer: AnyObject {
     /// The method's name, as users write it.
     var kind: NormalizerKind { get }
@@ -22,26 +28,59 @@ public protocol Normalizer: AnyObject {
     ///
     /// In `.training` mode a method with running statistics uses and updates them from the
     /// batch; `.inference` uses them and leaves every piece of state unchanged.
-    /// With `rectifying`, writes max(y, 0) instead of y: the ReLU that follows the normalizer in
-    /// a network, fused into the pass that writes y (the same bits as `ReLU.forward` after it).
-    /// `backward` is the normalizer's alone: the ReLU's mask comes first, from this output.
     /// - Throws: `NormalizerError` when the input cannot be normalized by this method.
-    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws
+    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws
 
     /// Writes dL/dx for the last forward pass into `gradInput` and sets `gradients`.
     /// - Throws: `NormalizerError` when no forward pass preceded it or the shapes differ.
     func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws
+}
 
+/// A normalizer that can apply the ReLU after it in the pass that writes its output, instead
+/// of leaving the ReLU a pass of its own (every built-in normalizer can).
+public protocol RectifyingNormalizer: Normalizer {
+    /// `forward(_:mode:into:)`; with `rectifying`, writes max(y, 0) instead of y: the same bits
+    /// as `ReLU` after it. `backward` stays the normalizer's alone: the ReLU's mask comes first,
+    /// from this output.
+    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws
+}
+
+extension RectifyingNormalizer {
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        try forward(input, mode: mode, into: &output, rectifying: false)
+    }
+}
+
+/// A normalizer that keeps a reference to its forward input for the backward pass, and can let
+/// go of it early.
+public protocol InputReleasingNormalizer: Normalizer {
     /// Lets go of the input the last forward kept for its backward, which then throws until the
     /// next forward. A layer calls it before overwriting the buffer that input shares, so the
     /// buffer is reused in place instead of copied (evaluation runs forwards without backwards).
     func releaseSavedInput()
 }
 
+extension Normalizer {
+    /// `forward(_:mode:into:)`, then max(y, 0): fused into the normalizer's pass when it is a
+    /// `RectifyingNormalizer`, else a pass of its own (the same bits either way).
+    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
+        if let fused = self as? any RectifyingNormalizer {
+            return try fused.forward(input, mode: mode, into: &output, rectifying: rectifying)
+        }
+        try forward(input, mode: mode, into: &output)
+        if rectifying { ReLU.rectify(&output) }
+    }
+
+    /// Lets go of the saved input, where the normalizer keeps one (`InputReleasingNormalizer`).
+    func releaseSavedInputIfAny() {
+        (self as? any InputReleasingNormalizer)?.releaseSavedInput()
+    }
+}
+
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
 /// a training step can take a batch through it a few samples at a time, in pieces or lanes
 /// (`SmallCNN.trainingGradients`).
-public protocol PerSampleNormalizer: Normalizer {
+public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
     /// dL/dgamma and dL/dbeta summed on from `partial` over the samples of the last backward
     /// pass, in order: with the sums the samples before left as `partial`, the same bits as one
     /// backward pass over all of them.
@@ -55,7 +94,7 @@ public protocol PerSampleNormalizer: Normalizer {
 /// and batch renorm). A training step in lanes normalizes each lane's share of the batch with
 /// the statistics the lanes add up together (`SharedBatchStatistics`); these are the parts of
 /// a training pass that are the normalizer's own.
-protocol BatchStatisticsNormalizer: Normalizer {
+protocol BatchStatisticsNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
     /// ε, added to the variance inside the square root.
     var epsilon: Float { get }
 
@@ -73,11 +112,6 @@ protocol BatchStatisticsNormalizer: Normalizer {
 }
 
 extension Normalizer {
-    /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
-        try forward(input, mode: mode, into: &output, rectifying: false)
-    }
-
     /// Normalizes `input`, returning a new tensor.
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
         var output = Tensor(shape: input.shape)

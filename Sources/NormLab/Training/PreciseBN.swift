@@ -7,7 +7,7 @@
 /// and how much from training with noisy batch statistics.
 public enum PreciseBN {
     /// Whether `model` has normalizers with running statistics.
-    public static func applies(to model: SmallCNN) -> Bool {
+    public static func applies(to model: any Model) -> Bool {
         model.normalizers.contains { $0 is BatchNorm || $0 is BatchRenorm }
     }
 
@@ -17,7 +17,7 @@ public enum PreciseBN {
     /// Layers are re-estimated together in one pass per batch; each layer's input then comes from
     /// earlier layers normalized with that batch's statistics, as in the reference implementation.
     public static func recompute(
-        _ model: SmallCNN, data: Dataset, imageCount: Int = 2000, batchSize: Int = 200, seed: UInt64 = 0
+        _ model: any Model, data: Dataset, imageCount: Int = 2000, batchSize: Int = 200, seed: UInt64 = 0
     ) throws {
         var generator = SeededGenerator(seed: seed ^ 0x5052_4543_4953_45)
         var order = Array(0..<data.count)

@@ -14,7 +14,7 @@ public final class SGD {
     }
 
     /// Applies one update to every parameter of `model` from its current gradients.
-    public func step(_ model: SmallCNN) {
+    public func step(_ model: any Model) {
         var index = 0
         let (learningRate, momentum, weightDecay) = (learningRate, momentum, weightDecay)
         model.visitParameters { value, gradient, decays in

@@ -1,7 +1,8 @@
 import Foundation
 
-/// Everything that defines one training run of `SmallCNN`.
+/// Everything that defines one training run.
 public struct TrainingSettings: Equatable, Sendable {
+    public var model: ModelSettings = .smallCNN
     public var normalizer: NormalizerSettings
     public var placement: NormalizerPlacement = .before
     public var batchSize: Int
@@ -17,10 +18,11 @@ public struct TrainingSettings: Equatable, Sendable {
     public var renorm = RenormSchedule()
 
     public init(
-        normalizer: NormalizerSettings, placement: NormalizerPlacement = .before, batchSize: Int, epochs: Int,
-        baseLearningRate: Float, momentum: Float = 0.9, weightDecay: Float = 5e-4, seed: UInt64,
-        renorm: RenormSchedule = RenormSchedule()
+        model: ModelSettings = .smallCNN, normalizer: NormalizerSettings, placement: NormalizerPlacement = .before,
+        batchSize: Int, epochs: Int, baseLearningRate: Float, momentum: Float = 0.9, weightDecay: Float = 5e-4,
+        seed: UInt64, renorm: RenormSchedule = RenormSchedule()
     ) {
+        self.model = model
         self.normalizer = normalizer
         self.placement = placement
         self.batchSize = batchSize
@@ -47,8 +49,8 @@ public struct TrainingSettings: Equatable, Sendable {
         guard batchSize <= trainSize else {
             throw TrainingError.invalidSetting("batch size \(batchSize) is larger than the \(trainSize) training images")
         }
-        // Every layer of SmallCNN must accept the normalizer (e.g. the group count divides 16, 32, 64).
-        for width in SmallCNN.widths { _ = try normalizer.makeNormalizer(channelCount: width) }
+        // Every norm slot must accept the normalizer (e.g. the group count divides 16, 32, 64).
+        try model.validate(normalizer: normalizer, placement: placement)
     }
 }
 
@@ -79,7 +81,7 @@ public struct TrainingOutcome {
     public var imagesPerSecond: Double
     public var steps: Int
     /// The trained model, for further evaluation.
-    public var model: SmallCNN
+    public var model: any Model
 }
 
 /// A setting no run can use, or a run that cannot proceed.
@@ -93,7 +95,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Trains `SmallCNN` with SGD and a cosine schedule, then evaluates it on the test set.
+/// Trains a model with SGD and a cosine schedule, then evaluates it on the test set.
 public enum Trainer {
     /// Runs one training. Each epoch is a fresh seeded shuffle of the training set; the last
     /// incomplete batch is dropped. The run stops early, as diverged, if the loss becomes NaN
@@ -103,18 +105,16 @@ public enum Trainer {
         progress: ((TrainingProgress) -> Void)? = nil
     ) throws -> TrainingOutcome {
         try settings.validate(trainSize: train.count)
-        guard train.rows % 4 == 0, train.columns % 4 == 0, train.rows > 0, train.columns > 0 else {
+        guard test.count > 0, test.imageShape == train.imageShape else {
             throw TrainingError.invalidSetting(
-                "SmallCNN pools twice by 2, so image sides must be multiples of 4; these images are \(train.rows)×\(train.columns)")
-        }
-        guard test.count > 0, test.rows == train.rows, test.columns == train.columns else {
-            throw TrainingError.invalidSetting(
-                "the test set needs at least one image of the training images' size (\(train.rows)×\(train.columns)); it has \(test.count) of \(test.rows)×\(test.columns)")
+                "the test set needs at least one image of the training images' size (\(train.imageShape)); it has \(test.count) of \(test.imageShape)")
         }
         guard train.classes == test.classes else {
             throw TrainingError.invalidSetting("training and test sets disagree on the number of classes")
         }
-        let model = try SmallCNN(normalizer: settings.normalizer, placement: settings.placement, classes: train.classes, seed: settings.seed)
+        let model = try settings.model.make(
+            normalizer: settings.normalizer, placement: settings.placement, image: train.imageShape, classes: train.classes,
+            seed: settings.seed)
         let stepsPerEpoch = train.count / settings.batchSize
         let totalSteps = stepsPerEpoch * settings.epochs
         let optimizer = SGD(learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay)
@@ -122,7 +122,7 @@ public enum Trainer {
         let renorms = model.normalizers.compactMap { $0 as? BatchRenorm }
         var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
         var order = Array(0..<train.count)
-        var images = Tensor(shape: [settings.batchSize, 1, train.rows, train.columns])
+        var images = Tensor(shape: [settings.batchSize, train.channels, train.rows, train.columns])
         var labels = [UInt8](repeating: 0, count: settings.batchSize)
 
         let clock = ContinuousClock()
@@ -173,7 +173,7 @@ public enum Trainer {
 
     /// One training step: forward in training mode, softmax cross-entropy, backward, and an SGD
     /// update. Returns the batch's mean loss; when it is not finite, no update is made.
-    public static func step(_ model: SmallCNN, _ optimizer: SGD, images: Tensor, labels: [UInt8]) throws -> Double {
+    public static func step(_ model: any Model, _ optimizer: SGD, images: Tensor, labels: [UInt8]) throws -> Double {
         let loss = try model.trainingGradients(images: images, labels: labels[...])
         guard loss.isFinite else { return loss }
         optimizer.step(model)
@@ -181,7 +181,7 @@ public enum Trainer {
     }
 
     /// The fraction of `data` that `model` classifies correctly in inference mode.
-    public static func accuracy(of model: SmallCNN, on data: Dataset, batchSize: Int = 500) throws -> Double {
+    public static func accuracy(of model: any Model, on data: Dataset, batchSize: Int = 500) throws -> Double {
         var images = Tensor(shape: [0])
         var gradient = Tensor(shape: [0])
         var correct = 0

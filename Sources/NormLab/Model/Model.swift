@@ -1,0 +1,54 @@
+/// A classifier the trainer can train: images in, logits out, trainable values visited in a
+/// fixed order. `Network` is any composition of layers; `SmallCNN` is the lab's reference
+/// network with a training step of its own, tuned for its exact shape.
+public protocol Model: AnyObject {
+    /// The logits of the last forward pass, [N, classes].
+    var logits: Tensor { get }
+
+    /// Computes `logits` for a batch of images [N, C, H, W].
+    func forward(_ images: Tensor, mode: NormalizationMode) throws
+
+    /// Forward in training mode, softmax cross-entropy and backward: sets every parameter's
+    /// gradient, unless the loss is not finite, and returns the batch's mean loss.
+    func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double
+
+    /// Calls `body` for every trainable array in a fixed order, with its gradient and whether
+    /// weight decay applies to it (convolution and linear weights only).
+    func visitParameters(_ body: ParameterVisitor)
+
+    /// The normalizers, in the order of their layers.
+    var normalizers: [any Normalizer] { get }
+}
+
+/// A network made of layers: its training step takes the whole batch through each layer in
+/// turn, and each layer splits its own work across threads.
+public final class Network: Model {
+    public let body: Sequential
+    public private(set) var logits = Tensor(shape: [0])
+    private var logitsGradient = Tensor(shape: [0])
+
+    public init(_ layers: [any Layer]) {
+        body = Sequential(layers)
+        // The first layer's input is the images: no gradient needed.
+        (layers.first as? Conv2D)?.computesInputGradient = false
+    }
+
+    public func forward(_ images: Tensor, mode: NormalizationMode) throws {
+        logits = try body.forward(images, mode: mode)
+    }
+
+    public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
+        try forward(images, mode: .training)
+        let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
+        if loss.isFinite { _ = try body.backward(logitsGradient) }
+        return loss
+    }
+
+    public func visitParameters(_ visit: ParameterVisitor) {
+        body.visitParameters(visit)
+    }
+
+    public var normalizers: [any Normalizer] {
+        body.allLayers.compactMap { ($0 as? NormalizerLayer)?.normalizer }
+    }
+}
