@@ -1,0 +1,162 @@
+import XCTest
+@testable import NormLab
+
+/// Networks composed of layers: the same bits as the SmallCNN class, on any thread count, and
+/// with a normalizer that implements only the plain `Normalizer` protocol.
+final class NetworkTests: XCTestCase {
+    private static let data = try! FashionMNIST.load(directory: FashionMNIST.embeddedDirectory(), trainSize: 400).train
+
+    /// SmallCNN as a composition of layers, built like `SmallCNN`.
+    private func composedSmallCNN(
+        _ settings: NormalizerSettings, placement: NormalizerPlacement, seed: UInt64,
+        makeNormalizer: NormSlots.MakeNormalizer? = nil
+    ) throws -> Network {
+        var slots = NormSlots(normalizer: settings, placement: placement, seed: seed, makeNormalizer: makeNormalizer)
+        var layers = try slots.convolutionNormReLU(1, 16) + [MaxPool2D()]
+        layers += try slots.convolutionNormReLU(16, 32) + [MaxPool2D()]
+        layers += try slots.convolutionNormReLU(32, 64) + [GlobalAveragePool(), slots.linear(64, 10)]
+        return Network(layers)
+    }
+
+    /// Trains `model` for `steps` SGD steps on the embedded images and returns every trainable
+    /// value's bits, and the losses'.
+    private func train(_ model: any Model, batchSize: Int, steps: Int) throws -> [UInt32] {
+        let optimizer = SGD(learningRate: 0.05)
+        var images = Tensor(shape: [0])
+        var bits: [UInt32] = []
+        for step in 0..<steps {
+            let batch = (step * batchSize)..<((step + 1) * batchSize)
+            Self.data.batch(batch, into: &images)
+            let loss = try Trainer.step(model, optimizer, images: images, labels: Array(Self.data.labels[batch]))
+            bits.append(Float(loss).bitPattern)
+        }
+        model.visitParameters { value, _, _ in bits += value.map(\.bitPattern) }
+        for normalizer in model.normalizers {
+            if let batchNorm = normalizer as? BatchNorm { bits += (batchNorm.runningMean + batchNorm.runningVariance).map(\.bitPattern) }
+        }
+        return bits
+    }
+
+    private func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+        let saved = Parallelism.threadCount
+        Parallelism.threadCount = threads
+        defer { Parallelism.threadCount = saved }
+        return try body()
+    }
+
+    func testComposedSmallCNNTrainsToTheSameBitsAsTheSmallCNNClass() throws {
+        // Batch 40 on two threads: the class's step runs in pieces and lanes; the composed
+        // network takes whole batches, with the ReLUs fused by `Sequential`.
+        let cases: [(NormalizerKind, NormalizerPlacement)] =
+            NormalizerKind.allCases.map { ($0, .before) } + [(.batch, .after), (.group, .after)]
+        for (kind, placement) in cases {
+            let settings = NormalizerSettings(kind: kind, rmax: 1.5, dmax: 0.5)
+            try withThreads(2) {
+                let reference = try train(
+                    try SmallCNN(normalizer: settings, placement: placement, seed: 4), batchSize: 40, steps: 3)
+                let composed = try train(
+                    try composedSmallCNN(settings, placement: placement, seed: 4), batchSize: 40, steps: 3)
+                XCTAssertEqual(composed, reference, "\(kind) \(placement)")
+            }
+        }
+    }
+
+    func testResNetAndPlainNetsGiveTheSameBitsOnOneTwoAndThreeThreads() throws {
+        for name in ["resnet-8", "plain-8"] {
+            for kind in [NormalizerKind.batch, .group, .none] {
+                let model = try ModelSettings(name: name)
+                let runs = try [1, 2, 3].map { threads in
+                    try withThreads(threads) {
+                        try train(
+                            try model.make(normalizer: NormalizerSettings(kind: kind), image: Self.data.imageShape, classes: 10, seed: 2),
+                            batchSize: 24, steps: 3)
+                    }
+                }
+                XCTAssertEqual(runs[1], runs[0], "\(name) \(kind): 2 threads against 1")
+                XCTAssertEqual(runs[2], runs[0], "\(name) \(kind): 3 threads against 1")
+            }
+        }
+    }
+
+    /// Group norm behind the plain protocol only: no fused ReLU, no released input, no pieces or
+    /// lanes.
+    final class PlainGroupNorm: Normalizer {
+        private let inner: GroupNorm
+        init(channelCount: Int) throws { inner = try GroupNorm(channelCount: channelCount, groupCount: min(8, channelCount)) }
+        var kind: NormalizerKind { .group }
+        var channelCount: Int { inner.channelCount }
+        var parameters: AffineParameters {
+            get { inner.parameters }
+            set { inner.parameters = newValue }
+        }
+        var gradients: AffineParameters { inner.gradients }
+        func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+            try inner.forward(input, mode: mode, into: &output, rectifying: false)
+        }
+        func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+            try inner.backward(gradOutput, into: &gradInput)
+        }
+    }
+
+    func testANormalizerWithOnlyThePlainProtocolTrainsEveryModelToTheSameNumbers() throws {
+        let settings = NormalizerSettings(kind: .group)
+        for name in ["smallcnn", "resnet-8", "plain-8"] {
+            let model = try ModelSettings(name: name)
+            try withThreads(2) {
+                func make(_ plain: Bool) throws -> any Model {
+                    try model.make(
+                        normalizer: settings, image: Self.data.imageShape, classes: 10, seed: 6,
+                        makeNormalizer: plain ? { try PlainGroupNorm(channelCount: $0) } : nil)
+                }
+                let plain = try make(true)
+                XCTAssertTrue(plain.normalizers.allSatisfy { $0 is PlainGroupNorm }, name)
+                XCTAssertEqual(try train(plain, batchSize: 40, steps: 2), try train(try make(false), batchSize: 40, steps: 2), name)
+            }
+        }
+    }
+
+    func testResNetShapeAndParameterCount() throws {
+        // CIFAR ResNet-20 with 1×1 projections and batch norm: 0.27M parameters.
+        let model = try ModelSettings(name: "resnet-20").make(
+            normalizer: NormalizerSettings(kind: .batch), image: CIFAR10.imageShape, classes: 10, seed: 0)
+        var count = 0
+        model.visitParameters { value, _, _ in count += value.count }
+        let convolutions = 16 * 3 * 9 + (16 * 16 * 9 * 2) * 3 + (32 * 16 * 9 + 32 * 32 * 9) + (32 * 32 * 9 * 2) * 2
+            + (64 * 32 * 9 + 64 * 64 * 9) + (64 * 64 * 9 * 2) * 2 + 16 * 32 + 32 * 64
+        let norms = 2 * (16 + 16 * 6 + 32 * 6 + 64 * 6 + 32 + 64)
+        XCTAssertEqual(count, convolutions + norms + 64 * 10 + 10)
+        let network = try XCTUnwrap(model as? Network)
+        XCTAssertEqual(try network.body.outputShape(for: [2, 3, 32, 32]), [2, 10])
+        XCTAssertEqual(model.normalizers.count, 1 + 2 * 9 + 2)
+        // With no normalizer: a bias on every convolution, no norm slots, and SkipInit's scalars.
+        var skipInit = try ModelSettings(name: "resnet-8")
+        skipInit.zeroInitResidual = true
+        let unnormalized = try skipInit.make(normalizer: NormalizerSettings(kind: .none), image: CIFAR10.imageShape, classes: 10, seed: 0)
+        let scales = (unnormalized as! Network).body.allLayers.compactMap { $0 as? Scale }
+        XCTAssertEqual(scales.count, 3)
+        XCTAssertTrue(scales.allSatisfy { $0.scale.value == [0] })
+        XCTAssertTrue(unnormalized.normalizers.isEmpty)
+        // zero_init_residual with batch norm: each block's last gamma starts at 0.
+        let zeroed = try skipInit.make(normalizer: NormalizerSettings(kind: .batch), image: CIFAR10.imageShape, classes: 10, seed: 0)
+        XCTAssertEqual(zeroed.normalizers.filter { $0.parameters.gamma.allSatisfy { $0 == 0 } }.count, 3)
+    }
+
+    func testModelsThatMakeNoSenseAreClearErrors() throws {
+        func rejected(_ name: String, _ normalizer: NormalizerSettings = NormalizerSettings(kind: .batch),
+                      placement: NormalizerPlacement = .before, image: ImageShape = CIFAR10.imageShape, zero: Bool = false,
+                      mentioning text: String, line: UInt = #line) {
+            XCTAssertThrowsError(try ModelSettings(name: name, zeroInitResidual: zero).make(
+                normalizer: normalizer, placement: placement, image: image, classes: 10, seed: 0), line: line) {
+                XCTAssertTrue("\($0)".contains(text), "\($0)", line: line)
+            }
+        }
+        rejected("resnet-10", mentioning: "6n + 2")
+        rejected("vgg-16", mentioning: "unknown model")
+        rejected("resnet-8", placement: .after, mentioning: "does not fit")
+        rejected("plain-8", zero: true, mentioning: "no residual blocks")
+        rejected("resnet-8", NormalizerSettings(kind: .group, groups: 3), mentioning: "cannot be split into 3 groups")
+        rejected("smallcnn", image: ImageShape(channels: 1, height: 30, width: 30), mentioning: "multiples of 4")
+        XCTAssertNoThrow(try ModelSettings(name: "plain-14").make(
+            normalizer: NormalizerSettings(kind: .group), placement: .after, image: CIFAR10.imageShape, classes: 10, seed: 0))
+    }
+}
