@@ -40,6 +40,6 @@ enum ReportCommand {
             experimentFile: experimentFile ?? "experiments/\(experiment).json", resultsFile: resultsPath)
         try write(markdown, outputs.markdown)
         try write(CSVReport.render(table), outputs.csv)
-        try write(SVGChart.render(table, title: "\(experiment): SmallCNN on Fashion-MNIST, test error"), outputs.svg)
+        try write(SVGChart.render(table, title: "\(experiment): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)
     }
 }

@@ -40,7 +40,10 @@ public final class ReLU: Layer {
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
         if inputIsRectified {
-            output = input
+            // The backward pass needs the output, which is the input; an inference pass keeps
+            // no reference, so the layer before overwrites its buffer in place next time.
+            output = mode == .training ? input : Tensor(shape: [0])
+            return input
         } else {
             forward(input, into: &output)
         }

@@ -114,8 +114,10 @@ public final class Conv2D {
 
     /// y = conv(x) (+ bias), x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]; with `rectifying`,
     /// max(y, 0): the ReLU after a convolution with no normalizer. Bias and ReLU are applied as
-    /// the product stores each tile, not in a pass of their own.
-    public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false) {
+    /// the product stores each tile, not in a pass of their own. Without `keepingInput` (an
+    /// inference pass, which no backward follows) a batch of several chunks is not copied for
+    /// the backward pass.
+    public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false, keepingInput: Bool = true) {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels, "conv input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let outputShape = outputShape(x.shape)
@@ -124,7 +126,7 @@ public final class Conv2D {
         let chunks = chunks(batch: n, positions: p), largest = chunks.last!.count
         inputShape = x.shape
         // One chunk's columns are still here for the backward pass; more must be unfolded again.
-        if chunks.count > 1 { input.copyValues(of: x) }
+        if chunks.count > 1 && keepingInput { input.copyValues(of: x) }
         resize(&columns, k * largest * p)
         y.reshape(to: outputShape)
         for chunk in chunks {
@@ -296,7 +298,7 @@ extension Conv2D: RectifyingLayer {
     var canRectify: Bool { true }
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
-        forward(input, into: &layerOutput, rectifying: rectifiesOutput)
+        forward(input, into: &layerOutput, rectifying: rectifiesOutput, keepingInput: mode == .training)
         return layerOutput
     }
 

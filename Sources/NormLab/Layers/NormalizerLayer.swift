@@ -13,6 +13,9 @@ public final class NormalizerLayer: RectifyingLayer {
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
         try normalizer.forward(input, mode: mode, into: &output, rectifying: rectifiesOutput)
+        // No backward follows an inference pass: the input the normalizer kept is let go, so the
+        // layer before overwrites its buffer in place next time.
+        if mode == .inference { normalizer.releaseSavedInputIfAny() }
         return output
     }
 

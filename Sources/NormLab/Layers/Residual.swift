@@ -61,7 +61,7 @@ public final class Scale: Layer {
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
-        self.input = input
+        self.input = mode == .training ? input : Tensor(shape: [0])
         let alpha = scale.value[0]
         output.reshape(to: input.shape)
         elementwise(input, input, into: &output) { x, _ in alpha * x }

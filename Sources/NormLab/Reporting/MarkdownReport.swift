@@ -12,7 +12,7 @@ public enum MarkdownReport {
         var lines: [String] = []
         let specs = table.records.map(\.spec)
         guard let first = specs.first else { return "# No results\n\nThe results file holds no runs.\n" }
-        lines.append("# \(first.experiment): test accuracy of SmallCNN on Fashion-MNIST")
+        lines.append("# \(first.experiment): test accuracy of \(table.modelNames) on \(table.dataName)")
         lines.append("")
         lines.append(contentsOf: header(table))
         lines.append("")
@@ -87,8 +87,8 @@ public enum MarkdownReport {
         var lines = [
             "| | |",
             "|---|---|",
-            "| data | Fashion-MNIST, \(first.data == "embedded" ? "the embedded subset" : first.data): first \(first.trainSize) training images, the 10,000-image test set |",
-            "| model | SmallCNN: conv3×3(1→16) → norm → ReLU → maxpool → conv3×3(16→32) → norm → ReLU → maxpool → conv3×3(32→64) → norm → ReLU → global average pool → linear(64→10) |",
+            "| data | \(table.dataName), \(first.data == "embedded" ? "the embedded subset" : first.data): first \(first.trainSize) training images, the 10,000-image test set |",
+            "| model | \(modelSummary(table)) |",
             "| training | \(epochs) epochs, SGD momentum \(Statistics.format(Double(first.sgdMomentum))), weight decay \(Statistics.format(Double(first.weightDecay))) on conv and linear weights, cosine decay to zero, a fresh seeded shuffle each epoch, last incomplete batch dropped |",
             "| learning rate | base \(rates.joined(separator: ", "))\(first.learningRateScaling == "linear" ? " × batch size / 32 (linear scaling rule)" : ", not scaled") |",
             "| normalizers | \(normalizerSummary(table)) |",
@@ -99,6 +99,37 @@ public enum MarkdownReport {
         let seconds = table.records.reduce(0) { $0 + $1.result.seconds }
         lines.append("| training time | \(String(format: "%.0f", seconds)) s in all (\(distinct(table.records.map(\.result.threads)).map(String.init).joined(separator: ", ")) threads) |")
         return lines
+    }
+
+    private static func modelSummary(_ table: ResultTable) -> String {
+        var parts: [String] = []
+        var seen = Set<String>()
+        for record in table.records where seen.insert(record.spec.model).inserted {
+            guard let model = try? record.spec.modelSettings() else { continue }
+            switch model.architecture {
+            case .smallCNN:
+                parts.append("smallcnn: conv3×3(C→16) → norm → ReLU → maxpool → conv3×3(16→32) → norm → ReLU → maxpool → conv3×3(32→64) → norm → ReLU → global average pool → linear(64→10)")
+            case .resNet(let depth, let shortcuts):
+                let blocks = (depth - 2) / 6
+                var text = "\(model.name): conv3×3(C→16) → norm → ReLU, 3 stages of \(blocks) basic block\(blocks == 1 ? "" : "s") (widths 16, 32, 64; stride 2 into stages 2 and 3)"
+                text += shortcuts ? " with identity shortcuts, or conv1×1 → norm where the shape changes" : ", no shortcuts"
+                if model.zeroInitResidual { text += ", each residual branch starting at zero" }
+                parts.append(text + ", global average pool → linear(64→10)")
+            }
+        }
+        if parts.count > 2, table.axis == .depth {
+            return "\(table.modelNames), D = \(table.columns.map { Statistics.format($0) }.joined(separator: ", ")) (He et al. 2016's CIFAR networks, `experiments/README.md`)"
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    /// The column heading's word for the table's axis.
+    private static func columnTitle(_ table: ResultTable) -> String {
+        switch table.axis {
+        case .batchSize: return "batch"
+        case .learningRate: return "lr"
+        case .depth: return "depth"
+        }
     }
 
     private static func normalizerSummary(_ table: ResultTable) -> String {
@@ -135,7 +166,7 @@ public enum MarkdownReport {
 
     private static func accuracyTable(_ table: ResultTable) -> [String] {
         let showDrop = table.axis == .batchSize && table.columns.count > 1
-        let columnTitle = table.axis == .batchSize ? "batch" : "lr"
+        let columnTitle = columnTitle(table)
         var head = "| normalizer | " + table.columns.map { "\(columnTitle) \(Statistics.format($0))" }.joined(separator: " | ") + " |"
         var rule = "|---|" + String(repeating: "---|", count: table.columns.count)
         if showDrop {
@@ -161,7 +192,7 @@ public enum MarkdownReport {
     }
 
     private static func preciseTable(_ table: ResultTable, rows: [ResultTable.Row]) -> [String] {
-        let columnTitle = table.axis == .batchSize ? "batch" : "lr"
+        let columnTitle = columnTitle(table)
         var lines = [
             "| normalizer | evaluation | " + table.columns.map { "\(columnTitle) \(Statistics.format($0))" }.joined(separator: " | ") + " |",
             "|---|---|" + String(repeating: "---|", count: table.columns.count),

@@ -1,12 +1,15 @@
 import Foundation
 
-/// Results aggregated over seeds: one row per normalizer variant, one column per value of the
-/// swept axis (batch size, or learning rate when the batch size is fixed).
+/// Results aggregated over seeds: one row per normalizer variant (and model, when there are
+/// several), one column per value of the swept axis: batch size; learning rate when the batch
+/// size is fixed; depth when a fixed batch size and rate train resnet-D or plain-D of several
+/// depths.
 public struct ResultTable: Sendable {
     /// What the columns sweep.
     public enum Axis: String, Sendable {
         case batchSize = "batch size"
         case learningRate = "base learning rate"
+        case depth = "depth"
     }
 
     /// The runs that share a row and a column (the seeds).
@@ -26,6 +29,8 @@ public struct ResultTable: Sendable {
         /// What the row is, for tables and legends ("batch norm", "group norm (norm after ReLU)").
         public var name: String
         public var label: String
+        /// The model, or on the depth axis the model family (`resnet`, `plain`).
+        public var model: String
         public var kind: NormalizerKind
         public var placement: NormalizerPlacement
         /// The fixed value of the other axis when the experiment sweeps both.
@@ -48,14 +53,27 @@ public struct ResultTable: Sendable {
         self.records = records
         let batchSizes = Set(records.map(\.spec.batchSize))
         let rates = Set(records.map(\.spec.baseLearningRate))
-        axis = batchSizes.count == 1 && rates.count > 1 ? .learningRate : .batchSize
+        let depths = Set(records.map { Self.depth(of: $0.spec.model) })
+        if batchSizes.count == 1 && rates.count == 1 && depths.count > 1 && !depths.contains(nil) {
+            axis = .depth
+        } else {
+            axis = batchSizes.count == 1 && rates.count > 1 ? .learningRate : .batchSize
+        }
         let axis = self.axis
         func columnValue(_ spec: RunSpec) -> Double {
-            axis == .batchSize ? Double(spec.batchSize) : Double(spec.baseLearningRate)
+            switch axis {
+            case .batchSize: return Double(spec.batchSize)
+            case .learningRate: return Double(spec.baseLearningRate)
+            case .depth: return Double(Self.depth(of: spec.model)!)
+            }
         }
         func otherValue(_ spec: RunSpec) -> Double {
-            axis == .batchSize ? Double(spec.baseLearningRate) : Double(spec.batchSize)
+            axis == .learningRate ? Double(spec.batchSize) : Double(spec.baseLearningRate)
         }
+        func model(_ spec: RunSpec) -> String {
+            axis == .depth ? String(spec.model.prefix { $0 != "-" }) : spec.model
+        }
+        let models = Set(records.map { model($0.spec) })
         columns = Set(records.map { columnValue($0.spec) }).sorted()
         let placements = Set(records.map(\.spec.placement))
         let otherValues = Set(records.map { otherValue($0.spec) })
@@ -65,14 +83,15 @@ public struct ResultTable: Sendable {
         for record in records {
             let spec = record.spec
             let other = otherValues.count > 1 ? otherValue(spec) : nil
-            let key = "\(spec.label)|\(spec.placement.rawValue)|\(other.map { "\($0)" } ?? "")"
+            let key = "\(model(spec))|\(spec.label)|\(spec.placement.rawValue)|\(other.map { "\($0)" } ?? "")"
             if rowsByKey[key] == nil {
                 var name = spec.label == spec.normalizer.rawValue ? spec.normalizer.displayName : spec.label
+                if models.count > 1 { name = "\(model(spec)) · \(name)" }
                 if placements.count > 1 { name += spec.placement == .before ? " (before ReLU)" : " (after ReLU)" }
                 if let other { name += axis == .batchSize ? " (lr \(Statistics.format(other)))" : " (batch \(Int(other)))" }
                 keys.append(key)
                 rowsByKey[key] = Row(
-                    name: name, label: spec.label, kind: spec.normalizer, placement: spec.placement,
+                    name: name, label: spec.label, model: model(spec), kind: spec.normalizer, placement: spec.placement,
                     otherAxisValue: other, cells: Array(repeating: Cell(), count: columns.count))
             }
             let column = columns.firstIndex(of: columnValue(spec))!
@@ -87,6 +106,30 @@ public struct ResultTable: Sendable {
             rowsByKey[key]!.cells[column] = cell
         }
         rows = keys.map { rowsByKey[$0]! }
+    }
+
+    /// The depth D of `resnet-D` or `plain-D`; nil for other models.
+    static func depth(of model: String) -> Int? {
+        guard let settings = try? ModelSettings(name: model), case .resNet(let depth, _) = settings.architecture else { return nil }
+        return depth
+    }
+
+    /// The models of the records, in order of appearance: "resnet-8", or "resnet-D and plain-D"
+    /// on the depth axis.
+    public var modelNames: String {
+        var names: [String] = []
+        for record in records {
+            let name = axis == .depth ? String(record.spec.model.prefix { $0 != "-" }) + "-D" : record.spec.model
+            if !names.contains(name) { names.append(name) }
+        }
+        return names.count <= 2 ? names.joined(separator: " and ") : names.dropLast().joined(separator: ", ") + " and " + names.last!
+    }
+
+    /// The data the records trained on, by name.
+    public var dataName: String {
+        guard let data = records.first?.spec.data else { return "" }
+        if data == "embedded" { return "Fashion-MNIST" }
+        return CIFAR10.batchesDirectory(in: data) != nil ? "CIFAR-10" : "Fashion-MNIST"
     }
 
     /// For each column, the index of the row with the highest mean accuracy.

@@ -8,7 +8,7 @@ public enum SVGChart {
     public static func render(_ table: ResultTable, title: String) -> String {
         let (width, height) = (760.0, 460.0)
         let plot = (left: 70.0, right: 560.0, top: 50.0, bottom: 400.0)
-        let xs = table.columns.map { log2($0) }
+        let xs = table.columns.map { table.axis == .depth ? $0 : log2($0) }
         let errors = table.rows.flatMap { $0.cells.compactMap { $0.mean.map { 100 * (1 - $0) } } }
         // A y range around the data, in round steps, so that differences of a point show. A few
         // far-off points (runs that never learned) would squash the rest: they are drawn at the
@@ -40,7 +40,7 @@ public enum SVGChart {
         }
         svg.append("<line x1=\"\(plot.left)\" y1=\"\(plot.bottom)\" x2=\"\(plot.right)\" y2=\"\(plot.bottom)\" stroke=\"black\"/>")
         svg.append("<line x1=\"\(plot.left)\" y1=\"\(plot.top)\" x2=\"\(plot.left)\" y2=\"\(plot.bottom)\" stroke=\"black\"/>")
-        svg.append("<text x=\"\((plot.left + plot.right) / 2)\" y=\"\(plot.bottom + 42)\" text-anchor=\"middle\">\(table.axis.rawValue) (log scale)</text>")
+        svg.append("<text x=\"\((plot.left + plot.right) / 2)\" y=\"\(plot.bottom + 42)\" text-anchor=\"middle\">\(table.axis.rawValue)\(table.axis == .depth ? "" : " (log scale)")</text>")
         svg.append("<text transform=\"translate(22 \((plot.top + plot.bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">test error (%)</text>")
         // One line per row; missing or diverged cells break nothing, they are simply not drawn.
         for (index, row) in table.rows.enumerated() {
