@@ -5,7 +5,7 @@ The speed targets in the issues compare NormLab with PyTorch on the same machine
 shared and its speed drifts by ±30 % over a day, so the fair comparison runs both at the same
 time: this script, then `normlab bench`, alternately (see results/BENCHMARKS.md).
 
-    python3 tools/pytorch_reference.py train   [--batch-sizes 2,8,32,128] [--norm none,batch,...]
+    python3 tools/pytorch_reference.py train   [--model smallcnn|resnet-D|plain-D] [--batch-sizes 2,8,32,128] [--norm none,batch,...]
     python3 tools/pytorch_reference.py kernels
 
 Prints one JSON object per line, with the same keys as `normlab bench … --json`. Needs PyTorch
@@ -13,6 +13,7 @@ Prints one JSON object per line, with the same keys as `normlab bench … --json
 """
 import argparse
 import gzip
+import re
 import json
 import pathlib
 import statistics
@@ -80,6 +81,58 @@ def small_cnn(kind):
     return nn.Sequential(*layers)
 
 
+class BasicBlock(nn.Module):
+    """conv3x3 → norm → ReLU → conv3x3 → norm, plus the shortcut (the identity, or conv1x1 with
+    stride 2 → norm where the shape changes), then ReLU; without shortcuts the same two
+    convolutions, each followed by norm → ReLU. As `Sources/NormLab/Model/ResNet.swift`."""
+
+    def __init__(self, kind, inputs, outputs, stride, shortcuts):
+        super().__init__()
+        bias = kind == "none"
+        self.body = nn.Sequential(
+            nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=bias), norm_layer(kind, outputs), nn.ReLU(),
+            nn.Conv2d(outputs, outputs, 3, padding=1, bias=bias), norm_layer(kind, outputs))
+        self.shortcuts = shortcuts
+        self.projection = None
+        if shortcuts and (stride != 1 or inputs != outputs):
+            self.projection = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride=stride, bias=bias), norm_layer(kind, outputs))
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.shortcuts:
+            y = y + (self.projection(x) if self.projection is not None else x)
+        return torch.relu(y)
+
+
+def res_net(kind, depth, shortcuts, channels=1, classes=10):
+    """He et al. 2016's CIFAR ResNet (depth 6n + 2, widths 16, 32, 64), or the plain network."""
+    n = (depth - 2) // 6
+    layers = [nn.Conv2d(channels, 16, 3, padding=1, bias=kind == "none"), norm_layer(kind, 16), nn.ReLU()]
+    inputs = 16
+    for stage, width in enumerate([16, 32, 64]):
+        for block in range(n):
+            layers.append(BasicBlock(kind, inputs, width, 2 if stage > 0 and block == 0 else 1, shortcuts))
+            inputs = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def make_model(name, kind):
+    """smallcnn, resnet-D or plain-D, as the lab names them."""
+    if name == "smallcnn":
+        return small_cnn(kind)
+    match = re.fullmatch(r"(resnet|plain)-(\d+)", name)
+    if not match or int(match.group(2)) < 8 or (int(match.group(2)) - 2) % 6:
+        raise SystemExit(f"unknown model {name!r}: smallcnn, resnet-D or plain-D with D = 6n + 2")
+    return res_net(kind, int(match.group(2)), match.group(1) == "resnet")
+
+
 def training_images():
     with gzip.open(DATA / "train-images-idx3-ubyte.gz") as f:
         images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
@@ -89,13 +142,13 @@ def training_images():
     return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
 
 
-def bench_train(kinds, batch_sizes):
+def bench_train(model_name, kinds, batch_sizes):
     images, labels = training_images()
     for batch_size in batch_sizes:
         steps = max(1, 256 // batch_size)  # timed blocks of about 256 images, as in the lab
         for kind in kinds:
             torch.manual_seed(0)
-            model = small_cnn(kind).train()
+            model = make_model(model_name, kind).train()
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
             loss_function = nn.CrossEntropyLoss()
             position = [0]
@@ -112,7 +165,7 @@ def bench_train(kinds, batch_sizes):
                     optimizer.step()
 
             seconds = median_seconds(block)
-            print(json.dumps({"framework": "pytorch", "normalizer": kind, "batch_size": batch_size,
+            print(json.dumps({"framework": "pytorch", "model": model_name, "normalizer": kind, "batch_size": batch_size,
                               "images_per_second": steps * batch_size / seconds, "threads": torch.get_num_threads(),
                               "cpu": CPU}),
                   flush=True)
@@ -151,6 +204,7 @@ def bench_kernels(kinds, shapes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["train", "kernels"])
+    parser.add_argument("--model", default="smallcnn")
     parser.add_argument("--norm", default=",".join(KINDS))
     parser.add_argument("--batch-sizes", default="2,8,32,128")
     parser.add_argument("--threads", type=int, default=2)
@@ -168,7 +222,8 @@ def main():
         parser.error("batch sizes and --threads must be at least 1")
     torch.set_num_threads(arguments.threads)
     if arguments.what == "train":
-        bench_train(kinds, batch_sizes)
+        make_model(arguments.model, "none")  # the name is checked before any timing
+        bench_train(arguments.model, kinds, batch_sizes)
     else:
         bench_kernels(kinds, [(2, 16, 28, 28), (32, 16, 28, 28), (128, 32, 14, 14), (64, 64, 56, 56)])
 

@@ -7,9 +7,11 @@ import XCTest
 
 /// Aggregation over seeds, diverged runs, and the three report formats.
 final class ReportTests: XCTestCase {
-    private func record(_ kind: NormalizerKind, batch: Int, seed: UInt64, accuracy: Double?, precise: Double? = nil) -> RunRecord {
+    private func record(
+        _ kind: NormalizerKind, batch: Int, seed: UInt64, accuracy: Double?, precise: Double? = nil, model: String = "smallcnn"
+    ) -> RunRecord {
         let spec = RunSpec(
-            experiment: "synthetic", label: kind.rawValue, normalizer: NormalizerSettings(kind: kind), renormSchedule: nil,
+            experiment: "synthetic", model: try! ModelSettings(name: model), label: kind.rawValue, normalizer: NormalizerSettings(kind: kind), renormSchedule: nil,
             placement: .before, batchSize: batch, epochs: 1, baseLearningRate: 0.05, learningRate: 0.05 * Float(batch) / 32,
             learningRateScaling: "linear", weightDecay: 5e-4, sgdMomentum: 0.9, seed: seed, data: "embedded", trainSize: 100)
         let result = RunResult(
@@ -77,10 +79,46 @@ final class ReportTests: XCTestCase {
 
     func testCSVIsTestErrorInLongForm() {
         let lines = CSVReport.render(ResultTable(records: records)).split(separator: "\n")
-        XCTAssertEqual(lines[0], "row,label,normalizer,placement,batch_size,runs,diverged,test_error_mean,test_error_std,precise_bn_error_mean,precise_bn_error_std")
-        XCTAssertEqual(lines[1], "batch norm,batch,batch,before,2,2,0,19.0000,1.4142,15.0000,1.4142")
-        XCTAssertTrue(lines.contains("none,none,none,before,2,2,2,,,,"))
+        XCTAssertEqual(lines[0], "row,label,model,normalizer,placement,batch_size,runs,diverged,test_error_mean,test_error_std,precise_bn_error_mean,precise_bn_error_std")
+        XCTAssertEqual(lines[1], "batch norm,batch,smallcnn,batch,before,2,2,0,19.0000,1.4142,15.0000,1.4142")
+        XCTAssertTrue(lines.contains("none,none,smallcnn,none,before,2,2,2,,,,"))
         XCTAssertEqual(lines.count, 7)
+    }
+
+    func testSeveralDepthsAtOneBatchSizeMakeADepthAxisWithARowPerFamilyAndNormalizer() throws {
+        var depthRecords: [RunRecord] = []
+        for (model, accuracy) in [("resnet-8", 0.80), ("resnet-14", 0.82), ("plain-8", 0.79), ("plain-14", 0.60)] {
+            for kind in [NormalizerKind.batch, .none] {
+                depthRecords.append(record(kind, batch: 32, seed: 0, accuracy: accuracy, model: model))
+            }
+        }
+        let table = ResultTable(records: depthRecords)
+        XCTAssertEqual(table.axis, .depth)
+        XCTAssertEqual(table.columns, [8, 14])
+        XCTAssertEqual(table.rows.map(\.name), ["resnet · batch norm", "resnet · none", "plain · batch norm", "plain · none"])
+        XCTAssertEqual(table.rows[2].cells.map(\.mean), [0.79, 0.60])
+        XCTAssertEqual(table.modelNames, "resnet-D and plain-D")
+        let markdown = MarkdownReport.render(table, chartFile: "d.svg", csvFile: "d.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(markdown.contains("# synthetic: test accuracy of resnet-D and plain-D on Fashion-MNIST"), markdown)
+        XCTAssertTrue(markdown.contains("| normalizer | depth 8 | depth 14 |"), markdown)
+        XCTAssertTrue(CSVReport.render(table).hasPrefix("row,label,model,normalizer,placement,depth,"))
+        // Two models at several batch sizes: a row per model and normalizer, batch on the axis.
+        let mixed = ResultTable(records: depthRecords.filter { $0.spec.model.hasSuffix("-8") }
+            + [record(.batch, batch: 2, seed: 0, accuracy: 0.7, model: "resnet-8")])
+        XCTAssertEqual(mixed.axis, .batchSize)
+        XCTAssertEqual(mixed.rows.map(\.name), ["resnet-8 · batch norm", "resnet-8 · none", "plain-8 · batch norm", "plain-8 · none"])
+    }
+
+    func testRecordsWithoutAModelAreSmallCNNs() throws {
+        var json = String(decoding: try JSONEncoder().encode(records[0]), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"model\":\"smallcnn\""), json)
+        XCTAssertFalse(json.contains("zero_init_residual"), json)
+        json = json.replacingOccurrences(of: "\"model\":\"smallcnn\",", with: "")
+        XCTAssertFalse(json.contains("model"))
+        XCTAssertEqual(try JSONDecoder().decode(RunRecord.self, from: Data(json.utf8)), records[0])
+        let residual = record(.none, batch: 8, seed: 0, accuracy: 0.5, model: "resnet-8")
+        let encoded = String(decoding: try JSONEncoder().encode(residual), as: UTF8.self)
+        XCTAssertTrue(encoded.contains("\"zero_init_residual\":false"), encoded)
     }
 
     func testChartIsWellFormedSVGWithOneLinePerRowThatHasPoints() throws {
