@@ -25,9 +25,18 @@ public struct ConvolutionGeometry: Equatable, Sendable, CustomStringConvertible 
 }
 
 /// Rearrangements between NCHW tensors and the column matrices of a convolution of any
-/// geometry. Simple loops: the lab's common 3×3, stride-1 convolution uses `Im2Col.unfold`
-/// and `Im2Col.fold` instead.
+/// geometry. The lab's common 3×3, stride-1 convolution uses `Im2Col.unfold` and `Im2Col.fold`
+/// instead.
 enum GeneralIm2Col {
+    /// The outputs `ox` whose input `ox·s + offset - pad` lies in `0..<size`, for a window offset.
+    @inline(__always)
+    static func validOutputs(offset: Int, size: Int, outputSize: Int, _ g: ConvolutionGeometry) -> Range<Int> {
+        // ox·s ≥ pad - offset, and ox·s ≤ size - 1 + pad - offset.
+        let low = max(0, (g.padding - offset + g.stride - 1) / g.stride)
+        let high = min(outputSize, g.padding - offset + size - 1 >= 0 ? (g.padding - offset + size - 1) / g.stride + 1 : 0)
+        return low..<max(low, high)
+    }
+
     /// columns[(c·k² + ky·k + kx)][n·Po + oy·Wo + ox] = x[n, c, oy·s + ky - pad, ox·s + kx - pad],
     /// or 0 outside the plane.
     static func unfold(
@@ -39,20 +48,16 @@ enum GeneralIm2Col {
         Parallelism.forEach(channels * window, cost: columnCount) { rows in
             for row in rows {
                 let channel = row / window, ky = row % window / g.kernel, kx = row % g.kernel
+                let rowsInside = validOutputs(offset: ky, size: height, outputSize: oh, g)
+                let columnsInside = validOutputs(offset: kx, size: width, outputSize: ow, g)
                 for sample in 0..<batch {
                     let plane = input + (sample * channels + channel) * height * width
                     let out = columns + row * columnCount + sample * po
-                    for oy in 0..<oh {
-                        let y = oy * g.stride + ky - g.padding
-                        let outRow = out + oy * ow
-                        guard y >= 0 && y < height else {
-                            outRow.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        for ox in 0..<ow {
-                            let x = ox * g.stride + kx - g.padding
-                            outRow[ox] = x >= 0 && x < width ? plane[y * width + x] : 0
-                        }
+                    out.update(repeating: 0, count: po)
+                    for oy in rowsInside {
+                        let source = plane + (oy * g.stride + ky - g.padding) * width + kx - g.padding
+                        let target = out + oy * ow
+                        for ox in columnsInside { target[ox] = source[ox * g.stride] }
                     }
                 }
             }
@@ -72,16 +77,16 @@ enum GeneralIm2Col {
                 let sample = planeIndex / channels, channel = planeIndex % channels
                 let plane = output + planeIndex * p
                 plane.update(repeating: 0, count: p)
+                // Each offset adds at most one term to each input, so the terms of an input are
+                // added in offset order.
                 for offset in 0..<window {
                     let ky = offset / g.kernel, kx = offset % g.kernel
                     let rowStart = columns + (channel * window + offset) * columnCount + sample * po
-                    for oy in 0..<oh {
-                        let y = oy * g.stride + ky - g.padding
-                        guard y >= 0 && y < height else { continue }
-                        for ox in 0..<ow {
-                            let x = ox * g.stride + kx - g.padding
-                            if x >= 0 && x < width { plane[y * width + x] += rowStart[oy * ow + ox] }
-                        }
+                    let columnsInside = validOutputs(offset: kx, size: width, outputSize: ow, g)
+                    for oy in validOutputs(offset: ky, size: height, outputSize: oh, g) {
+                        let target = plane + (oy * g.stride + ky - g.padding) * width + kx - g.padding
+                        let source = rowStart + oy * ow
+                        for ox in columnsInside { target[ox * g.stride] += source[ox] }
                     }
                 }
             }
