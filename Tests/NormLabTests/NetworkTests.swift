@@ -61,19 +61,27 @@ final class NetworkTests: XCTestCase {
         }
     }
 
-    func testResNetAndPlainNetsGiveTheSameBitsOnOneTwoAndThreeThreads() throws {
+    func testResNetAndPlainNetsGiveTheSameBitsOnOneTwoAndThreeThreadsAndInWholeBatches() throws {
+        // Batch 24: pieces of 16 and 8, each shared out between the lanes, where every
+        // normalizer is per sample; whole batches through each layer with batch norm.
         for name in ["resnet-8", "plain-8"] {
-            for kind in [NormalizerKind.batch, .group, .none] {
-                let model = try ModelSettings(name: name)
-                let runs = try [1, 2, 3].map { threads in
+            for (kind, zeroInit) in [(NormalizerKind.batch, false), (.group, false), (.instance, false), (.none, true)] {
+                var model = try ModelSettings(name: name)
+                model.zeroInitResidual = zeroInit && model.hasShortcuts
+                func run(threads: Int, splits: Bool = true) throws -> [UInt32] {
                     try withThreads(threads) {
-                        try train(
-                            try model.make(normalizer: NormalizerSettings(kind: kind), image: Self.data.imageShape, classes: 10, seed: 2),
-                            batchSize: 24, steps: 3)
+                        let network = try model.make(
+                            normalizer: NormalizerSettings(kind: kind), image: Self.data.imageShape, classes: 10, seed: 2) as! Network
+                        network.splitsBatches = splits
+                        let bits = try train(network, batchSize: 24, steps: 3)
+                        XCTAssertEqual(network.ranInLanes, splits && kind != .batch, "\(name) \(kind)")
+                        return bits
                     }
                 }
-                XCTAssertEqual(runs[1], runs[0], "\(name) \(kind): 2 threads against 1")
-                XCTAssertEqual(runs[2], runs[0], "\(name) \(kind): 3 threads against 1")
+                let whole = try run(threads: 2, splits: false)
+                for threads in [1, 2, 3] {
+                    XCTAssertEqual(try run(threads: threads), whole, "\(name) \(kind): \(threads) threads against whole batches")
+                }
             }
         }
     }

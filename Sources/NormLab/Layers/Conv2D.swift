@@ -59,6 +59,8 @@ public final class Conv2D {
     var rectifiesOutput = false
     var computesInputGradient = true
     private var layerInputGradient = Tensor(shape: [0])
+    /// In a lane (`LaneLayer`): dL/dy of its share, for the weight gradient.
+    private var laneOutputGradient = Tensor(shape: [0])
 
     /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·k²)))
     /// and a zero bias.
@@ -325,6 +327,34 @@ extension Conv2D: RectifyingLayer {
     public func visitOwnParameters(_ body: ParameterVisitor) {
         body(&weight.value, weight.gradient, true)
         if let bias { body(&bias.value, bias.gradient, false) }
+    }
+}
+
+extension Conv2D: LaneLayer {
+    func makeLane() throws -> (any Layer)? {
+        let lane = Conv2D(sharingParametersOf: self)
+        lane.rectifiesOutput = rectifiesOutput
+        lane.computesInputGradient = computesInputGradient
+        return lane
+    }
+
+    func prepare(_ lane: any Layer) {}
+
+    func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
+        laneOutputGradient = outputGradient
+        guard computesInputGradient else { return Tensor(shape: [0]) }
+        inputGradient(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
+        let lane = lane as! Conv2D
+        parameterGradients(lane.laneOutputGradient, piece: piece, source: lane)
+    }
+
+    /// The weight gradient's product: K · Cout · (the share's output positions).
+    func parameterGradientCost(from lane: any Layer) -> Int {
+        weight.value.count * (lane as! Conv2D).laneOutputGradient.count / outputChannels
     }
 }
 

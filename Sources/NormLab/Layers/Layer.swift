@@ -56,11 +56,15 @@ protocol RectifyingLayer: Layer {
 /// Layers applied one after the other.
 public final class Sequential: Layer {
     public let layers: [any Layer]
+    /// The layers as `LaneLayer`s, when every one is (cast once, not at every step).
+    let laneLayers: [any LaneLayer]?
 
     /// Where a layer is followed by a ReLU and can apply it itself (`RectifyingLayer`), the
     /// ReLU's forward pass is fused into it: the same bits, one pass and one buffer fewer.
     public init(_ layers: [any Layer]) {
         self.layers = layers
+        let laneLayers = layers.compactMap { $0 as? any LaneLayer }
+        self.laneLayers = laneLayers.count == layers.count ? laneLayers : nil
         for (layer, next) in zip(layers, layers.dropFirst()) {
             if var fusing = layer as? any RectifyingLayer, fusing.canRectify, let relu = next as? ReLU {
                 fusing.rectifiesOutput = true

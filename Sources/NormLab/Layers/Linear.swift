@@ -9,6 +9,8 @@ public final class Linear {
     /// As a `Layer`: its output and input gradient.
     private var layerOutput = Tensor(shape: [0])
     private var layerInputGradient = Tensor(shape: [0])
+    /// In a lane (`LaneLayer`): dL/dy of its share, for the parameters' gradients.
+    private var laneOutputGradient = Tensor(shape: [0])
 
     /// Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / in)) and a zero bias.
     public init(inputCount: Int, outputCount: Int, generator: inout SeededGenerator) {
@@ -130,5 +132,26 @@ extension Linear: Layer {
     public func visitOwnParameters(_ body: ParameterVisitor) {
         body(&weight.value, weight.gradient, true)
         body(&bias.value, bias.gradient, false)
+    }
+}
+
+extension Linear: LaneLayer {
+    func makeLane() throws -> (any Layer)? { Linear(sharingParametersOf: self) }
+
+    func prepare(_ lane: any Layer) {}
+
+    func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
+        laneOutputGradient = outputGradient
+        inputGradient(outputGradient, into: &layerInputGradient)
+        return layerInputGradient
+    }
+
+    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
+        let lane = lane as! Linear
+        parameterGradients(lane.laneOutputGradient, piece: piece, source: lane)
+    }
+
+    func parameterGradientCost(from lane: any Layer) -> Int {
+        weight.value.count * max(1, (lane as! Linear).laneOutputGradient.shape[0])
     }
 }

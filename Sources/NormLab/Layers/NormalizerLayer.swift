@@ -4,9 +4,14 @@ public final class NormalizerLayer: RectifyingLayer {
     var rectifiesOutput = false
     private var output = Tensor(shape: [0])
     private var inputGradient = Tensor(shape: [0])
+    /// Makes another normalizer of the same settings, for a lane of a training step.
+    private let makeNormalizer: (() throws -> any Normalizer)?
 
-    public init(_ normalizer: any Normalizer) {
+    /// - Parameter makeNormalizer: makes another normalizer of the same settings, which lets a
+    ///   training step run the slot in lanes when the normalizer's statistics are per sample.
+    public init(_ normalizer: any Normalizer, makeNormalizer: (() throws -> any Normalizer)? = nil) {
         self.normalizer = normalizer
+        self.makeNormalizer = makeNormalizer
     }
 
     var canRectify: Bool { normalizer is any RectifyingNormalizer }
@@ -31,11 +36,40 @@ public final class NormalizerLayer: RectifyingLayer {
         return shape
     }
 
+    /// The normalizer's per-sample gradient sums, when its statistics are per sample.
+    private var perSample: (any PerSampleNormalizer)? { normalizer as? any PerSampleNormalizer }
+
     /// gamma and beta, which weight decay leaves alone.
     public func visitOwnParameters(_ body: ParameterVisitor) {
         guard !normalizer.parameters.gamma.isEmpty else { return }
         let gradients = normalizer.gradients
         body(&normalizer.parameters.gamma, gradients.gamma, false)
         body(&normalizer.parameters.beta, gradients.beta, false)
+    }
+}
+
+extension NormalizerLayer: LaneLayer {
+    /// A slot whose normalizer's statistics are each sample's own runs in lanes; batch
+    /// statistics, or a normalizer with only the plain protocol, keep the whole batch together.
+    func makeLane() throws -> (any Layer)? {
+        guard perSample != nil, let makeNormalizer else { return nil }
+        let lane = NormalizerLayer(try makeNormalizer(), makeNormalizer: makeNormalizer)
+        lane.rectifiesOutput = rectifiesOutput
+        return lane
+    }
+
+    /// Copies gamma and beta into the lane's own arrays: shared storage would make the SGD
+    /// update that follows copy this slot's arrays on write, with an allocation every step.
+    func prepare(_ lane: any Layer) {
+        let source = normalizer.parameters, target = (lane as! NormalizerLayer).normalizer
+        target.parameters.gamma.replaceSubrange(0..<source.gamma.count, with: source.gamma)
+        target.parameters.beta.replaceSubrange(0..<source.beta.count, with: source.beta)
+    }
+
+    func inputGradient(_ outputGradient: Tensor) throws -> Tensor { try backward(outputGradient) }
+
+    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
+        guard let perSample, let lane = (lane as! NormalizerLayer).perSample else { return }
+        perSample.setGradients(lane.gradients(continuing: piece.isFirst ? .zeros(channelCount: normalizer.channelCount) : perSample.gradients))
     }
 }

@@ -20,12 +20,23 @@ public protocol Model: AnyObject {
     var normalizers: [any Normalizer] { get }
 }
 
-/// A network made of layers: its training step takes the whole batch through each layer in
-/// turn, and each layer splits its own work across threads.
+/// A network made of layers. Its training step runs in pieces and lanes (`NetworkLanes`) when
+/// every layer can (`LaneLayer`: every normalizer's statistics are per sample, or there is
+/// none), else it takes the whole batch through each layer in turn, each layer splitting its
+/// own work across threads. Both give the same bits.
 public final class Network: Model {
+    /// The samples a training step takes through the network at a time, forward and backward,
+    /// when it runs in pieces (as `SmallCNN.pieceSize`).
+    public static let pieceSize = 16
     public let body: Sequential
     public private(set) var logits = Tensor(shape: [0])
     private var logitsGradient = Tensor(shape: [0])
+    /// Whether training steps take batches in pieces and lanes where the layers allow it
+    /// (`normlab bench train --whole-batches` turns it off, to time what they gain).
+    public var splitsBatches = true
+    private var lanes: NetworkLanes?
+    /// Whether the layers cannot run in lanes (found when lanes were first asked for).
+    private var lanesUnavailable = false
 
     public init(_ layers: [any Layer]) {
         body = Sequential(layers)
@@ -38,10 +49,27 @@ public final class Network: Model {
     }
 
     public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
+        let n = images.shape[0]
+        let threads = Parallelism.threadCount
+        if splitsBatches && ((threads > 1 && n > 1) || n > Self.pieceSize), let lanes = try lanes(count: threads) {
+            return try lanes.trainingGradients(body, images: images, labels: labels, pieceSize: Self.pieceSize)
+        }
         try forward(images, mode: .training)
         let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
         if loss.isFinite { _ = try body.backward(logitsGradient) }
         return loss
+    }
+
+    /// Whether the last training step ran in lanes.
+    var ranInLanes: Bool { lanes != nil }
+
+    /// One lane per thread, made on first use; nil when the layers cannot run in lanes.
+    private func lanes(count: Int) throws -> NetworkLanes? {
+        if lanesUnavailable { return nil }
+        if let lanes, lanes.lanes.count == count { return lanes }
+        lanes = try NetworkLanes(body, count: count)
+        lanesUnavailable = lanes == nil
+        return lanes
     }
 
     public func visitParameters(_ visit: ParameterVisitor) {

@@ -37,7 +37,9 @@ public struct NormSlots {
 
     /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none".
     public func norm(_ channels: Int) throws -> [any Layer] {
-        normalizes ? [NormalizerLayer(try makeNormalizer(channels))] : []
+        guard normalizes else { return [] }
+        let make = makeNormalizer
+        return [NormalizerLayer(try make(channels), makeNormalizer: { try make(channels) })]
     }
 
     /// conv → norm → ReLU, or conv → ReLU → norm with placement `after`.

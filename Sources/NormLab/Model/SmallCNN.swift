@@ -385,7 +385,7 @@ public final class SmallCNN: Model {
 }
 
 /// Copies `samples` of `images` [N, ...] into `target`, shaped [samples.count, ...].
-private func copySamples(_ samples: Range<Int>, of images: Tensor, into target: inout Tensor) {
+func copySamples(_ samples: Range<Int>, of images: Tensor, into target: inout Tensor) {
     var shape = images.shape
     let size = images.count / shape[0]
     shape[0] = samples.count
