@@ -20,3 +20,16 @@ struct SamplePiece: Equatable {
     var isLast: Bool { first + count == batch }
     var samples: Range<Int> { first..<first + count }
 }
+
+/// Copies `samples` of `images` [N, ...] into `target`, shaped [samples.count, ...].
+func copySamples(_ samples: Range<Int>, of images: Tensor, into target: inout Tensor) {
+    var shape = images.shape
+    let size = images.count / shape[0]
+    shape[0] = samples.count
+    target.reshape(to: shape)
+    images.scalars.withUnsafeBufferPointer { source in
+        target.scalars.withUnsafeMutableBufferPointer { target in
+            target.baseAddress!.update(from: source.baseAddress! + samples.lowerBound * size, count: samples.count * size)
+        }
+    }
+}

@@ -383,16 +383,3 @@ public final class SmallCNN: Model {
         body(&classifier.bias.value, classifier.bias.gradient, false)
     }
 }
-
-/// Copies `samples` of `images` [N, ...] into `target`, shaped [samples.count, ...].
-func copySamples(_ samples: Range<Int>, of images: Tensor, into target: inout Tensor) {
-    var shape = images.shape
-    let size = images.count / shape[0]
-    shape[0] = samples.count
-    target.reshape(to: shape)
-    images.scalars.withUnsafeBufferPointer { source in
-        target.scalars.withUnsafeMutableBufferPointer { target in
-            target.baseAddress!.update(from: source.baseAddress! + samples.lowerBound * size, count: samples.count * size)
-        }
-    }
-}

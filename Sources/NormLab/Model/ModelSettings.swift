@@ -1,18 +1,3 @@
-/// The size of one image: channels × height × width.
-public struct ImageShape: Equatable, Sendable, CustomStringConvertible {
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-
-    public init(channels: Int, height: Int, width: Int) {
-        self.channels = channels
-        self.height = height
-        self.width = width
-    }
-
-    public var description: String { "\(channels)×\(height)×\(width)" }
-}
-
 /// Which network to train, by the names users write: `smallcnn`, `resnet-D` and `plain-D` for
 /// D = 6n + 2 (8, 14, 20, 32, …), and the options that change how it starts.
 public struct ModelSettings: Equatable, Sendable {
