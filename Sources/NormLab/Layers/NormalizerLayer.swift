@@ -6,21 +6,33 @@ public final class NormalizerLayer: RectifyingLayer {
     private var inputGradient = Tensor(shape: [0])
     /// Makes another normalizer of the same settings, for a lane of a training step.
     private let makeNormalizer: (() throws -> any Normalizer)?
+    /// The normalizer's capabilities, asked for once (`Normalizer`).
+    private let rectifying: (any RectifyingNormalizer)?
+    private let releasing: (any InputReleasingNormalizer)?
+    /// The normalizer, when its statistics are per sample (it can run in lanes).
+    private let perSample: (any PerSampleNormalizer)?
 
     /// - Parameter makeNormalizer: makes another normalizer of the same settings, which lets a
     ///   training step run the slot in lanes when the normalizer's statistics are per sample.
     public init(_ normalizer: any Normalizer, makeNormalizer: (() throws -> any Normalizer)? = nil) {
         self.normalizer = normalizer
         self.makeNormalizer = makeNormalizer
+        rectifying = normalizer as? any RectifyingNormalizer
+        releasing = normalizer as? any InputReleasingNormalizer
+        perSample = normalizer as? any PerSampleNormalizer
     }
 
-    var canRectify: Bool { normalizer is any RectifyingNormalizer }
+    var canRectify: Bool { rectifying != nil }
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
-        try normalizer.forward(input, mode: mode, into: &output, rectifying: rectifiesOutput)
+        if let rectifying {
+            try rectifying.forward(input, mode: mode, into: &output, rectifying: rectifiesOutput)
+        } else {
+            try normalizer.forward(input, mode: mode, into: &output)
+        }
         // No backward follows an inference pass: the input the normalizer kept is let go, so the
         // layer before overwrites its buffer in place next time.
-        if mode == .inference { normalizer.releaseSavedInputIfAny() }
+        if mode == .inference { releasing?.releaseSavedInput() }
         return output
     }
 
@@ -35,9 +47,6 @@ public final class NormalizerLayer: RectifyingLayer {
         }
         return shape
     }
-
-    /// The normalizer's per-sample gradient sums, when its statistics are per sample.
-    private var perSample: (any PerSampleNormalizer)? { normalizer as? any PerSampleNormalizer }
 
     /// gamma and beta, which weight decay leaves alone.
     public func visitOwnParameters(_ body: ParameterVisitor) {

@@ -21,6 +21,10 @@ public final class ConvolutionBlock {
     /// "none": the block is conv → ReLU, whatever the placement, with no identity in between to
     /// copy its input and gradient through.
     private let skipsNormalizer: Bool
+    /// The normalizer, when it can apply the ReLU after it as it writes its output.
+    private let rectifyingNormalizer: (any RectifyingNormalizer)?
+    /// The normalizer, when it keeps its input for the backward pass and can let go of it.
+    private let releasingNormalizer: (any InputReleasingNormalizer)?
     /// The normalizer, when its statistics are each sample's own.
     private let perSampleNormalizer: (any PerSampleNormalizer)?
     /// The normalizer, when its statistics are the whole batch's.
@@ -37,6 +41,8 @@ public final class ConvolutionBlock {
         normalizer = try makeNormalizer(outputChannels)
         self.placement = placement
         skipsNormalizer = settings.kind == .none
+        rectifyingNormalizer = normalizer as? any RectifyingNormalizer
+        releasingNormalizer = normalizer as? any InputReleasingNormalizer
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
         batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
         self.makeNormalizer = makeNormalizer
@@ -49,6 +55,8 @@ public final class ConvolutionBlock {
         normalizer = try other.makeNormalizer(other.convolution.outputChannels)
         placement = other.placement
         skipsNormalizer = other.skipsNormalizer
+        rectifyingNormalizer = normalizer as? any RectifyingNormalizer
+        releasingNormalizer = normalizer as? any InputReleasingNormalizer
         perSampleNormalizer = normalizer as? any PerSampleNormalizer
         batchStatisticsNormalizer = normalizer as? any BatchStatisticsNormalizer
         makeNormalizer = other.makeNormalizer
@@ -72,12 +80,18 @@ public final class ConvolutionBlock {
         // The normalizer may still hold last step's input (after an evaluation forward, which
         // no backward follows): release it, so the convolution or ReLU below overwrites that
         // buffer in place instead of copying it first.
-        normalizer.releaseSavedInputIfAny()
+        releasingNormalizer?.releaseSavedInput()
         if skipsNormalizer { return convolution.forward(x, into: &output, rectifying: true) }
         convolution.forward(x, into: &convolved)
         switch placement {
         case .before:
-            try normalizer.forward(convolved, mode: mode, into: &output, rectifying: true)
+            if let rectifyingNormalizer {
+                try rectifyingNormalizer.forward(convolved, mode: mode, into: &output, rectifying: true)
+            } else {
+                // A normalizer with only the plain protocol: the ReLU in a pass of its own.
+                try normalizer.forward(convolved, mode: mode, into: &output)
+                ReLU.rectify(&output)
+            }
         case .after:
             relu.forward(convolved, into: &middle)
             try normalizer.forward(middle, mode: mode, into: &output)

@@ -60,23 +60,6 @@ public protocol InputReleasingNormalizer: Normalizer {
     func releaseSavedInput()
 }
 
-extension Normalizer {
-    /// `forward(_:mode:into:)`, then max(y, 0): fused into the normalizer's pass when it is a
-    /// `RectifyingNormalizer`, else a pass of its own (the same bits either way).
-    func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
-        if let fused = self as? any RectifyingNormalizer {
-            return try fused.forward(input, mode: mode, into: &output, rectifying: rectifying)
-        }
-        try forward(input, mode: mode, into: &output)
-        if rectifying { ReLU.rectify(&output) }
-    }
-
-    /// Lets go of the saved input, where the normalizer keeps one (`InputReleasingNormalizer`).
-    func releaseSavedInputIfAny() {
-        (self as? any InputReleasingNormalizer)?.releaseSavedInput()
-    }
-}
-
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
 /// a training step can take a batch through it a few samples at a time, in pieces or lanes
 /// (`SmallCNN.trainingGradients`).
