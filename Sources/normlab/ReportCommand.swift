@@ -35,9 +35,13 @@ enum ReportCommand {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             printNow("wrote \(path)")
         }
+        let experimentPath = experimentFile ?? "experiments/\(experiment).json"
+        // The grid's size, when the experiment file is at hand, so that a part-done page says so.
+        let plannedRuns = (try? Experiment.load(from: experimentPath))
+            .map { $0.runs(trainSize: records[0].spec.trainSize).count }
         let markdown = MarkdownReport.render(
-            table, chartFile: outputs.svg, csvFile: outputs.csv,
-            experimentFile: experimentFile ?? "experiments/\(experiment).json", resultsFile: resultsPath)
+            table, chartFile: outputs.svg, csvFile: outputs.csv, experimentFile: experimentPath, resultsFile: resultsPath,
+            plannedRuns: plannedRuns)
         try write(markdown, outputs.markdown)
         try write(CSVReport.render(table), outputs.csv)
         try write(SVGChart.render(table, title: "\(experiment): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)

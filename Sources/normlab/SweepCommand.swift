@@ -19,7 +19,7 @@ enum SweepCommand {
         let terminal = display.isTerminal
         var lastPlainRun = 0
         let grid = [
-            counted(experiment.normalizers.count, "normalizer"), counted(experiment.placements.count, "placement"),
+            counted(experiment.models.count, "model"), counted(experiment.normalizers.count, "normalizer"), counted(experiment.placements.count, "placement"),
             counted(experiment.baseLearningRates.count, "learning rate"), counted(experiment.batchSizes.count, "batch size"),
             counted(experiment.seeds.count, "seed"),
         ]

@@ -102,6 +102,9 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(markdown.contains("# synthetic: test accuracy of resnet-D and plain-D on Fashion-MNIST"), markdown)
         XCTAssertTrue(markdown.contains("| normalizer | depth 8 | depth 14 |"), markdown)
         XCTAssertTrue(CSVReport.render(table).hasPrefix("row,label,model,normalizer,placement,depth,"))
+        XCTAssertFalse(markdown.contains("Part-done"))
+        let partial = MarkdownReport.render(table, chartFile: "d.svg", csvFile: "d.csv", experimentFile: "e.json", resultsFile: "r.jsonl", plannedRuns: 48)
+        XCTAssertTrue(partial.contains("**Part-done: 8 of the grid's 48 runs.**"), partial)
         // Two models at several batch sizes: a row per model and normalizer, batch on the axis.
         let mixed = ResultTable(records: depthRecords.filter { $0.spec.model.hasSuffix("-8") }
             + [record(.batch, batch: 2, seed: 0, accuracy: 0.7, model: "resnet-8")])

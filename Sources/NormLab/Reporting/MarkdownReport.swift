@@ -6,8 +6,11 @@ public enum MarkdownReport {
     /// - Parameters:
     ///   - experimentFile: the experiment file the results came from, as the user would type it.
     ///   - resultsFile: the results file this page is made from.
+    ///   - plannedRuns: the number of runs in the experiment's grid, when known: a page of fewer
+    ///     runs says it is part-done.
     public static func render(
-        _ table: ResultTable, chartFile: String, csvFile: String, experimentFile: String, resultsFile: String
+        _ table: ResultTable, chartFile: String, csvFile: String, experimentFile: String, resultsFile: String,
+        plannedRuns: Int? = nil
     ) -> String {
         var lines: [String] = []
         let specs = table.records.map(\.spec)
@@ -16,6 +19,10 @@ public enum MarkdownReport {
         lines.append("")
         lines.append(contentsOf: header(table))
         lines.append("")
+        if let plannedRuns, plannedRuns > table.records.count {
+            lines.append("**Part-done: \(table.records.count) of the grid's \(plannedRuns) runs.** The sweep runs seeds outermost, so the cells fill seed by seed; the command below resumes it where it stopped.")
+            lines.append("")
+        }
         lines.append("Reproduce from the repository root. The sweep writes to a new folder here: pointed at an existing results file it resumes, skipping the runs already recorded. Runs are deterministic, so the numbers match with 1 thread or 2.")
         lines.append("")
         lines.append("```sh")
