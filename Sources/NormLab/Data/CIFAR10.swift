@@ -42,16 +42,9 @@ public enum CIFAR10 {
                 pixels: pixels, labels: labels, channels: imageShape.channels, rows: imageShape.height,
                 columns: imageShape.width, classes: classes, mean: mean, std: std, description: description)
         }
-        var train = try dataset(trainPixels, trainLabels, folder)
+        let train = try dataset(trainPixels, trainLabels, folder)
         let test = try dataset(testPart.pixels, testPart.labels, (folder as NSString).appendingPathComponent(testFile))
-        if let trainSize {
-            guard trainSize > 0 else { throw DataError.mismatch(detail: "the training-set size must be positive, got \(trainSize)") }
-            guard trainSize <= train.count else {
-                throw DataError.mismatch(detail: "asked for \(trainSize) training images, \(folder) has \(train.count)")
-            }
-            train = train.prefix(trainSize)
-        }
-        return (train, test)
+        return (try train.first(trainSize, of: folder), test)
     }
 
     /// One binary file's images (channel planes in turn) and labels.

@@ -68,12 +68,16 @@ public struct Dataset: Sendable {
             channels: channels, rows: rows, columns: columns, classes: classes, mean: mean, std: std, description: "")
     }
 
-    /// The same images standardized with another set's statistics (a test set with its training
-    /// set's).
-    func standardized(like other: Dataset) -> Dataset {
-        try! Dataset(
-            pixels: pixels, labels: labels, channels: channels, rows: rows, columns: columns, classes: classes,
-            mean: other.mean, std: other.std, description: "")
+    /// The first `count` examples, or all for nil.
+    /// - Throws: `DataError.mismatch` for a count that is not positive or larger than the set,
+    ///   which came from `source`.
+    func first(_ count: Int?, of source: String) throws -> Dataset {
+        guard let count else { return self }
+        guard count > 0 else { throw DataError.mismatch(detail: "the training-set size must be positive, got \(count)") }
+        guard count <= self.count else {
+            throw DataError.mismatch(detail: "asked for \(count) training images, \(source) has \(self.count)")
+        }
+        return prefix(count)
     }
 
     /// Writes the examples at `indices` into `images` ([n, C, rows, columns], scaled to [0, 1]
@@ -142,15 +146,8 @@ public enum FashionMNIST {
                 images: IDXFile.read(imagesPath, expectedRank: 3), labels: IDXFile.read(labelsPath, expectedRank: 1),
                 description: "\(imagesPath) and \(labelsPath)")
         }
-        var train = try load(files.trainImages, files.trainLabels)
+        let train = try load(files.trainImages, files.trainLabels)
         let test = try load(files.testImages, files.testLabels)
-        if let trainSize {
-            guard trainSize > 0 else { throw DataError.mismatch(detail: "the training-set size must be positive, got \(trainSize)") }
-            guard trainSize <= train.count else {
-                throw DataError.mismatch(detail: "asked for \(trainSize) training images, \(directory) has \(train.count)")
-            }
-            train = train.prefix(trainSize)
-        }
-        return (train, test)
+        return (try train.first(trainSize, of: directory), test)
     }
 }
