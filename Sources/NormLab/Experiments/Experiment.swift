@@ -241,15 +241,8 @@ private struct ExperimentFile: Decodable {
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             kind = try container.decode(NormalizerKind.self, forKey: .kind)
-            var allowed: Set<String> = ["kind", "label"]
-            switch kind {
-            case .none: break
-            case .layer, .instance: allowed.insert("eps")
-            case .group: allowed.formUnion(["eps", "groups"])
-            case .batch: allowed.formUnion(["eps", "momentum"])
-            case .batchrenorm: allowed.formUnion(["eps", "momentum", "renorm_schedule"])
-            }
-            try decoder.rejectUnknownKeys(allowed, context: "a \"\(kind.rawValue)\" normalizer")
+            try decoder.rejectUnknownKeys(
+                kind.registration.settingKeys.union(["kind", "label"]), context: "a \"\(kind.rawValue)\" normalizer")
             label = try container.decodeIfPresent(String.self, forKey: .label)
             eps = try container.decodeIfPresent(Float.self, forKey: .eps)
             momentum = try container.decodeIfPresent(Float.self, forKey: .momentum)

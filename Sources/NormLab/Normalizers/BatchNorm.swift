@@ -105,3 +105,10 @@ public final class BatchNorm: BatchStatisticsNormalizer {
         pass.releaseInput()
     }
 }
+
+extension BatchNorm {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "batch norm", settingKeys: ["eps", "momentum"]) { settings, channels in
+        try BatchNorm(channelCount: channels, epsilon: settings.epsilon, momentum: settings.momentum)
+    }
+}

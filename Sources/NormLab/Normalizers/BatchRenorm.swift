@@ -140,3 +140,12 @@ public final class BatchRenorm: BatchStatisticsNormalizer {
         pass.releaseInput()
     }
 }
+
+extension BatchRenorm {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "batch renorm", settingKeys: ["eps", "momentum", "renorm_schedule"]) { settings, channels in
+        try BatchRenorm(
+                channelCount: channels, epsilon: settings.epsilon, momentum: settings.momentum, rmax: settings.rmax,
+                dmax: settings.dmax)
+    }
+}

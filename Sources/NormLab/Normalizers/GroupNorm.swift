@@ -49,3 +49,10 @@ public final class GroupNorm: PerSampleNormalizer {
         pass.releaseInput()
     }
 }
+
+extension GroupNorm {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "group norm", settingKeys: ["eps", "groups"]) { settings, channels in
+        try GroupNorm(channelCount: channels, groupCount: settings.groups ?? min(8, channels), epsilon: settings.epsilon)
+    }
+}

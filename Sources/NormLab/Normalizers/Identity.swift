@@ -39,3 +39,10 @@ public final class Identity: RectifyingNormalizer, InputReleasingNormalizer {
         lastShape = nil
     }
 }
+
+extension Identity {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "none", settingKeys: []) { settings, channels in
+        try Identity(channelCount: channels)
+    }
+}

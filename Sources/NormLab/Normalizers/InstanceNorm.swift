@@ -41,3 +41,10 @@ public final class InstanceNorm: PerSampleNormalizer {
         pass.releaseInput()
     }
 }
+
+extension InstanceNorm {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "instance norm", settingKeys: ["eps"]) { settings, channels in
+        try InstanceNorm(channelCount: channels, epsilon: settings.epsilon)
+    }
+}

@@ -41,3 +41,10 @@ public final class LayerNorm: PerSampleNormalizer {
         pass.releaseInput()
     }
 }
+
+extension LayerNorm {
+    /// Its entry in the lab (`NormalizerKind.registration`).
+    static let registration = NormalizerRegistration(displayName: "layer norm", settingKeys: ["eps"]) { settings, channels in
+        try LayerNorm(channelCount: channels, epsilon: settings.epsilon)
+    }
+}

@@ -118,24 +118,6 @@ extension Normalizer {
     }
 }
 
-/// The normalization methods, by the names used on the command line, in experiment files and in
-/// results.
-public enum NormalizerKind: String, CaseIterable, Codable, Sendable {
-    case none, batch, layer, instance, group, batchrenorm
-
-    /// A human-readable name for tables.
-    public var displayName: String {
-        switch self {
-        case .none: return "none"
-        case .batch: return "batch norm"
-        case .layer: return "layer norm"
-        case .instance: return "instance norm"
-        case .group: return "group norm"
-        case .batchrenorm: return "batch renorm"
-        }
-    }
-}
-
 /// Whether a forward pass uses batch statistics (and updates running ones) or stored ones.
 public enum NormalizationMode: Sendable {
     case training, inference

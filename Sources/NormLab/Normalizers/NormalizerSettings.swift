@@ -27,21 +27,6 @@ public struct NormalizerSettings: Equatable, Codable, Sendable {
     /// Builds the normalizer for a layer with `channelCount` channels.
     /// - Throws: `NormalizerError` when a setting is impossible for that layer.
     public func makeNormalizer(channelCount: Int) throws -> any Normalizer {
-        switch kind {
-        case .none:
-            return try Identity(channelCount: channelCount)
-        case .batch:
-            return try BatchNorm(channelCount: channelCount, epsilon: epsilon, momentum: momentum)
-        case .batchrenorm:
-            return try BatchRenorm(
-                channelCount: channelCount, epsilon: epsilon, momentum: momentum, rmax: rmax, dmax: dmax)
-        case .layer:
-            return try LayerNorm(channelCount: channelCount, epsilon: epsilon)
-        case .instance:
-            return try InstanceNorm(channelCount: channelCount, epsilon: epsilon)
-        case .group:
-            return try GroupNorm(
-                channelCount: channelCount, groupCount: groups ?? min(8, channelCount), epsilon: epsilon)
-        }
+        try kind.registration.make(self, channelCount)
     }
 }
