@@ -5,7 +5,7 @@
 /// `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch variance
 /// (so the running value estimates the population variance). Inference uses the running
 /// statistics and changes nothing.
-public final class BatchNorm: BatchStatisticsNormalizer {
+public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer {
     public var kind: NormalizerKind { .batch }
     public let channelCount: Int
     /// ε, added to the variance inside the square root.

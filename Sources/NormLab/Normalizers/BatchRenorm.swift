@@ -6,7 +6,7 @@
 /// It keeps a running mean and a running standard deviation σ (not a variance), both updated
 /// with `momentum` (the paper's α) after the batch is normalized. Inference is
 /// `gamma · (x - μ) / σ + beta`. With rmax = 1 and dmax = 0 training equals batch norm.
-public final class BatchRenorm: BatchStatisticsNormalizer {
+public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, ClippedNormalizer {
     public var kind: NormalizerKind { .batchrenorm }
     public let channelCount: Int
     public let epsilon: Float

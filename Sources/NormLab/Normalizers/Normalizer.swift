@@ -60,6 +60,23 @@ public protocol InputReleasingNormalizer: Normalizer {
     func releaseSavedInput()
 }
 
+/// A normalizer with running statistics for inference, which PreciseBN re-estimates after
+/// training (batch norm, batch renorm).
+public protocol PopulationStatisticsNormalizer: Normalizer {
+    /// From now on, training-mode forwards replace the running statistics with the plain
+    /// average of their batch statistics, until `endPopulationEstimate`.
+    func beginPopulationEstimate()
+    /// Returns to the running average.
+    func endPopulationEstimate()
+}
+
+/// A normalizer whose corrections are clipped by bounds that follow a schedule over training
+/// (batch renorm's rmax and dmax, `RenormSchedule`).
+public protocol ClippedNormalizer: Normalizer {
+    /// - Throws: `NormalizerError` for bounds below their minimum (rmax < 1, dmax < 0).
+    func setClipping(rmax: Float, dmax: Float) throws
+}
+
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
 /// a training step can take a batch through it a few samples at a time, in pieces or lanes
 /// (`SmallCNN.trainingGradients`).

@@ -8,7 +8,7 @@
 public enum PreciseBN {
     /// Whether `model` has normalizers with running statistics.
     public static func applies(to model: any Model) -> Bool {
-        model.normalizers.contains { $0 is BatchNorm || $0 is BatchRenorm }
+        model.normalizers.contains { $0 is any PopulationStatisticsNormalizer }
     }
 
     /// Re-estimates the running statistics of every batch norm and batch renorm layer from
@@ -23,16 +23,10 @@ public enum PreciseBN {
         var order = Array(0..<data.count)
         Trainer.shuffle(&order, using: &generator)
         let sample = Array(order.prefix(min(imageCount, data.count)))
-        let layers = model.normalizers
-        for layer in layers {
-            (layer as? BatchNorm)?.beginPopulationEstimate()
-            (layer as? BatchRenorm)?.beginPopulationEstimate()
-        }
+        let layers = model.normalizers.compactMap { $0 as? any PopulationStatisticsNormalizer }
+        for layer in layers { layer.beginPopulationEstimate() }
         defer {
-            for layer in layers {
-                (layer as? BatchNorm)?.endPopulationEstimate()
-                (layer as? BatchRenorm)?.endPopulationEstimate()
-            }
+            for layer in layers { layer.endPopulationEstimate() }
         }
         var images = Tensor(shape: [0])
         var start = 0

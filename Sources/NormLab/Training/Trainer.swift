@@ -119,7 +119,7 @@ public enum Trainer {
         let totalSteps = stepsPerEpoch * settings.epochs
         let optimizer = SGD(learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay)
         let schedule = CosineSchedule(initialRate: settings.learningRate, totalSteps: totalSteps)
-        let renorms = model.normalizers.compactMap { $0 as? BatchRenorm }
+        let renorms = model.normalizers.compactMap { $0 as? any ClippedNormalizer }
         var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
         var order = Array(0..<train.count)
         var images = Tensor(shape: [settings.batchSize, train.channels, train.rows, train.columns])
