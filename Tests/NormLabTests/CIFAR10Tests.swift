@@ -70,12 +70,16 @@ final class CIFAR10Tests: XCTestCase {
     func testFindsTheArchivesFolderAndTrainsAModel() throws {
         try writeSet(perFile: 4, in: directory.appendingPathComponent("cifar-10-batches-bin"))
         let (train, test) = try Dataset.load(directory: directory.path)
-        let settings = TrainingSettings(
-            model: try ModelSettings(name: "resnet-8"), normalizer: NormalizerSettings(kind: .group), batchSize: 4,
-            epochs: 1, baseLearningRate: 0.05, seed: 0)
-        let outcome = try Trainer.train(settings, train: train, test: test)
-        XCTAssertEqual(outcome.steps, 5)
-        XCTAssertNotNil(outcome.testAccuracy)
+        for model in ["resnet-8", "smallcnn"] {
+            for kind in [NormalizerKind.group, .batch] {
+                let settings = TrainingSettings(
+                    model: try ModelSettings(name: model), normalizer: NormalizerSettings(kind: kind), batchSize: 4,
+                    epochs: 1, baseLearningRate: 0.05, seed: 0)
+                let outcome = try Trainer.train(settings, train: train, test: test)
+                XCTAssertEqual(outcome.steps, 5, "\(model) \(kind)")
+                XCTAssertNotNil(outcome.testAccuracy, "\(model) \(kind)")
+            }
+        }
     }
 
     func testBadFilesAreClearErrors() throws {
