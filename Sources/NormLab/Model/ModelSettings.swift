@@ -28,7 +28,7 @@ public struct ModelSettings: Equatable, Sendable {
                 throw ModelError.unknownModel(
                     "\"\(name)\": the depth of \(prefix)D must be 6n + 2 for some n ≥ 1 (8, 14, 20, 32, 44, 56, 110)")
             }
-            self.init(name: lowered, architecture: .resNet(depth: depth, shortcuts: shortcuts), zeroInitResidual: zeroInitResidual)
+            self.init(name: "\(prefix)\(depth)", architecture: .resNet(depth: depth, shortcuts: shortcuts), zeroInitResidual: zeroInitResidual)
             return
         }
         throw ModelError.unknownModel("unknown model \"\(name)\": the lab has smallcnn, resnet-D and plain-D (D = 8, 14, 20, 32, …)")
