@@ -11,7 +11,7 @@ public enum KernelBenchmark {
         public var seconds: Double
     }
 
-    /// The shapes the targets are stated for.
+    /// The shapes the speed targets are stated for.
     public static let defaultShapes: [[Int]] = [[2, 16, 28, 28], [32, 16, 28, 28], [128, 32, 14, 14], [64, 64, 56, 56]]
 
     /// The normalizers timed by default (the identity costs nothing).
