@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's side of NormLab's speed comparison, measured the way `normlab bench` measures.
 
-The speed targets in the issues compare NormLab with PyTorch on the same machine. This machine is
+The lab's speed targets compare NormLab with PyTorch on the same machine. This machine is
 shared and its speed drifts by ±30 % over a day, so the fair comparison runs both at the same
 time: this script, then `normlab bench`, alternately (see results/BENCHMARKS.md).
 
