@@ -26,7 +26,7 @@ let package = Package(
         /// The lab: tensors, normalizers, verification against reference fixtures, benchmarks.
         .target(
             name: "NormLab",
-            dependencies: ["CZlib", "WideKernels"],
+            dependencies: ["CZlib", "CPUFeatures", "WideKernels"],
             swiftSettings: kernelFlags
         ),
 
@@ -47,7 +47,8 @@ let package = Package(
             swiftSettings: wideKernelFlags
         ),
 
-        /// Asks the processor what it can run (C: Swift has no CPUID).
+        /// Asks the processor what it can run, and the system which processors this process may use
+        /// (C: Swift has no CPUID, and Glibc's affinity calls need _GNU_SOURCE).
         .target(name: "CPUFeatures"),
 
         /// The system's zlib (every Swift-on-Linux machine has it), for gzip-compressed data files.

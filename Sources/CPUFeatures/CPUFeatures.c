@@ -1,4 +1,10 @@
+#define _GNU_SOURCE
 #include "CPUFeatures.h"
+
+#include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 int normlab_runs_avx512(void) {
 #if defined(__x86_64__)
@@ -8,4 +14,15 @@ int normlab_runs_avx512(void) {
 #else
     return 0;
 #endif
+}
+
+int normlab_available_processors(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+        return CPU_COUNT(&set);
+    }
+#endif
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
 }

@@ -8,8 +8,18 @@ let usage = """
     commands:
       verify FILE_OR_DIR...     check the normalizers against reference fixtures
       train [options]           train a model once (smallcnn, resnet-D, plain-D; normlab train --help)
-      sweep EXPERIMENT.json [--out DIR] [--threads N]
-                                run an experiment's grid of trainings (resumable), write tables
+      sweep EXPERIMENT.json [--out DIR] [--jobs J] [--threads N]
+                                run an experiment's grid of trainings (resumable), write tables;
+                                J trainings at once of N threads each (default: every processor)
+      sweep EXPERIMENT.json --list
+                                the grid's runs, numbered in the order tasks use
+      sweep EXPERIMENT.json [--out DIR] (--task I | --tasks I,J,...) [--threads N]
+                                run only these runs, each record to DIR/tasks/ (in a Slurm array
+                                task, SLURM_ARRAY_TASK_ID names the run when --task is absent)
+      merge OUT [EXPERIMENT.json] [--partial]
+                                gather OUT/tasks into the results file in grid order, write tables
+      slurm EXPERIMENT.json [--out DIR] [--max-parallel K] [--cpus-per-task C] [--time T] [--partition P]
+                                write Slurm scripts: a job array of the grid's runs, then a merge
       report RESULTS.jsonl [--out DIR]
                                 write the markdown table, CSV and SVG chart for a results file
       bench kernels [--json] [--threads N] [--quick]
@@ -44,6 +54,10 @@ do {
         exit(try TrainCommand.run(arguments))
     case "sweep":
         exit(try SweepCommand.run(arguments))
+    case "merge":
+        exit(try MergeCommand.run(arguments))
+    case "slurm":
+        exit(try SlurmCommand.run(arguments))
     case "report":
         exit(try ReportCommand.run(arguments))
     case "bench":

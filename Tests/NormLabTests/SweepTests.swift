@@ -16,13 +16,7 @@ final class SweepTests: XCTestCase {
     }
 
     private func tinyExperiment(name: String = "tiny", seeds: String = "[0, 1]") throws -> String {
-        let path = directory.appendingPathComponent("\(name).json").path
-        try """
-            {"format": "normlab-experiment/1", "name": "\(name)", "train_size": 256, "test_size": 500, "epochs": 1,
-             "learning_rate": {"base": 0.05}, "normalizers": [{"kind": "batch"}, {"kind": "layer"}],
-             "batch_sizes": [8, 32], "seeds": \(seeds), "precise_bn": {"images": 64, "batch_size": 32}}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try writeTinyExperiment(in: directory, name: name, seeds: seeds)
     }
 
     private func sweep(_ path: String, into folder: String) throws -> Sweep.Summary {
@@ -83,17 +77,14 @@ final class SweepTests: XCTestCase {
     /// A real interruption: `normlab sweep` killed with SIGKILL mid-sweep, then run again,
     /// records every run exactly once, with the numbers of an uninterrupted sweep.
     func testKillNineThenResume() throws {
-        let executable = Bundle.main.bundleURL.appendingPathComponent("normlab")
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-            throw XCTSkip("the normlab executable is not built beside the tests")
-        }
+        let executable = try normlabExecutable()
         let experiment = try tinyExperiment(name: "killed", seeds: "[0, 1, 2]")
         let interrupted = directory.appendingPathComponent("interrupted").path
         let results = (interrupted as NSString).appendingPathComponent("killed.jsonl")
         func launch() throws -> Process {
             let process = Process()
             process.executableURL = executable
-            process.arguments = ["sweep", experiment, "--out", interrupted]
+            process.arguments = ["sweep", experiment, "--out", interrupted, "--jobs", "1"]
             process.currentDirectoryURL = repositoryRoot
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice

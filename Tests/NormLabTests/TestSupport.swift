@@ -29,3 +29,41 @@ func assertClose(
     for (a, e) in zip(actual, expected) { worst = max(worst, abs(a - e) / max(1, abs(e))) }
     XCTAssertLessThanOrEqual(worst, tolerance, "largest relative difference \(worst) \(message)", file: file, line: line)
 }
+
+/// The `normlab` program built beside the tests (`swift test` builds it with them), for tests
+/// that run it as a user would. Fails, rather than skips, when it is missing.
+func normlabExecutable(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+    let executable = Bundle.main.bundleURL.appendingPathComponent("normlab")
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+        XCTFail("no normlab program at \(executable.path): build it with `swift build` in the same configuration", file: file, line: line)
+        throw CocoaError(.fileNoSuchFile)
+    }
+    return executable
+}
+
+/// Runs `normlab` with `arguments` in the repository's root; returns its exit status.
+@discardableResult
+func runNormlab(_ arguments: [String], environment: [String: String]? = nil) throws -> Int32 {
+    let process = Process()
+    process.executableURL = try normlabExecutable()
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    if let environment { process.environment = environment }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+/// A sweep of seconds: batch and layer norm, batch 8 and 32, 256 training images, one epoch.
+/// - Returns: the experiment file's path, `directory/NAME.json`.
+func writeTinyExperiment(in directory: URL, name: String = "tiny", seeds: String = "[0, 1]") throws -> String {
+    let path = directory.appendingPathComponent("\(name).json").path
+    try """
+        {"format": "normlab-experiment/1", "name": "\(name)", "train_size": 256, "test_size": 500, "epochs": 1,
+         "learning_rate": {"base": 0.05}, "normalizers": [{"kind": "batch"}, {"kind": "layer"}],
+         "batch_sizes": [8, 32], "seeds": \(seeds), "precise_bn": {"images": 64, "batch_size": 32}}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}

@@ -6,4 +6,8 @@
 /// covers both: the CPUID bits and the OS saving the 512-bit registers.
 int normlab_runs_avx512(void);
 
+/// The processors this process may run on: its CPU affinity mask where the system has one
+/// (`taskset`, a batch system's binding), else the online processors; at least 1.
+int normlab_available_processors(void);
+
 #endif

@@ -1,3 +1,4 @@
+import CPUFeatures
 import Foundation
 
 /// What a benchmark ran on: the processor's name and how many processors the system offers.
@@ -38,6 +39,12 @@ public struct Machine: Equatable, Sendable {
             return "CPU implementer \(implementer), part \(part)"
         }
         return nil
+    }
+
+    /// The processors this process may run on: its CPU affinity (`taskset`, a batch system's
+    /// binding) where the system reports one, else every online processor.
+    public static var availableProcessors: Int {
+        max(1, Int(normlab_available_processors()))
     }
 
     /// "Intel(R) Xeon(R) Processor, 2 processors".

@@ -12,8 +12,10 @@ public final class ResultsLog {
     public private(set) var repairedTornLine = false
 
     /// Opens (or creates on first append) the results file at `path`.
+    /// - Parameter repairing: whether to cut a torn last line off the file; false for a reader
+    ///   that must not touch a file another process may be appending to (the line is skipped).
     /// - Throws: `ExperimentError.results` when a complete line is not a valid record.
-    public init(path: String) throws {
+    public init(path: String, repairing: Bool = true) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { return }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -39,7 +41,7 @@ public final class ResultsLog {
             lineStart = newline + 1
             goodLength = lineStart
         }
-        if repairedTornLine {
+        if repairedTornLine && repairing {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.truncate(atOffset: UInt64(goodLength))
             try handle.close()
@@ -48,10 +50,7 @@ public final class ResultsLog {
 
     /// Appends one record as a single line with a single write, then syncs it to disk.
     public func append(_ record: RunRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var line = try encoder.encode(record)
-        line.append(UInt8(ascii: "\n"))
+        let line = try Self.line(for: record)
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw ExperimentError.results("cannot create \(path)")
@@ -63,5 +62,43 @@ public final class ResultsLog {
         try handle.write(contentsOf: line)
         try handle.synchronize()
         records.append(record)
+    }
+
+    /// A record as one line of a results file: its JSON with sorted keys, then a newline.
+    public static func line(for record: RunRecord) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var line = try encoder.encode(record)
+        line.append(UInt8(ascii: "\n"))
+        return line
+    }
+
+    /// Replaces the file with `records`, in that order: a reader sees the old file or the new
+    /// one, never a mix.
+    public static func write(_ records: [RunRecord], to path: String) throws {
+        var text = Data()
+        for record in records { text.append(try line(for: record)) }
+        try writeWhole(text, to: path)
+    }
+}
+
+/// Writes `data` to `path` whole or not at all: into a temporary file beside it, synced, then
+/// renamed over it. A process killed at any moment leaves the old file (or none) or the new one,
+/// and at worst a hidden temporary file.
+func writeWhole(_ data: Data, to path: String) throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    let temporary = (folder as NSString).appendingPathComponent(
+        ".\((path as NSString).lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+    guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+        throw ExperimentError.results("cannot create \(temporary)")
+    }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+    try handle.write(contentsOf: data)
+    try handle.synchronize()
+    try handle.close()
+    guard rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(atPath: temporary)
+        throw ExperimentError.results("cannot move \(temporary) to \(path): \(reason)")
     }
 }

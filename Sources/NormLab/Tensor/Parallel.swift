@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// How many threads the lab's kernels use, and the one place that splits work across them.
 ///
@@ -6,9 +7,10 @@ import Dispatch
 /// computed by exactly one thread in a fixed order, so results are bit-identical with 1 thread or
 /// many.
 public enum Parallelism {
-    nonisolated(unsafe) private static var configuredThreadCount = 2
+    nonisolated(unsafe) private static var configuredThreadCount = Machine.availableProcessors
 
-    /// The number of threads kernels may use (at least 1). Set it before work starts.
+    /// The number of threads kernels may use (at least 1): by default, as many as the processors
+    /// this process may run on. Set it before work starts.
     public static var threadCount: Int {
         get { configuredThreadCount }
         set { configuredThreadCount = max(1, newValue) }
