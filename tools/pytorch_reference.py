@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""PyTorch's side of NormLab's speed comparison, measured the way `normlab bench` measures.
-
-The lab's speed targets compare NormLab with PyTorch on the same machine. This machine is
-shared and its speed drifts by ±30 % over a day, so the fair comparison runs both at the same
-time: this script, then `normlab bench`, alternately (see results/BENCHMARKS.md).
+"""PyTorch's side of NormLab: its speed, measured the way `normlab bench` measures, and its
+numbers, from the same experiment files.
 
     python3 tools/pytorch_reference.py train   [--model smallcnn|resnet-D|plain-D] [--batch-sizes 2,8,32,128] [--norm none,batch,...]
     python3 tools/pytorch_reference.py kernels
+    python3 tools/pytorch_reference.py sweep experiments/NAME.json --out DIR [--batch-sizes 2,8,32,128] [--norm LIST] [--seeds 0,1,2]
 
-Prints one JSON object per line, with the same keys as `normlab bench … --json`. Needs PyTorch
-(`pip install torch numpy`); NormLab itself does not. Two threads, like the lab's benchmarks.
+`train` and `kernels` print one JSON object per line, with the same keys as `normlab bench …
+--json`; run them alternately with `normlab bench` on the same machine, whose speed drifts
+(results/BENCHMARKS.md). `sweep` runs an experiment file's grid (or the part its filters keep)
+with the lab's protocol (`tools/pytorch_protocol.py`) and appends each run to DIR/NAME.jsonl in
+the lab's results format, resuming like `normlab sweep`; `normlab compare` then puts it beside
+the lab's results. Needs PyTorch (`pip install torch numpy`); NormLab itself does not. Two
+threads by default, like the lab's benchmarks.
 """
 import argparse
 import gzip
@@ -203,12 +206,33 @@ def bench_kernels(kinds, shapes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["train", "kernels"])
+    parser.add_argument("what", choices=["train", "kernels", "sweep"])
+    parser.add_argument("experiment", nargs="?", help="sweep: the experiment file")
+    parser.add_argument("--out", help="sweep: the output folder")
+    parser.add_argument("--seeds", help="sweep: only these seeds (comma-separated)")
     parser.add_argument("--model", default="smallcnn")
-    parser.add_argument("--norm", default=",".join(KINDS))
-    parser.add_argument("--batch-sizes", default="2,8,32,128")
+    parser.add_argument("--norm", default=None)
+    parser.add_argument("--batch-sizes", default=None)
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
+    if arguments.what == "sweep":
+        if not arguments.experiment or not arguments.out:
+            parser.error("sweep needs an experiment file and --out DIR")
+        import pytorch_protocol
+
+        def numbers(text, name):
+            try:
+                return [int(value) for value in text.split(",")] if text else None
+            except ValueError:
+                parser.error(f"{name} takes comma-separated whole numbers, got {text!r}")
+        pytorch_protocol.sweep(
+            arguments.experiment, arguments.out, arguments.threads,
+            batch_sizes=numbers(arguments.batch_sizes, "--batch-sizes"),
+            normalizers=arguments.norm.split(",") if arguments.norm else None,
+            seeds=numbers(arguments.seeds, "--seeds"))
+        return
+    arguments.norm = arguments.norm or ",".join(KINDS)
+    arguments.batch_sizes = arguments.batch_sizes or "2,8,32,128"
     kinds = arguments.norm.split(",")
     for kind in kinds:
         if kind not in KINDS:

@@ -22,6 +22,8 @@ let usage = """
                                 write Slurm scripts: a job array of the grid's runs, then a merge
       report RESULTS.jsonl [--out DIR]
                                 write the markdown table, CSV and SVG chart for a results file
+      compare A.jsonl B.jsonl [--names A,B] [--notes FILE] [--out PAGE.md]
+                                two results files cell by cell: means, difference, within the noise?
       bench kernels [--json] [--threads N] [--quick]
                                 time each normalizer's forward, backward and inference passes
       bench train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST]
@@ -58,6 +60,8 @@ do {
         exit(try MergeCommand.run(arguments))
     case "slurm":
         exit(try SlurmCommand.run(arguments))
+    case "compare":
+        exit(try CompareCommand.run(arguments))
     case "report":
         exit(try ReportCommand.run(arguments))
     case "bench":

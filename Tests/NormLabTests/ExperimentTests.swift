@@ -96,4 +96,28 @@ final class ExperimentTests: XCTestCase {
         XCTAssertNil(experiment.normalizers[0].settings.groups)
         XCTAssertEqual(experiment.normalizers[1].settings.momentum, 0.1)
     }
+
+    /// Batch renorm's running-statistics rate is the same wherever it is defaulted: the class,
+    /// the settings and experiment files.
+    func testBatchRenormMomentumHasOneDefault() throws {
+        XCTAssertEqual(try BatchRenorm(channelCount: 2).momentum, NormalizerSettings.defaultMomentum)
+        XCTAssertEqual(NormalizerSettings(kind: .batchrenorm).momentum, NormalizerSettings.defaultMomentum)
+        XCTAssertEqual(try BatchNorm(channelCount: 2).momentum, NormalizerSettings.defaultMomentum)
+    }
+
+    /// With linear scaling and a reference batch size other than 32, a run trains at the rate
+    /// its record names: base × batch / reference.
+    func testLinearScalingUsesTheReferenceBatchSize() throws {
+        let path = try variant { object in
+            object["learning_rate"] = ["base": 0.1, "scaling": "linear", "reference_batch_size": 64]
+        }
+        for run in try Experiment.load(from: path).runs(trainSize: 512) {
+            XCTAssertEqual(run.learningRate, 0.1 * Float(run.batchSize) / 64)
+            XCTAssertEqual(try run.trainingSettings().learningRate, run.learningRate, "batch \(run.batchSize)")
+        }
+        let unscaled = try variant { object in object["learning_rate"] = ["base": 0.07, "scaling": "none"] }
+        for run in try Experiment.load(from: unscaled).runs(trainSize: 512) {
+            XCTAssertEqual(try run.trainingSettings().learningRate, 0.07, "batch \(run.batchSize)")
+        }
+    }
 }

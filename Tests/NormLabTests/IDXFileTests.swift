@@ -87,6 +87,9 @@ final class IDXFileTests: XCTestCase {
         let short = try write(idx(dimensions: [2, 2, 2], payload: [1, 2, 3]), "short")
         assertDataError(short, contains: "truncated")
         assertDataError(try write(idx(dimensions: [1, 1, 2], payload: [1, 2, 3]), "long"), contains: "corrupt")
+        // A hostile header: 0xFFFFFFFF³ bytes is past Int.max; rejected, not an overflow trap.
+        let huge = 0xFFFF_FFFF
+        assertDataError(try write(idx(dimensions: [huge, huge, huge], payload: [1, 2]), "huge"), contains: "more bytes than any file holds")
 
         // A gzip file cut in half.
         let big = try write(idx(dimensions: [100, 10, 10], payload: (0..<10_000).map { UInt8($0 * 131 % 251) }), "big")

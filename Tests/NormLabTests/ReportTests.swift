@@ -51,7 +51,10 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(table.rows[1].cells[0].accuracies, [0.88])
         XCTAssertNil(table.rows[2].cells[0].mean)
         XCTAssertEqual(table.rows[2].cells[1].runs, 1)
-        XCTAssertEqual(table.bestRowPerColumn, [1, 0])
+        // Batch 2: the top cell (group norm) has one run, so nothing can be said. Batch 32: batch
+        // norm's 91 ± 1.41 is not above group norm's 89, 89 beyond the noise (p ≈ 0.30), and
+        // none's single run cannot be tested.
+        XCTAssertEqual(table.verdicts, [.undecided, .tied([0, 1, 2])])
         let drop = try XCTUnwrap(table.dropToSmallest(batch))
         XCTAssertEqual(drop.bestColumn, 1)
         XCTAssertEqual(drop.drop, 0.10, accuracy: 1e-12)
@@ -59,9 +62,11 @@ final class ReportTests: XCTestCase {
 
     func testMarkdownShowsDivergedRunsAndBestCells() {
         let markdown = MarkdownReport.render(ResultTable(records: records), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "experiments/synthetic.json", resultsFile: "results/synthetic.jsonl")
-        XCTAssertTrue(markdown.contains("| batch norm | 81.00 ± 1.41 | **91.00 ± 1.41** | 10.00 (from 32) |"), markdown)
-        XCTAssertTrue(markdown.contains("**88.00 (1/2 diverged)**"), markdown)
-        XCTAssertTrue(markdown.contains("| none | diverged | 85.00 |"), markdown)
+        XCTAssertTrue(markdown.contains("| batch norm | 81.00 ± 1.41 | _91.00 ± 1.41_ | 10.00 (from 32) |"), markdown)
+        XCTAssertTrue(markdown.contains("| group norm | 88.00 (1/2 diverged) | _89.00 ± 0.00_ |"), markdown)
+        XCTAssertTrue(markdown.contains("Italic: tied for best"), markdown)
+        XCTAssertFalse(markdown.contains("Bold:"), markdown)
+        XCTAssertTrue(markdown.contains("| none | diverged | _85.00_ |"), markdown)
         XCTAssertTrue(markdown.contains("![test error against batch size](s.svg)"))
         XCTAssertTrue(markdown.contains("swift run -c release normlab sweep experiments/synthetic.json --out rerun"))
         XCTAssertTrue(markdown.contains("swift run -c release normlab report results/synthetic.jsonl"))
@@ -79,9 +84,9 @@ final class ReportTests: XCTestCase {
 
     func testCSVIsTestErrorInLongForm() {
         let lines = CSVReport.render(ResultTable(records: records)).split(separator: "\n")
-        XCTAssertEqual(lines[0], "row,label,model,normalizer,placement,batch_size,runs,diverged,test_error_mean,test_error_std,precise_bn_error_mean,precise_bn_error_std")
-        XCTAssertEqual(lines[1], "batch norm,batch,smallcnn,batch,before,2,2,0,19.0000,1.4142,15.0000,1.4142")
-        XCTAssertTrue(lines.contains("none,none,smallcnn,none,before,2,2,2,,,,"))
+        XCTAssertEqual(lines[0], "row,label,model,normalizer,placement,batch_size,runs,diverged,test_error_mean,test_error_std,precise_bn_error_mean,precise_bn_error_std,test_error_median,test_error_min,test_error_max,test_errors,split")
+        XCTAssertEqual(lines[1], "batch norm,batch,smallcnn,batch,before,2,2,0,19.0000,1.4142,15.0000,1.4142,19.0000,18.0000,20.0000,20.0000;18.0000,false")
+        XCTAssertTrue(lines.contains("none,none,smallcnn,none,before,2,2,2,,,,,,,,,false"), "\(lines)")
         XCTAssertEqual(lines.count, 7)
     }
 
@@ -160,5 +165,106 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(table.axis, .learningRate)
         XCTAssertEqual(table.columns.map { Float($0) }, [0.1, 0.4])
         XCTAssertEqual(table.rows.count, 1)
+    }
+
+    /// Three seeds per cell, as the headline has.
+    private func cells(_ values: [(NormalizerKind, [Double])], batch: Int = 32) -> [RunRecord] {
+        values.flatMap { kind, accuracies in
+            accuracies.enumerated().map { seed, accuracy in record(kind, batch: batch, seed: UInt64(seed), accuracy: accuracy) }
+        }
+    }
+
+    func testABestBeyondTheNoiseIsBoldAndATieIsMarkedAsOne() {
+        // Batch 2: batch norm 86.4–86.8 against group norm 84.1–84.5: far apart for their noise.
+        // Batch 32: 85.0 ± 0.5 against 84.8 ± 0.6: a tie.
+        let table = ResultTable(records:
+            cells([(.batch, [0.866, 0.864, 0.868]), (.group, [0.843, 0.841, 0.845])], batch: 2)
+            + cells([(.batch, [0.850, 0.845, 0.855]), (.group, [0.842, 0.848, 0.854])], batch: 32))
+        XCTAssertEqual(table.verdicts, [.best(0), .tied([0, 1])])
+        let markdown = MarkdownReport.render(table, chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(markdown.contains("| batch norm | **86.60 ± 0.20** | _85.00 ± 0.50_ |"), markdown)
+        XCTAssertTrue(markdown.contains("| group norm | 84.30 ± 0.20 | _84.80 ± 0.60_ |"), markdown)
+        XCTAssertTrue(markdown.contains("Bold: the best cell of its column, above every other cell"), markdown)
+        XCTAssertTrue(markdown.contains("Italic: tied for best"), markdown)
+    }
+
+    func testASplitCellListsItsRunsAndIsNotAveraged() throws {
+        // The headline's `none` at batch 128: two runs learned, one stayed at chance.
+        let table = ResultTable(records:
+            cells([(.none, [0.784, 0.100, 0.655]), (.batch, [0.859, 0.854, 0.858])], batch: 128)
+            + cells([(.none, [0.858, 0.860, 0.857]), (.batch, [0.836, 0.842, 0.830])], batch: 2))
+        let none = table.rows[0]
+        XCTAssertTrue(none.cells[1].split)
+        XCTAssertFalse(none.cells[0].split)
+        XCTAssertEqual(try XCTUnwrap(none.cells[1].median), 0.655, accuracy: 1e-12)
+        // The split cell's spread keeps batch norm from being called better beyond the noise.
+        XCTAssertEqual(table.verdicts[1], .tied([1, 0]))
+        let markdown = MarkdownReport.render(table, chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(markdown.contains("| none | **85.83 ± 0.15** | _split: 78.40 / 10.00 / 65.50_ | 0.00 (from 2) |"), markdown)
+        XCTAssertFalse(markdown.contains("51.28"), markdown)
+        XCTAssertTrue(markdown.contains("A split cell lists its runs' accuracies in seed order"), markdown)
+        let csv = CSVReport.render(table)
+        XCTAssertTrue(csv.contains(",21.6000;90.0000;34.5000,true"), csv)
+        let svg = SVGChart.render(table, title: "split")
+        XCTAssertTrue(XMLParser(data: Data(svg.utf8)).parse())
+        XCTAssertTrue(svg.contains("fill=\"white\" stroke="), "a split cell is a hollow point: \(svg)")
+        XCTAssertTrue(svg.contains(">bars: best to worst<"), svg)
+        // A spread far beyond the table's typical one splits a cell without a run at chance.
+        XCTAssertTrue(ResultTable.splits([0.80, 0.60, 0.82], typicalSpread: 0.003))
+        XCTAssertFalse(ResultTable.splits([0.80, 0.79, 0.82], typicalSpread: 0.003))
+    }
+
+    func testWelchsTestAgainstClosedForms() throws {
+        // One and two degrees of freedom have closed forms: p = 1 - (2/π) atan|t| and
+        // p = 1 - |t| / sqrt(2 + t²).
+        for t in [0.3, 1.0, 2.0, 4.303, 12.7] {
+            XCTAssertEqual(Statistics.studentTTwoSidedP(t: t, degreesOfFreedom: 1), 1 - 2 / .pi * atan(t), accuracy: 1e-10)
+            XCTAssertEqual(Statistics.studentTTwoSidedP(t: t, degreesOfFreedom: 2), 1 - t / (2 + t * t).squareRoot(), accuracy: 1e-10)
+        }
+        // Large ν approaches the normal: P(|Z| ≥ 1.96) = 0.05.
+        XCTAssertEqual(Statistics.studentTTwoSidedP(t: 1.959964, degreesOfFreedom: 1e7), 0.05, accuracy: 1e-5)
+        // Equal variances and sizes: t = 3 / sqrt(2/3) ≈ 3.674, ν = 4 → p ≈ 0.02131 (scipy's ttest_ind).
+        let p = try XCTUnwrap(Statistics.welchPValue([1, 2, 3], [4, 5, 6]))
+        XCTAssertEqual(p, 0.021311641128756714, accuracy: 1e-9)
+        XCTAssertNil(Statistics.welchPValue([1], [2, 3]))
+        XCTAssertEqual(Statistics.welchPValue([2, 2], [2, 2]), 1)
+        XCTAssertEqual(Statistics.welchPValue([2, 2], [3, 3]), 0)
+    }
+
+    /// The page's header describes what ran: the test images used, where the norm sits, and
+    /// the reference batch size of the learning-rate rule.
+    func testHeaderDescribesTheRunsAsTheyWere() {
+        var runs = records
+        for index in runs.indices {
+            runs[index].spec.testSize = 2000
+            runs[index].spec.placement = .after
+            runs[index].spec.learningRate = 0.05 * Float(runs[index].spec.batchSize) / 64
+        }
+        let markdown = MarkdownReport.render(ResultTable(records: runs), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(markdown.contains("first 100 training images, the first 2000 test images |"), markdown)
+        XCTAssertFalse(markdown.contains("10,000-image"), markdown)
+        XCTAssertTrue(markdown.contains("every norm slot after its ReLU instead (conv → ReLU → norm)"), markdown)
+        XCTAssertTrue(markdown.contains("base 0.05 × batch size / 64 (linear scaling rule)"), markdown)
+        let whole = MarkdownReport.render(ResultTable(records: records), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(whole.contains("the whole test set |"), whole)
+        XCTAssertTrue(whole.contains("× batch size / 32 (linear scaling rule)"), whole)
+    }
+
+    func testComparisonCellByCell() {
+        let lab = cells([(.batch, [0.866, 0.864, 0.868]), (.group, [0.843, 0.841, 0.845])], batch: 2)
+            + cells([(.batch, [0.850, 0.845, 0.855])], batch: 32)
+        let other = cells([(.batch, [0.863, 0.867, 0.865]), (.group, [0.851, 0.853, 0.852])], batch: 2)
+            + cells([(.batch, [0.849])], batch: 32) + cells([(.layer, [0.8, 0.81])], batch: 2)
+        let comparison = Comparison(first: lab, second: other)
+        XCTAssertEqual(comparison.cells.map(\.label), ["batch", "group", "batch"])
+        XCTAssertEqual(comparison.cells.map(\.agrees), [true, false, nil])
+        XCTAssertEqual(comparison.onlySecond, 2)
+        XCTAssertEqual(comparison.summary, "1 of 2 cells agree within the noise (Welch's t-test over seeds, two-sided, p ≥ 0.05); 1 could not be tested (fewer than two runs on a side).")
+        let page = comparison.markdown(
+            names: ("NormLab", "PyTorch"), paths: ("a.jsonl", "b.jsonl"), command: "normlab compare a.jsonl b.jsonl",
+            first: lab, second: other, notes: "Group norm differs because of a synthetic offset.")
+        XCTAssertTrue(page.contains("| group | 2 | 84.30 ± 0.20 | 85.20 ± 0.10 | -0.90 | "), page)
+        XCTAssertTrue(page.contains("| **differ** |"), page)
+        XCTAssertTrue(page.contains("## Notes\n\nGroup norm differs"), page)
     }
 }

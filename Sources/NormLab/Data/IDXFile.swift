@@ -34,7 +34,15 @@ public enum IDXFile {
             let offset = 4 + 4 * axis
             dimensions.append(data[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) })
         }
-        let expectedCount = dimensions.reduce(1, *)
+        // Each dimension can be up to 2³² - 1: their product can pass Int.max.
+        var expectedCount = 1
+        for dimension in dimensions {
+            let (product, overflow) = expectedCount.multipliedReportingOverflow(by: dimension)
+            guard !overflow else {
+                throw DataError.corrupt(path: path, detail: "header dimensions \(dimensions) describe more bytes than any file holds")
+            }
+            expectedCount = product
+        }
         let actualCount = data.count - headerSize
         guard actualCount >= expectedCount else {
             throw DataError.truncated(path: path, detail: "header promises \(expectedCount) data bytes \(dimensions), file has \(actualCount)")

@@ -352,7 +352,6 @@ private struct ExperimentFile: Decodable {
             if let eps = entry.eps { settings.epsilon = eps }
             if let momentum = entry.momentum { settings.momentum = momentum }
             settings.groups = entry.groups
-            if entry.kind == .batchrenorm, entry.momentum == nil { settings.momentum = 0.1 }
             return Experiment.NormalizerEntry(
                 label: entry.label ?? entry.kind.rawValue, settings: settings,
                 renormSchedule: entry.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil)

@@ -101,14 +101,15 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try ModelSettings(name: model, zeroInitResidual: zeroInitResidual ?? false)
     }
 
-    /// The trainer's settings for this run.
+    /// The trainer's settings for this run: it trains at the recorded peak rate `learningRate`,
+    /// whatever rule scaled it.
     /// - Throws: `ModelError` for a model name the lab does not have.
     public func trainingSettings() throws -> TrainingSettings {
         var settings = TrainingSettings(
             model: try modelSettings(), normalizer: NormalizerSettings(kind: normalizer, epsilon: epsilon, momentum: normMomentum ?? 0.1, groups: groups),
-            placement: placement, batchSize: batchSize, epochs: epochs,
-            baseLearningRate: learningRateScaling == "linear" ? baseLearningRate : learningRate * 32 / Float(batchSize),
+            placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: baseLearningRate,
             momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
+        settings.learningRate = learningRate
         settings.renorm = renormSchedule ?? RenormSchedule()
         return settings
     }

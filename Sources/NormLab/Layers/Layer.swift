@@ -66,7 +66,7 @@ public final class Sequential: Layer {
         let laneLayers = layers.compactMap { $0 as? any LaneLayer }
         self.laneLayers = laneLayers.count == layers.count ? laneLayers : nil
         for (layer, next) in zip(layers, layers.dropFirst()) {
-            if var fusing = layer as? any RectifyingLayer, fusing.canRectify, let relu = next as? ReLU {
+            if let fusing = layer as? any RectifyingLayer, fusing.canRectify, let relu = next as? ReLU {
                 fusing.rectifiesOutput = true
                 relu.inputIsRectified = true
             }

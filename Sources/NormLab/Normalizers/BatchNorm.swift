@@ -24,7 +24,9 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
 
     /// - Throws: `NormalizerError` for a non-positive channel count or epsilon, or a momentum
     ///   outside [0, 1].
-    public init(channelCount: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) throws {
+    public init(
+        channelCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon, momentum: Float = NormalizerSettings.defaultMomentum
+    ) throws {
         guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
         try NormalizerError.checkEpsilon(epsilon)
         try NormalizerError.checkMomentum(momentum)

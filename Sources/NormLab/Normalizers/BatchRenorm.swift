@@ -32,7 +32,8 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     /// - Throws: `NormalizerError` for a non-positive channel count or epsilon, a momentum
     ///   outside [0, 1], rmax < 1 or dmax < 0.
     public init(
-        channelCount: Int, epsilon: Float = 1e-5, momentum: Float = 0.01, rmax: Float = 1, dmax: Float = 0
+        channelCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon,
+        momentum: Float = NormalizerSettings.defaultMomentum, rmax: Float = 1, dmax: Float = 0
     ) throws {
         guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
         try NormalizerError.checkEpsilon(epsilon)

@@ -1,7 +1,8 @@
 import Foundation
 
 /// The markdown page of an experiment: what was run, the accuracy table (mean ± std over
-/// seeds), PreciseBN next to the running averages, and links to the chart and CSV.
+/// seeds; each run of a split cell; the best cell only where it beats the rest by more than the
+/// noise), PreciseBN next to the running averages, and links to the chart and CSV.
 public enum MarkdownReport {
     /// - Parameters:
     ///   - experimentFile: the experiment file the results came from, as the user would type it.
@@ -34,7 +35,8 @@ public enum MarkdownReport {
         lines.append("")
         lines.append(contentsOf: accuracyTable(table))
         lines.append("")
-        lines.append("Bold: the best normalizer in each column. Accuracy is in inference mode (batch norm and batch renorm use their running averages).")
+        lines.append(contentsOf: legend(table))
+        lines.append("Accuracy is in inference mode (batch norm and batch renorm use their running averages).")
         if table.axis == .batchSize, table.columns.count > 1 {
             lines.append("Drop: percentage points lost from the row's best batch size to batch size \(Statistics.format(table.columns[0])).")
         }
@@ -67,7 +69,7 @@ public enum MarkdownReport {
     private static func stalledRunsNote(_ table: ResultTable) -> [String] {
         let stalled = table.records.filter { record in
             guard let accuracy = record.result.testAccuracy else { return false }
-            return accuracy <= MarkdownReport.chanceAccuracy + 0.01
+            return accuracy <= ResultTable.chanceAccuracy + 0.01
         }
         guard !stalled.isEmpty else { return [] }
         let names = stalled.map { record in
@@ -76,12 +78,29 @@ public enum MarkdownReport {
             return text
         }
         return [
-            "Runs that never learned — finite loss, but test accuracy at chance (10%, loss ln 10 ≈ 2.3026): \(names.joined(separator: "; ")). They are averaged into their cells like any other run."
+            "Runs that never learned — finite loss, but test accuracy at chance (10%, loss ln 10 ≈ 2.3026): \(names.joined(separator: "; ")). A cell where such a run sits beside runs that learned is split: it lists its runs rather than a mean."
         ]
     }
 
-    /// Ten classes: the accuracy of a constant guess.
-    static let chanceAccuracy = 0.1
+    /// What the bold and italic cells mean, and what a split cell is, as far as the table has them.
+    private static func legend(_ table: ResultTable) -> [String] {
+        let verdicts = table.verdicts
+        var lines: [String] = []
+        let test = "Welch's t-test over seeds, two-sided, p < \(Statistics.format(Statistics.significanceLevel))"
+        if verdicts.contains(where: { if case .best = $0 { return true } else { return false } }) {
+            lines.append("Bold: the best cell of its column, above every other cell of the column by more than the noise (\(test)).")
+        }
+        if verdicts.contains(where: { if case .tied = $0 { return true } else { return false } }) {
+            lines.append("Italic: tied for best — the column's highest mean, and every cell whose difference from it is within the noise (the same test gives p ≥ \(Statistics.format(Statistics.significanceLevel))): no cell of such a column beats all the others.")
+        }
+        if verdicts.allSatisfy({ $0 == .undecided }) && !table.rows.isEmpty {
+            lines.append("No cell is marked best: with one run per cell, differences cannot be told from the noise.")
+        }
+        if table.rows.contains(where: { $0.cells.contains(where: \.split) }) {
+            lines.append("A split cell lists its runs' accuracies in seed order instead of a mean: its runs ended so far apart (a run at chance beside runs that learned, or a spread over five times the table's typical one) that a mean and standard deviation would describe none of them.")
+        }
+        return lines
+    }
 
     private static func header(_ table: ResultTable) -> [String] {
         let specs = table.records.map(\.spec)
@@ -94,10 +113,10 @@ public enum MarkdownReport {
         var lines = [
             "| | |",
             "|---|---|",
-            "| data | \(table.dataName), \(first.data == "embedded" ? "the embedded subset" : first.data): first \(first.trainSize) training images, the 10,000-image test set |",
+            "| data | \(table.dataName), \(first.data == "embedded" ? "the embedded subset" : first.data): first \(first.trainSize) training images, \(first.testSize.map { "the first \($0) test images" } ?? "the whole test set") |",
             "| model | \(modelSummary(table)) |",
             "| training | \(epochs) epochs, SGD momentum \(Statistics.format(Double(first.sgdMomentum))), weight decay \(Statistics.format(Double(first.weightDecay))) on conv and linear weights, cosine decay to zero, a fresh seeded shuffle each epoch, last incomplete batch dropped |",
-            "| learning rate | base \(rates.joined(separator: ", "))\(first.learningRateScaling == "linear" ? " × batch size / 32 (linear scaling rule)" : ", not scaled") |",
+            "| learning rate | base \(rates.joined(separator: ", "))\(first.learningRateScaling == "linear" ? " × batch size / \(referenceBatchSize(first)) (linear scaling rule)" : ", not scaled") |",
             "| normalizers | \(normalizerSummary(table)) |",
             "| seeds | \(distinct(specs.map(\.seed)).map(String.init).joined(separator: ", ")) (\(table.records.count) runs) |",
             "| code | commit \(commits.joined(separator: ", ")) |",
@@ -108,8 +127,14 @@ public enum MarkdownReport {
         return lines
     }
 
+    /// The batch size at which the base rate applies: lr = base × batch / reference.
+    private static func referenceBatchSize(_ spec: RunSpec) -> String {
+        Statistics.format((Double(spec.baseLearningRate) * Double(spec.batchSize) / Double(spec.learningRate)).rounded())
+    }
+
     private static func modelSummary(_ table: ResultTable) -> String {
         var parts: [String] = []
+        var placement = ""
         var seen = Set<String>()
         for record in table.records where seen.insert(record.spec.model).inserted {
             guard let model = try? record.spec.modelSettings() else { continue }
@@ -124,10 +149,14 @@ public enum MarkdownReport {
                 parts.append(text + ", global average pool → linear(64→10)")
             }
         }
-        if parts.count > 2, table.axis == .depth {
-            return "\(table.modelNames), D = \(table.columns.map { Statistics.format($0) }.joined(separator: ", ")) (He et al. 2016's CIFAR networks, `experiments/README.md`)"
+        if table.records.contains(where: { $0.spec.placement == .after }) {
+            let all = table.records.allSatisfy { $0.spec.placement == .after }
+            placement = "; \(all ? "every" : "with placement after, each") norm slot after its ReLU instead (conv → ReLU → norm)"
         }
-        return parts.joined(separator: "; ")
+        if parts.count > 2, table.axis == .depth {
+            return "\(table.modelNames), D = \(table.columns.map { Statistics.format($0) }.joined(separator: ", ")) (He et al. 2016's CIFAR networks, `experiments/README.md`)\(placement)"
+        }
+        return parts.joined(separator: "; ") + placement
     }
 
     /// The column heading's word for the table's axis.
@@ -163,10 +192,16 @@ public enum MarkdownReport {
         return base + String(format: " ± %.2f", 100 * std)
     }
 
+    /// "81.00 ± 1.41", or a split cell's runs: "split: 78.40 / 10.00 / 65.50".
+    private static func summary(_ values: [Double], split: Bool) -> String {
+        guard split else { return percent(Statistics.mean(values), Statistics.standardDeviation(values)) }
+        return "split: " + values.map { String(format: "%.2f", 100 * $0) }.joined(separator: " / ")
+    }
+
     static func cellText(_ cell: ResultTable.Cell) -> String {
         if cell.runs == 0 { return "–" }
         if cell.accuracies.isEmpty { return cell.diverged > 0 ? "diverged" : "–" }
-        var text = percent(cell.mean, cell.std)
+        var text = summary(cell.accuracies, split: cell.split)
         if cell.diverged > 0 { text += " (\(cell.diverged)/\(cell.runs) diverged)" }
         return text
     }
@@ -181,10 +216,14 @@ public enum MarkdownReport {
             rule += "---|"
         }
         var lines = [head, rule]
-        let best = table.bestRowPerColumn
+        let verdicts = table.verdicts
         for (index, row) in table.rows.enumerated() {
-            var cells = row.cells.enumerated().map { column, cell in
-                best[column] == index ? "**\(cellText(cell))**" : cellText(cell)
+            var cells = row.cells.enumerated().map { column, cell -> String in
+                switch verdicts[column] {
+                case .best(index): return "**\(cellText(cell))**"
+                case .tied(let rows) where rows.contains(index): return "_\(cellText(cell))_"
+                default: return cellText(cell)
+                }
             }
             if showDrop {
                 if let drop = table.dropToSmallest(row) {
@@ -206,9 +245,11 @@ public enum MarkdownReport {
         ]
         for row in rows {
             lines.append("| \(row.name) | running averages | " + row.cells.map(cellText).joined(separator: " | ") + " |")
-            lines.append("| \(row.name) | PreciseBN | " + row.cells.map { percent($0.preciseMean, $0.preciseStd) }.joined(separator: " | ") + " |")
+            lines.append("| \(row.name) | PreciseBN | " + row.cells.map { cell in
+                cell.preciseAccuracies.isEmpty ? "–" : summary(cell.preciseAccuracies, split: cell.preciseSplit)
+            }.joined(separator: " | ") + " |")
             lines.append("| \(row.name) | gain | " + row.cells.map { cell -> String in
-                guard let precise = cell.preciseMean, let running = cell.mean else { return "–" }
+                guard !cell.split, !cell.preciseSplit, let precise = cell.preciseMean, let running = cell.mean else { return "–" }
                 return String(format: "%+.2f", 100 * (precise - running))
             }.joined(separator: " | ") + " |")
         }

@@ -14,15 +14,32 @@ public struct ResultTable: Sendable {
 
     /// The runs that share a row and a column (the seeds).
     public struct Cell: Sendable {
+        /// Test accuracies of the runs that did not diverge, in seed order.
         public var accuracies: [Double] = []
         public var preciseAccuracies: [Double] = []
         public var diverged = 0
         public var runs = 0
+        /// Whether the runs ended so far apart that no mean describes them (`ResultTable.splits`).
+        public var split = false
+        public var preciseSplit = false
 
         public var mean: Double? { Statistics.mean(accuracies) }
         public var std: Double? { Statistics.standardDeviation(accuracies) }
+        public var median: Double? { Statistics.median(accuracies) }
         public var preciseMean: Double? { Statistics.mean(preciseAccuracies) }
         public var preciseStd: Double? { Statistics.standardDeviation(preciseAccuracies) }
+        /// The mean, unless the cell is split: what a comparison across cells may use.
+        public var summaryMean: Double? { split ? nil : mean }
+    }
+
+    /// What the comparison of a column's cells found.
+    public enum ColumnVerdict: Equatable, Sendable {
+        /// This row's mean beats every other row's by more than the noise.
+        case best(Int)
+        /// The row with the highest mean, then the rows that cannot be told apart from it.
+        case tied([Int])
+        /// Nothing to say: fewer than two rows with results, or one run in the top cell.
+        case undecided
     }
 
     public struct Row: Sendable {
@@ -44,6 +61,11 @@ public struct ResultTable: Sendable {
     public var columns: [Double]
     public var rows: [Row]
     public var records: [RunRecord]
+    /// The median standard deviation over seeds of the cells with two or more runs: the
+    /// table's typical noise, against which a split cell's spread is judged.
+    public var typicalSpread: Double?
+    /// Ten classes: the accuracy of a constant guess.
+    public static let chanceAccuracy = 0.1
 
     /// Groups `records` (one experiment's results) into rows and columns. A record repeated in
     /// the file counts once.
@@ -80,6 +102,8 @@ public struct ResultTable: Sendable {
         // Rows in the order their first runs appear (the experiment file's order).
         var keys: [String] = []
         var rowsByKey: [String: Row] = [:]
+        struct CellKey: Hashable { var row: String, column: Int }
+        var finishedRuns: [CellKey: [RunRecord]] = [:]
         for record in records {
             let spec = record.spec
             let other = otherValues.count > 1 ? otherValue(spec) : nil
@@ -100,12 +124,54 @@ public struct ResultTable: Sendable {
             if record.result.diverged {
                 cell.diverged += 1
             } else {
-                if let accuracy = record.result.testAccuracy { cell.accuracies.append(accuracy) }
-                if let precise = record.result.preciseBNAccuracy { cell.preciseAccuracies.append(precise) }
+                finishedRuns[CellKey(row: key, column: column), default: []].append(record)
             }
             rowsByKey[key]!.cells[column] = cell
         }
         rows = keys.map { rowsByKey[$0]! }
+        // Accuracies in seed order, whatever order the runs finished in.
+        for (cellKey, runs) in finishedRuns {
+            let sorted = runs.sorted { $0.spec.seed < $1.spec.seed }
+            let (row, column) = (keys.firstIndex(of: cellKey.row)!, cellKey.column)
+            rows[row].cells[column].accuracies = sorted.compactMap(\.result.testAccuracy)
+            rows[row].cells[column].preciseAccuracies = sorted.compactMap(\.result.preciseBNAccuracy)
+        }
+        typicalSpread = Statistics.median(rows.flatMap { $0.cells.compactMap(\.std) })
+        for row in rows.indices {
+            for column in columns.indices {
+                rows[row].cells[column].split = Self.splits(rows[row].cells[column].accuracies, typicalSpread: typicalSpread)
+                rows[row].cells[column].preciseSplit = Self.splits(rows[row].cells[column].preciseAccuracies, typicalSpread: typicalSpread)
+            }
+        }
+    }
+
+    /// Whether runs of one cell ended so far apart that a mean and standard deviation would
+    /// describe none of them: a run at chance beside a run that learned (20 points above chance or
+    /// more), or a standard deviation above 3 points and above five times the table's typical one.
+    public static func splits(_ accuracies: [Double], typicalSpread: Double?) -> Bool {
+        guard accuracies.count > 1, let low = accuracies.min(), let high = accuracies.max(),
+              let std = Statistics.standardDeviation(accuracies) else { return false }
+        if low <= chanceAccuracy + 0.01 && high >= chanceAccuracy + 0.2 { return true }
+        return std > max(0.03, 5 * (typicalSpread ?? 0))
+    }
+
+    /// For each column: the best row when it beats every other by more than the noise (Welch's
+    /// t-test over seeds, two-sided, at `Statistics.significanceLevel`), else the rows tied for
+    /// best. Split cells take part with all their runs: their spread makes them hard to beat.
+    public var verdicts: [ColumnVerdict] {
+        columns.indices.map { column in
+            let candidates = rows.indices.filter { rows[$0].cells[column].mean != nil }
+            func mean(_ row: Int) -> Double { rows[row].cells[column].mean! }
+            guard candidates.count > 1, let top = candidates.max(by: { mean($0) < mean($1) }),
+                  rows[top].cells[column].accuracies.count > 1 else { return .undecided }
+            let topRuns = rows[top].cells[column].accuracies
+            let tied = candidates.filter { row in
+                guard row != top else { return false }
+                guard let p = Statistics.welchPValue(topRuns, rows[row].cells[column].accuracies) else { return true }
+                return p >= Statistics.significanceLevel
+            }.sorted { mean($0) > mean($1) }
+            return tied.isEmpty ? .best(top) : .tied([top] + tied)
+        }
     }
 
     /// The depth D of `resnet-D` or `plain-D`; nil for other models.
@@ -132,41 +198,13 @@ public struct ResultTable: Sendable {
         return CIFAR10.batchesDirectory(in: data) != nil ? "CIFAR-10" : "Fashion-MNIST"
     }
 
-    /// For each column, the index of the row with the highest mean accuracy.
-    public var bestRowPerColumn: [Int?] {
-        columns.indices.map { column in
-            rows.indices.filter { rows[$0].cells[column].mean != nil }
-                .max { rows[$0].cells[column].mean! < rows[$1].cells[column].mean! }
-        }
-    }
-
     /// A row's best column by mean accuracy, and the drop from it to the smallest column
-    /// (in accuracy, a fraction): how much the row loses as the batch shrinks.
+    /// (in accuracy, a fraction): how much the row loses as the batch shrinks. Split cells have
+    /// no mean to compare.
     public func dropToSmallest(_ row: Row) -> (bestColumn: Int, drop: Double)? {
-        guard axis == .batchSize, let smallest = row.cells.first?.mean else { return nil }
-        guard let best = row.cells.indices.filter({ row.cells[$0].mean != nil }).max(by: { row.cells[$0].mean! < row.cells[$1].mean! })
-        else { return nil }
-        return (best, row.cells[best].mean! - smallest)
-    }
-}
-
-/// Small statistics helpers for the reports.
-public enum Statistics {
-    public static func mean(_ values: [Double]) -> Double? {
-        values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
-    }
-
-    /// The sample standard deviation (n - 1); nil for fewer than two values.
-    public static func standardDeviation(_ values: [Double]) -> Double? {
-        guard values.count > 1, let mean = mean(values) else { return nil }
-        return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
-    }
-
-    /// 0.05 → "0.05", 32 → "32", 0.0125 → "0.0125".
-    public static func format(_ value: Double) -> String {
-        if value == value.rounded() && abs(value) < 1e9 { return String(Int(value)) }
-        var text = String(format: "%.6f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        return text
+        guard axis == .batchSize, let smallest = row.cells.first?.summaryMean else { return nil }
+        let means = row.cells.map(\.summaryMean)
+        guard let best = means.indices.filter({ means[$0] != nil }).max(by: { means[$0]! < means[$1]! }) else { return nil }
+        return (best, means[best]! - smallest)
     }
 }

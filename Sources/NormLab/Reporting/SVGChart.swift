@@ -1,7 +1,8 @@
 import Foundation
 
-/// Test error against the swept axis on a log-2 scale, one line per row: the lab's version of
-/// Figure 1 of the group norm paper.
+/// Test error against the swept axis on a log-2 scale, one line per row, with a bar over each
+/// point from its best to its worst seed: the lab's version of Figure 1 of the group norm paper.
+/// A split cell (`ResultTable.Cell.split`) is drawn at its median, as a hollow point.
 public enum SVGChart {
     static let palette = ["#4e79a7", "#e15759", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"]
 
@@ -9,7 +10,9 @@ public enum SVGChart {
         let (width, height) = (760.0, 460.0)
         let plot = (left: 70.0, right: 560.0, top: 50.0, bottom: 400.0)
         let xs = table.columns.map { table.axis == .depth ? $0 : log2($0) }
-        let errors = table.rows.flatMap { $0.cells.compactMap { $0.mean.map { 100 * (1 - $0) } } }
+        /// A cell's point: its mean, or its median when split.
+        func center(_ cell: ResultTable.Cell) -> Double? { cell.split ? cell.median : cell.mean }
+        let errors = table.rows.flatMap { $0.cells.compactMap { center($0).map { 100 * (1 - $0) } } }
         // A y range around the data, in round steps, so that differences of a point show. A few
         // far-off points (runs that never learned) would squash the rest: they are drawn at the
         // top edge with their value instead.
@@ -46,17 +49,28 @@ public enum SVGChart {
         for (index, row) in table.rows.enumerated() {
             let color = palette[index % palette.count]
             let points = row.cells.enumerated().compactMap { column, cell in
-                cell.mean.map { (x(xs[column]), y(min(100 * (1 - $0), yMax))) }
+                center(cell).map { (x: x(xs[column]), y: y(min(100 * (1 - $0), yMax)), split: cell.split) }
             }
             if points.count > 1 {
-                let path = points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
+                let path = points.map { String(format: "%.1f,%.1f", $0.x, $0.y) }.joined(separator: " ")
                 svg.append("<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>")
             }
+            // The spread over seeds: a bar from the best run's error to the worst's.
+            for (column, cell) in row.cells.enumerated() {
+                guard cell.accuracies.count > 1, let best = cell.accuracies.max(), let worst = cell.accuracies.min() else { continue }
+                let (top, bottom) = (y(min(100 * (1 - worst), yMax)), y(max(100 * (1 - best), yMin)))
+                guard bottom - top >= 1 else { continue }
+                let px = x(xs[column])
+                svg.append(String(format: "<path d=\"M%.1f,%.1f V%.1f M%.1f,%.1f h6 M%.1f,%.1f h6\" stroke=\"%@\" stroke-width=\"1\" opacity=\"0.7\"/>",
+                                  px, top, bottom, px - 3, top, px - 3, bottom, color))
+            }
             for point in points {
-                svg.append(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%@\"/>", point.0, point.1, color))
+                svg.append(point.split
+                    ? String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"white\" stroke=\"%@\" stroke-width=\"2\"/>", point.x, point.y, color)
+                    : String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%@\"/>", point.x, point.y, color))
             }
             for (column, cell) in row.cells.enumerated() {
-                guard let mean = cell.mean, 100 * (1 - mean) > yMax else { continue }
+                guard let mean = center(cell), 100 * (1 - mean) > yMax else { continue }
                 let (px, value) = (x(xs[column]), 100 * (1 - mean))
                 svg.append(String(format: "<path d=\"M%.1f,%.1f l-5,9 h10 z\" fill=\"%@\"/>", px, plot.top - 4, color))
                 svg.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"%@\">%.1f</text>", px, plot.top - 9, color, value))
@@ -71,6 +85,12 @@ public enum SVGChart {
         }
         // Notes under the legend, each line with its indent.
         var notes: [(text: String, indent: Double)] = []
+        if table.rows.contains(where: { $0.cells.contains { $0.accuracies.count > 1 } }) {
+            notes += [("bars: best to worst", 0), ("seed", 14)]
+        }
+        if table.rows.contains(where: { $0.cells.contains(where: \.split) }) {
+            notes += [("○ split cell: its runs", 0), ("far apart; the median", 14)]
+        }
         if errors.contains(where: { $0 > yMax }) { notes += [("▲ off the scale,", 0), ("value above it", 14)] }
         if table.rows.contains(where: { $0.cells.contains { $0.mean == nil && $0.diverged > 0 } }) {
             notes += [("× at the top: every", 0), ("run diverged", 14)]

@@ -7,9 +7,8 @@ public struct TrainingSettings: Equatable, Sendable {
     public var placement: NormalizerPlacement = .before
     public var batchSize: Int
     public var epochs: Int
-    /// The rate at batch size 32; the run uses `baseLearningRate · batchSize / 32` (the linear
-    /// scaling rule, Goyal et al. 2017).
-    public var baseLearningRate: Float
+    /// The peak learning rate, which the cosine schedule decays from.
+    public var learningRate: Float
     public var momentum: Float = 0.9
     /// L2 decay on convolution and linear weights (not on gamma, beta or biases).
     public var weightDecay: Float = 5e-4
@@ -17,6 +16,9 @@ public struct TrainingSettings: Equatable, Sendable {
     /// Batch renorm's rmax/dmax schedule.
     public var renorm = RenormSchedule()
 
+    /// - Parameter baseLearningRate: the rate at batch size 32; the run's peak rate is
+    ///   `baseLearningRate · batchSize / 32` (the linear scaling rule, Goyal et al. 2017). Set
+    ///   `learningRate` afterwards for another rule.
     public init(
         model: ModelSettings = .smallCNN, normalizer: NormalizerSettings, placement: NormalizerPlacement = .before,
         batchSize: Int, epochs: Int, baseLearningRate: Float, momentum: Float = 0.9, weightDecay: Float = 5e-4,
@@ -27,22 +29,19 @@ public struct TrainingSettings: Equatable, Sendable {
         self.placement = placement
         self.batchSize = batchSize
         self.epochs = epochs
-        self.baseLearningRate = baseLearningRate
+        learningRate = baseLearningRate * Float(batchSize) / 32
         self.momentum = momentum
         self.weightDecay = weightDecay
         self.seed = seed
         self.renorm = renorm
     }
 
-    /// The peak learning rate after linear scaling.
-    public var learningRate: Float { baseLearningRate * Float(batchSize) / 32 }
-
     /// - Throws: `TrainingError.invalidSetting` for a value no run can use.
     public func validate(trainSize: Int) throws {
         guard batchSize > 0 else { throw TrainingError.invalidSetting("batch size must be positive, got \(batchSize)") }
         guard epochs > 0 else { throw TrainingError.invalidSetting("epochs must be positive, got \(epochs)") }
-        guard baseLearningRate > 0, baseLearningRate.isFinite else {
-            throw TrainingError.invalidSetting("learning rate must be positive, got \(baseLearningRate)")
+        guard learningRate > 0, learningRate.isFinite else {
+            throw TrainingError.invalidSetting("learning rate must be positive, got \(learningRate)")
         }
         guard weightDecay >= 0 else { throw TrainingError.invalidSetting("weight decay must not be negative, got \(weightDecay)") }
         guard momentum >= 0, momentum < 1 else { throw TrainingError.invalidSetting("SGD momentum must lie in [0, 1), got \(momentum)") }

@@ -42,7 +42,7 @@ extension Fixture {
         let description = normalizer
         let settings = NormalizerSettings(
             kind: description.kind, epsilon: Float(description.eps),
-            momentum: Float(description.momentum ?? 0.1), groups: description.groups,
+            momentum: description.momentum.map(Float.init) ?? NormalizerSettings.defaultMomentum, groups: description.groups,
             rmax: Float(description.rmax ?? 1), dmax: Float(description.dmax ?? 0))
         let layer = try settings.makeNormalizer(channelCount: description.channels)
         try layer.setParameters(gamma: gamma.map(Float.init), beta: beta.map(Float.init))
