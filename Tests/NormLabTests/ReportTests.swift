@@ -267,4 +267,25 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(page.contains("| **differ** |"), page)
         XCTAssertTrue(page.contains("## Notes\n\nGroup norm differs"), page)
     }
+
+    /// `normlab report`, run as a user runs it: the page, CSV and chart, named after the file.
+    func testReportCommandEndToEnd() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        let results = folder.appendingPathComponent("synthetic.jsonl").path
+        try ResultsLog.write(records, to: results)
+        let out = folder.appendingPathComponent("pages").path
+        XCTAssertEqual(try runNormlab(["report", results, "--out", out]), 0)
+        let page = try String(contentsOfFile: out + "/synthetic.md", encoding: .utf8)
+        XCTAssertTrue(page.contains("| batch norm | 81.00 ± 1.41 |"), page)
+        XCTAssertTrue(page.contains("normlab report \(results)"), page)
+        XCTAssertTrue(try String(contentsOfFile: out + "/synthetic.csv", encoding: .utf8).hasPrefix("row,label,model,"))
+        XCTAssertTrue(XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: out + "/synthetic.svg"))).parse())
+        // A missing file and an empty one are errors, not crashes.
+        XCTAssertEqual(try runNormlab(["report", folder.appendingPathComponent("missing.jsonl").path, "--out", out]), 2)
+        let empty = folder.appendingPathComponent("empty.jsonl").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        XCTAssertNotEqual(try runNormlab(["report", empty, "--out", out]), 0)
+    }
 }
