@@ -47,7 +47,7 @@ def load_experiment(path):
         "data": raw.get("data", "embedded"),
         "train_size": raw.get("train_size"),
         "test_size": raw.get("test_size"),
-        "models": models if isinstance(models, list) else [models],
+        "models": [model.lower() for model in (models if isinstance(models, list) else [models])],
         "zero_init_residual": raw.get("zero_init_residual", False),
         "epochs": raw["epochs"],
         "bases": bases,
