@@ -23,7 +23,7 @@ public final class Conv2D {
     /// 1 MiB, so that each of two threads' halves of a product is about one core's 512 KiB L2
     /// cache. Chunks of 256 KiB to 2 MiB timed alike; batch 8 fits in one chunk, which was faster
     /// there than two. Training at batch 128 runs 1.4-1.6× faster than with whole-batch matrices
-    /// (`normlab bench train --whole-batch-columns` sets this to `Int.max`; results/BENCHMARKS.md).
+    /// (`normlab bench train --whole-batch-columns` sets this to `Int.max`, to time it).
     nonisolated(unsafe) public static var chunkEntries = 1 << 18
 
     /// This convolution's chunk limit (`Conv2D.chunkEntries` when it was made).

@@ -10,7 +10,8 @@ public final class SmallCNN: Model {
     public static let widths = [16, 32, 64]
     /// The samples a training step takes through the network at a time, forward and backward,
     /// when the normalizers allow it (`trainingGradients(images:labels:)`). 16 ran 1.1-1.25×
-    /// faster than whole batches of 64 and 128, and faster than 32 (results/BENCHMARKS.md).
+    /// faster than whole batches of 64 and 128, and faster than 32 (A/B runs of `normlab bench
+    /// train`, in the git history of results/BENCHMARKS.md).
     public static let pieceSize = 16
     /// Whether training steps take batches in pieces and lanes where the normalizers allow it.
     /// `normlab bench train --whole-batches` turns it off, to time what they gain (the same bits).

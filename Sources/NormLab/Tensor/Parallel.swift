@@ -19,7 +19,7 @@ public enum Parallelism {
     /// Jobs smaller than this many scalar operations run on the calling thread. With the spinning
     /// `WorkerPool` a hand-off costs about a microsecond, so splitting pays from a few
     /// microseconds of work. The value was picked by A/B runs of `normlab bench train` and
-    /// `normlab bench kernels` (`results/BENCHMARKS.md`): against 60,000, 15,000 made batch-2
+    /// `normlab bench kernels` (git history of `results/BENCHMARKS.md`): against 60,000, 15,000 made batch-2
     /// training 1.10-1.14× faster and batch 8 1.02-1.04×, with no change at batch 32 and at
     /// kernel level; 8,000 measured the same as 15,000.
     public static let minimumParallelCost = 15_000
