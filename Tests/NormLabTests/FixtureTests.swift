@@ -49,6 +49,21 @@ final class FixtureTests: XCTestCase {
         XCTAssertThrowsError(try Fixture.load(from: URL(fileURLWithPath: "/nonexistent/fixture.json")))
     }
 
+    /// Hostile fixtures, one of them found by the fuzzer (`Tests/Fuzz/regressions/fixture`, which
+    /// the fuzz script replays): channel counts near 10¹⁶ and a shape whose product passes
+    /// Int.max fail the check with a message; they used to crash (an allocation failure, an
+    /// overflow trap).
+    func testHostileFixturesFailWithoutCrashing() throws {
+        let folder = repositoryRoot.appendingPathComponent("Tests/Fuzz/regressions/fixture")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 2)
+        for name in names {
+            let result = try Fixture.load(from: folder.appendingPathComponent(name)).check()
+            XCTAssertFalse(result.passed, name)
+            XCTAssertNotNil(result.message, name)
+        }
+    }
+
     private func writeTemporary(_ data: Data) throws -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("normlab-fixture-\(UUID().uuidString).json")

@@ -15,7 +15,13 @@ public enum IDXFile {
     /// - Throws: `DataError` when the file cannot be read, is not unsigned-byte IDX of that
     ///   rank, or is shorter or longer than its header says.
     public static func read(_ path: String, expectedRank: Int) throws -> Contents {
-        let data = try decompressedBytes(path)
+        try parse(decompressedBytes(path), path: path, expectedRank: expectedRank)
+    }
+
+    /// Reads an IDX file's (decompressed) bytes; `path` names it in errors.
+    /// - Throws: `DataError` when the bytes are not unsigned-byte IDX of that rank, or are
+    ///   shorter or longer than their header says.
+    public static func parse(_ data: [UInt8], path: String, expectedRank: Int) throws -> Contents {
         guard data.count >= 4 else { throw DataError.truncated(path: path, detail: "\(data.count) bytes, no IDX header") }
         guard data[0] == 0, data[1] == 0 else {
             throw DataError.badMagic(path: path, detail: String(format: "starts with 0x%02x%02x, IDX files start with 0x0000", data[0], data[1]))

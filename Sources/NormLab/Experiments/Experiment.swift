@@ -75,6 +75,13 @@ public struct Experiment: Equatable, Sendable {
         } catch {
             throw ExperimentError.invalid("cannot read \(path): \(error.localizedDescription)")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Reads and validates an experiment file's bytes; `path` names it in errors.
+    /// - Throws: `ExperimentError.invalid` naming the key that is unknown, of the wrong type, or
+    ///   impossible.
+    public static func decode(_ data: Data, path: String) throws -> Experiment {
         do {
             let file = try JSONDecoder().decode(ExperimentFile.self, from: data)
             let experiment = try file.experiment()

@@ -19,28 +19,10 @@ public final class ResultsLog {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { return }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        var goodLength = 0
-        var lineStart = 0
-        var lineNumber = 0
-        let bytes = [UInt8](data)
-        while lineStart < bytes.count {
-            lineNumber += 1
-            guard let newline = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else {
-                // No newline: the write of this line was interrupted.
-                repairedTornLine = true
-                break
-            }
-            let line = Data(bytes[lineStart..<newline])
-            if !line.allSatisfy({ $0 == UInt8(ascii: " ") }) {
-                do {
-                    records.append(try JSONDecoder().decode(RunRecord.self, from: line))
-                } catch {
-                    throw ExperimentError.results("\(path), line \(lineNumber), is not a run record: \(error)")
-                }
-            }
-            lineStart = newline + 1
-            goodLength = lineStart
-        }
+        let parsed = try Self.parse(data, path: path)
+        records = parsed.records
+        repairedTornLine = parsed.completeLength < data.count
+        let goodLength = parsed.completeLength
         if repairedTornLine && repairing {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.truncate(atOffset: UInt64(goodLength))
@@ -62,6 +44,34 @@ public final class ResultsLog {
         try handle.write(contentsOf: line)
         try handle.synchronize()
         records.append(record)
+    }
+
+    /// The records of a results file's bytes, and the length of its complete lines: a last line
+    /// without its newline (a write cut short) is left out. `path` names the file in errors.
+    /// - Throws: `ExperimentError.results` when a complete line is not a valid record.
+    public static func parse(_ data: Data, path: String) throws -> (records: [RunRecord], completeLength: Int) {
+        var records: [RunRecord] = []
+        var goodLength = 0
+        var lineStart = 0
+        var lineNumber = 0
+        let bytes = [UInt8](data)
+        let decoder = JSONDecoder()
+        while lineStart < bytes.count {
+            lineNumber += 1
+            // No newline: the write of this line was interrupted.
+            guard let newline = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            let line = Data(bytes[lineStart..<newline])
+            if !line.allSatisfy({ $0 == UInt8(ascii: " ") }) {
+                do {
+                    records.append(try decoder.decode(RunRecord.self, from: line))
+                } catch {
+                    throw ExperimentError.results("\(path), line \(lineNumber), is not a run record: \(error)")
+                }
+            }
+            lineStart = newline + 1
+            goodLength = lineStart
+        }
+        return (records, goodLength)
     }
 
     /// A record as one line of a results file: its JSON with sorted keys, then a newline.

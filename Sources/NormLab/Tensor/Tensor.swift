@@ -10,10 +10,9 @@ public struct Tensor: Equatable, Sendable {
     /// Creates a tensor from a shape and its row-major elements.
     /// - Throws: `TensorError` when an axis is negative or the element count does not match.
     public init(shape: [Int], scalars: [Float]) throws {
-        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }), let count = Self.elementCount(shape) else {
             throw TensorError.invalidShape(shape)
         }
-        let count = shape.reduce(1, *)
         guard count == scalars.count else {
             throw TensorError.elementCountMismatch(shape: shape, count: scalars.count)
         }
@@ -30,6 +29,17 @@ public struct Tensor: Equatable, Sendable {
 
     /// The number of elements.
     public var count: Int { scalars.count }
+
+    /// The product of `shape`, or nil when it passes `Int.max` (a shape no memory holds).
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for size in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 
     /// Makes this tensor a copy of `other` in its own storage (reused when the size allows), so
     /// that the two never share a buffer that a later in-place write would have to copy.
@@ -65,7 +75,7 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidShape(let shape):
-            return "invalid tensor shape \(shape): it needs at least one axis and no negative sizes"
+            return "invalid tensor shape \(shape): it needs at least one axis, no negative sizes, and an element count an Int can hold"
         case .elementCountMismatch(let shape, let count):
             return "shape \(shape) holds \(shape.reduce(1, *)) elements, but \(count) were given"
         }

@@ -53,22 +53,28 @@ public struct Fixture: Decodable, Sendable {
         } catch {
             throw FixtureError.unreadable(path: url.path, reason: error.localizedDescription)
         }
+        return try decode(data, path: url.path)
+    }
+
+    /// Reads a fixture from its file's bytes; `path` names it in errors.
+    /// - Throws: `FixtureError.malformed` for anything but a valid fixture.
+    public static func decode(_ data: Data, path: String) throws -> Fixture {
         let fixture: Fixture
         do {
             fixture = try JSONDecoder().decode(Fixture.self, from: data)
         } catch let error as DecodingError {
-            throw FixtureError.malformed(path: url.path, reason: describe(error))
+            throw FixtureError.malformed(path: path, reason: describe(error))
         } catch {
-            throw FixtureError.malformed(path: url.path, reason: "\(error)")
+            throw FixtureError.malformed(path: path, reason: "\(error)")
         }
         guard fixture.format == "normlab-fixture/1" else {
-            throw FixtureError.malformed(path: url.path, reason: "format is \"\(fixture.format)\", expected \"normlab-fixture/1\"")
+            throw FixtureError.malformed(path: path, reason: "format is \"\(fixture.format)\", expected \"normlab-fixture/1\"")
         }
         guard fixture.mode == "training" || fixture.mode == "inference" else {
-            throw FixtureError.malformed(path: url.path, reason: "mode is \"\(fixture.mode)\", expected \"training\" or \"inference\"")
+            throw FixtureError.malformed(path: path, reason: "mode is \"\(fixture.mode)\", expected \"training\" or \"inference\"")
         }
         guard (fixture.expected == nil) != (fixture.expect_error == nil) else {
-            throw FixtureError.malformed(path: url.path, reason: "a fixture has exactly one of \"expected\" and \"expect_error\"")
+            throw FixtureError.malformed(path: path, reason: "a fixture has exactly one of \"expected\" and \"expect_error\"")
         }
         return fixture
     }

@@ -44,6 +44,14 @@ extension Fixture {
             kind: description.kind, epsilon: Float(description.eps),
             momentum: description.momentum.map(Float.init) ?? NormalizerSettings.defaultMomentum, groups: description.groups,
             rmax: Float(description.rmax ?? 1), dmax: Float(description.dmax ?? 0))
+        // The tensors first: their sizes are bounded by the file's, and the channel count must
+        // be theirs before any per-channel array is made.
+        let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
+        let dy = try Tensor(shape: input.shape, scalars: grad_output.map(Float.init))
+        guard input.shape.count >= 2, input.shape[1] == description.channels else {
+            throw FixtureError.malformed(
+                path: name, reason: "normalizer.channels is \(description.channels), but the input's shape is \(input.shape)")
+        }
         let layer = try settings.makeNormalizer(channelCount: description.channels)
         try layer.setParameters(gamma: gamma.map(Float.init), beta: beta.map(Float.init))
         let state = self.state ?? [:]
@@ -53,8 +61,6 @@ extension Fixture {
         if let renorm = layer as? BatchRenorm, let mean = state["running_mean"], let std = state["running_std"] {
             try renorm.setRunningStatistics(mean: mean.map(Float.init), std: std.map(Float.init))
         }
-        let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
-        let dy = try Tensor(shape: input.shape, scalars: grad_output.map(Float.init))
         let y = try layer.forward(x, mode: mode == "training" ? .training : .inference)
         let dx = try layer.backward(dy)
         var stateAfter: [String: [Float]] = [:]
