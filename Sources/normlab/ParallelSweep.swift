@@ -10,8 +10,17 @@ import Synchronization
 /// Children still running when this process is killed finish their run; the next sweep (or
 /// `normlab merge`) gathers their records.
 enum ParallelSweep {
+    /// How many threads a training gets.
+    enum Threads {
+        /// This many, always.
+        case fixed(Int)
+        /// The processors shared out between the trainings that can run at once: one each while
+        /// every job is busy, more for the last runs (the same bits either way).
+        case share(processors: Int)
+    }
+
     static func run(
-        _ experiment: Experiment, file: String, outputDirectory: String, jobs: Int, threads: Int
+        _ experiment: Experiment, file: String, outputDirectory: String, jobs: Int, threads: Threads
     ) throws -> Sweep.Summary {
         let plan = try Sweep.Plan(experiment)
         let log = try plan.openResults(in: outputDirectory)
@@ -31,9 +40,14 @@ enum ParallelSweep {
         var ran = 0, diverged = 0
         while !running.isEmpty || (failures.isEmpty && !waiting.isEmpty) {
             while failures.isEmpty, running.count < jobs, let index = waiting.popFirst() {
+                let childThreads: Int
+                switch threads {
+                case .fixed(let count): childThreads = count
+                case .share(let processors): childThreads = max(1, processors / min(jobs, running.count + 1 + waiting.count))
+                }
                 let process = Process()
                 process.executableURL = executable
-                process.arguments = ["sweep", file, "--out", outputDirectory, "--task", "\(index)", "--threads", "\(threads)"]
+                process.arguments = ["sweep", file, "--out", outputDirectory, "--task", "\(index)", "--threads", "\(childThreads)"]
                 process.standardOutput = FileHandle.nullDevice
                 process.terminationHandler = { exits.push(Exit(process: $0)) }
                 try process.run()

@@ -41,7 +41,9 @@ enum SweepCommand {
         printNow("sweep \(experiment.name): \(describeGrid(experiment)), \(counted(experiment.epochs, "epoch")), "
             + (jobCount > 1 ? "\(jobCount) at once, " : "") + counted(Parallelism.threadCount, "thread") + (jobCount > 1 ? " each" : ""))
         let summary = jobCount > 1
-            ? try ParallelSweep.run(experiment, file: files[0], outputDirectory: output, jobs: jobCount, threads: Parallelism.threadCount)
+            ? try ParallelSweep.run(
+                experiment, file: files[0], outputDirectory: output, jobs: jobCount,
+                threads: threads.map { .fixed($0) } ?? .share(processors: processors))
             : try runInProcess(experiment, output: output)
         printNow("\(summary.ran) runs done (\(summary.diverged) diverged), \(summary.alreadyRecorded) already recorded, in \(formatClock(summary.seconds)); results in \(summary.resultsPath)")
         try ReportCommand.writeReport(
