@@ -91,7 +91,7 @@ public enum MarkdownReport {
             lines.append("Bold: the best cell of its column, above every other cell of the column by more than the noise (\(test)).")
         }
         if verdicts.contains(where: { if case .tied = $0 { return true } else { return false } }) {
-            lines.append("Italic: tied for best — the column's highest mean, and every cell whose difference from it is within the noise (the same test gives p ≥ \(Statistics.format(Statistics.significanceLevel))): no cell of such a column beats all the others.")
+            lines.append("Italic: tied for best — the column's highest mean, and every cell that cannot be told apart from it (the same test gives p ≥ \(Statistics.format(Statistics.significanceLevel)), or the cell has a single run): no cell of such a column beats all the others.")
         }
         if verdicts.allSatisfy({ $0 == .undecided }) && !table.rows.isEmpty {
             lines.append("No cell is marked best: with one run per cell, differences cannot be told from the noise.")
