@@ -29,6 +29,8 @@ enum ParallelSweep {
         let recorded = log.records.map(\.spec)
         let pending = plan.runs.indices.filter { !recorded.contains(plan.runs[$0]) }
         let executable = try currentExecutable()
+        var environment = ProcessInfo.processInfo.environment
+        environment[Provenance.environmentKey] = Provenance.commit()
         let exits = ExitQueue()
         let clock = ContinuousClock()
         let start = clock.now
@@ -48,6 +50,7 @@ enum ParallelSweep {
                 let process = Process()
                 process.executableURL = executable
                 process.arguments = ["sweep", file, "--out", outputDirectory, "--task", "\(index)", "--threads", "\(childThreads)"]
+                process.environment = environment
                 process.standardOutput = FileHandle.nullDevice
                 process.terminationHandler = { exits.push(Exit(process: $0)) }
                 try process.run()

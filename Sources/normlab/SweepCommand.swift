@@ -127,9 +127,14 @@ enum SweepCommand {
 
 /// The code version results were produced with.
 enum Provenance {
+    /// The variable through which `sweep --jobs` hands its commit to its children, so that every
+    /// record of one sweep names the code the sweep started with.
+    static let environmentKey = "NORMLAB_COMMIT"
+
     /// `git rev-parse --short HEAD`, with `-dirty` when tracked source files have uncommitted
-    /// changes; `unknown` outside a git checkout.
+    /// changes; `unknown` outside a git checkout. A child of `sweep --jobs` takes its parent's.
     static func commit() -> String {
+        if let inherited = ProcessInfo.processInfo.environment[environmentKey], !inherited.isEmpty { return inherited }
         guard let head = git(["rev-parse", "--short", "HEAD"]), !head.isEmpty else { return "unknown" }
         let changes = git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"]) ?? ""
         return changes.isEmpty ? head : head + "-dirty"
