@@ -80,3 +80,9 @@ func normalizerKind(named name: String) throws -> NormalizerKind {
     }
     return kind
 }
+
+/// This program's own file, absolute (`/proc/self/exe` on Linux, else Foundation's idea of it),
+/// for starting copies of it: `sweep --jobs`'s children, Slurm's tasks.
+func programPath() -> String? {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath
+}

@@ -28,7 +28,10 @@ enum ParallelSweep {
         let folder = TaskFolder(outputDirectory: outputDirectory)
         let recorded = log.records.map(\.spec)
         let pending = plan.runs.indices.filter { !recorded.contains(plan.runs[$0]) }
-        let executable = try currentExecutable()
+        guard let path = programPath() else {
+            throw ExperimentError.results("cannot find the normlab program to start the sweep's jobs with")
+        }
+        let executable = URL(fileURLWithPath: path)
         var environment = ProcessInfo.processInfo.environment
         environment[Provenance.environmentKey] = Provenance.commit()
         let exits = ExitQueue()
@@ -83,17 +86,6 @@ enum ParallelSweep {
         return Sweep.Summary(
             totalRuns: plan.runs.count, alreadyRecorded: plan.runs.count - pending.count, ran: ran, diverged: diverged,
             seconds: Sweep.seconds(clock.now - start), resultsPath: log.path)
-    }
-
-    /// This program's own file, to start the children with.
-    private static func currentExecutable() throws -> URL {
-        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            return URL(fileURLWithPath: path)
-        }
-        guard let url = Bundle.main.executableURL else {
-            throw ExperimentError.results("cannot find the normlab program to start the sweep's jobs with")
-        }
-        return url
     }
 }
 

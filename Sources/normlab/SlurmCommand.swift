@@ -27,7 +27,7 @@ enum SlurmCommand {
         func absolute(_ path: String) -> String {
             (path.hasPrefix("/") ? path : (workingDirectory as NSString).appendingPathComponent(path) as String)
         }
-        let executable = (try? manager.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? absolute(CommandLine.arguments[0])
+        let executable = programPath() ?? absolute(CommandLine.arguments[0])
         let scriptFolder = (absolute(output) as NSString).appendingPathComponent("slurm")
         let runCount = experiment.runs(trainSize: experiment.trainSize ?? 1).count
         let scripts = SlurmScripts(
