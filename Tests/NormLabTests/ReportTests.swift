@@ -118,8 +118,11 @@ final class ReportTests: XCTestCase {
     }
 
     func testRecordsWithoutAModelAreSmallCNNs() throws {
-        var json = String(decoding: try JSONEncoder().encode(records[0]), as: UTF8.self)
-        XCTAssertTrue(json.contains("\"model\":\"smallcnn\""), json)
+        // Sorted keys: "model" is followed by another key, whatever order a dictionary takes.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var json = String(decoding: try encoder.encode(records[0]), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"model\":\"smallcnn\","), json)
         XCTAssertFalse(json.contains("zero_init_residual"), json)
         json = json.replacingOccurrences(of: "\"model\":\"smallcnn\",", with: "")
         XCTAssertFalse(json.contains("model"))

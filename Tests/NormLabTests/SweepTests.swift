@@ -74,6 +74,31 @@ final class SweepTests: XCTestCase {
         }
     }
 
+    /// Records with values no run produces (the fuzzer found that an accuracy of -1e308 reached
+    /// the chart, whose axis became infinite) are refused by name, and the kept inputs of
+    /// `Tests/Fuzz/regressions/results` are among them.
+    func testImpossibleValuesInARecordAreRefused() throws {
+        let line = try String(contentsOfFile: repositoryRoot.appendingPathComponent("results/small-batch.jsonl").path, encoding: .utf8)
+            .split(separator: "\n")[0]
+        XCTAssertNoThrow(try ResultsLog.parse(Data((line + "\n").utf8), path: "good"))
+        for (find, replace, named) in [
+            ("\"test_accuracy\":0.8598", "\"test_accuracy\":-1e308", "test_accuracy"),
+            ("\"test_accuracy\":0.8598", "\"test_accuracy\":1.5", "test_accuracy"),
+            ("\"batch_size\":2", "\"batch_size\":0", "batch_size"),
+            ("\"base_lr\":0.05", "\"base_lr\":-0.05", "base_lr"),
+        ] {
+            let bad = line.replacingOccurrences(of: find, with: replace) + "\n"
+            XCTAssertNotEqual(bad, line + "\n")
+            XCTAssertThrowsError(try ResultsLog.parse(Data(bad.utf8), path: "bad")) { error in
+                XCTAssertTrue("\(error)".contains(named), "\(error)")
+            }
+        }
+        let kept = repositoryRoot.appendingPathComponent("Tests/Fuzz/regressions/results")
+        for file in try FileManager.default.contentsOfDirectory(atPath: kept.path) {
+            XCTAssertThrowsError(try ResultsLog.parse(Data(contentsOf: kept.appendingPathComponent(file)), path: file))
+        }
+    }
+
     /// A real interruption: `normlab sweep` killed with SIGKILL mid-sweep, then run again,
     /// records every run exactly once, with the numbers of an uninterrupted sweep.
     func testKillNineThenResume() throws {

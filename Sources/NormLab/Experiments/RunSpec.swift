@@ -156,9 +156,22 @@ public struct RunRecord: Codable, Equatable, Sendable {
         self.result = result
     }
 
+    /// Reads a record and refuses values no run can produce, which a report would otherwise draw
+    /// or average: an accuracy outside 0…1, a batch size below 1, a learning rate that is not a
+    /// positive number.
     public init(from decoder: any Decoder) throws {
         spec = try RunSpec(from: decoder)
         result = try RunResult(from: decoder)
+        func refuse(_ reason: String) -> DecodingError {
+            DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: reason))
+        }
+        for (name, accuracy) in [("test_accuracy", result.testAccuracy), ("precise_bn_accuracy", result.preciseBNAccuracy)] {
+            if let accuracy, !(0...1).contains(accuracy) { throw refuse("\(name) \(accuracy) is not between 0 and 1") }
+        }
+        guard spec.batchSize >= 1 else { throw refuse("batch_size \(spec.batchSize) is below 1") }
+        for (name, rate) in [("base_lr", spec.baseLearningRate), ("lr", spec.learningRate)] where !(rate.isFinite && rate > 0) {
+            throw refuse("\(name) \(rate) is not a positive number")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

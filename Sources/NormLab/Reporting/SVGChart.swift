@@ -12,7 +12,7 @@ public enum SVGChart {
         let xs = table.columns.map { table.axis == .depth ? $0 : log2($0) }
         /// A cell's point: its mean, or its median when split.
         func center(_ cell: ResultTable.Cell) -> Double? { cell.split ? cell.median : cell.mean }
-        let errors = table.rows.flatMap { $0.cells.compactMap { center($0).map { 100 * (1 - $0) } } }
+        let errors = table.rows.flatMap { $0.cells.compactMap { center($0).map { 100 * (1 - $0) } } }.filter(\.isFinite)
         // A y range around the data, in round steps, so that differences of a point show. A few
         // far-off points (runs that never learned) would squash the rest: they are drawn at the
         // top edge with their value instead.
