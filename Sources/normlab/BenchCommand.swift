@@ -10,30 +10,33 @@ enum BenchCommand {
         var options = Options(arguments)
         let json = options.flag("--json")
         let quick = options.flag("--quick")
-        if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
+        var execution = Execution()
+        if let threads = try options.integer("--threads", in: 1...256) { execution.threads = threads }
         let kinds = try options.value("--norm").map(normalizerList)
         let model = try options.value("--model").map { try ModelSettings(name: $0) }
         let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
         // The convolutions' im2col matrices for the whole batch at once, as before they went
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
         let wholeBatchColumns = options.flag("--whole-batch-columns")
-        if wholeBatchColumns { Conv2D.chunkEntries = .max }
+        if wholeBatchColumns { execution.chunksColumns = false }
         // Training steps over whole batches, as before they went through the network in pieces
         // of 16 samples and lanes: the same numbers, to time what those gain.
         let wholeBatches = options.flag("--whole-batches")
-        if wholeBatches { SmallCNN.splitsBatches = false }
+        if wholeBatches { execution.splitsBatches = false }
         // The matrix product's 256-bit tiles on a processor with AVX-512, to time what the
         // 512-bit ones gain (the same numbers).
         let noWideTiles = options.flag("--no-wide-tiles")
-        if noWideTiles { MatrixMultiply.wideTiles = false }
+        if noWideTiles { execution.wideTiles = false }
         let positionals = try options.positionals()
         switch positionals {
         case ["kernels"] where kinds == nil && batchSizes == nil && model == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles:
-            return try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3)
+            return try execution.run { try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3) }
         case ["train"]:
-            return try train(
-                json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerKind.allCases,
-                batchSizes: batchSizes ?? TrainingBenchmark.defaultBatchSizes)
+            return try execution.run {
+                try train(
+                    json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerKind.allCases,
+                    batchSizes: batchSizes ?? TrainingBenchmark.defaultBatchSizes)
+            }
         default:
             throw UsageError(usage)
         }
@@ -61,9 +64,10 @@ enum BenchCommand {
     ) throws -> Int32 {
         let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).train
         let machine = Machine.current
+        let execution = Execution.current
         if !json {
-            printNow("\(model.name) training steps (forward, backward, SGD update), \(Parallelism.threadCount) threads, "
-                + "\(MatrixMultiply.wideTiles ? "512" : "256")-bit matrix tiles")
+            printNow("\(model.name) training steps (forward, backward, SGD update), \(execution.threads) threads, "
+                + "\(execution.wideTiles ? "512" : "256")-bit matrix tiles")
             printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("batch", 8) + "images/s")
         }
@@ -73,10 +77,10 @@ enum BenchCommand {
             if json {
                 let object: [String: Any] = [
                     "model": model.name, "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
-                    "images_per_second": m.imagesPerSecond, "threads": Parallelism.threadCount,
-                    "columns": Conv2D.chunkEntries == .max ? "whole_batch" : "chunked",
-                    "steps": SmallCNN.splitsBatches ? "in_pieces" : "whole_batch",
-                    "tiles": MatrixMultiply.wideTiles ? "512-bit" : "256-bit",
+                    "images_per_second": m.imagesPerSecond, "threads": execution.threads,
+                    "columns": execution.chunksColumns ? "chunked" : "whole_batch",
+                    "steps": execution.splitsBatches ? "in_pieces" : "whole_batch",
+                    "tiles": execution.wideTiles ? "512-bit" : "256-bit",
                     "cpu": machine.processor, "processors": machine.processorCount,
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -91,7 +95,7 @@ enum BenchCommand {
     private static func kernels(json: Bool, minimumSeconds: Double) throws -> Int32 {
         let machine = Machine.current
         if !json {
-            printNow("normalizer kernels, \(Parallelism.threadCount) threads, median time per call")
+            printNow("normalizer kernels, \(Execution.current.threads) threads, median time per call")
             printNow("on \(machine.summary)")
             printNow(pad("normalizer", 14) + pad("shape", 16) + pad("phase", 19) + "time")
         }
@@ -100,7 +104,7 @@ enum BenchCommand {
             if json {
                 let object: [String: Any] = [
                     "normalizer": m.normalizer.rawValue, "shape": m.shape, "phase": m.phase,
-                    "seconds": m.seconds, "threads": Parallelism.threadCount,
+                    "seconds": m.seconds, "threads": Execution.current.threads,
                     "cpu": machine.processor, "processors": machine.processorCount,
                 ]
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

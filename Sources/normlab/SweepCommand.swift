@@ -32,19 +32,19 @@ enum SweepCommand {
         let gridSize = experiment.runs(trainSize: experiment.trainSize ?? 1).count
         if let indices = try TaskSelection.indices(task: task, tasks: tasks, environment: environment, runCount: gridSize) {
             guard jobs == nil else { throw UsageError("--jobs runs a whole sweep; a task runs its runs one after another") }
-            Parallelism.threadCount = threads ?? environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? Machine.availableProcessors
-            return try runTasks(indices, experiment: experiment, file: files[0], output: output)
+            let execution = Execution(threads: threads ?? environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? Machine.availableProcessors)
+            return try execution.run { try runTasks(indices, experiment: experiment, file: files[0], output: output) }
         }
         let processors = Machine.availableProcessors
         let jobCount = jobs ?? max(1, processors / (threads ?? 1))
-        Parallelism.threadCount = threads ?? max(1, processors / jobCount)
+        let execution = Execution(threads: threads ?? max(1, processors / jobCount))
         printNow("sweep \(experiment.name): \(describeGrid(experiment)), \(counted(experiment.epochs, "epoch")), "
-            + (jobCount > 1 ? "\(jobCount) at once, " : "") + counted(Parallelism.threadCount, "thread") + (jobCount > 1 ? " each" : ""))
+            + (jobCount > 1 ? "\(jobCount) at once, " : "") + counted(execution.threads, "thread") + (jobCount > 1 ? " each" : ""))
         let summary = jobCount > 1
             ? try ParallelSweep.run(
                 experiment, file: files[0], outputDirectory: output, jobs: jobCount,
                 threads: threads.map { .fixed($0) } ?? .share(processors: processors))
-            : try runInProcess(experiment, output: output)
+            : try execution.run { try runInProcess(experiment, output: output) }
         printNow("\(summary.ran) runs done (\(summary.diverged) diverged), \(summary.alreadyRecorded) already recorded, in \(formatClock(summary.seconds)); results in \(summary.resultsPath)")
         try ReportCommand.writeReport(
             resultsPath: summary.resultsPath, outputDirectory: output, outputs: experiment.outputs,
@@ -84,7 +84,7 @@ enum SweepCommand {
         try Sweep.runTasks(
             indices, of: plan, experimentFile: file, outputDirectory: output, commit: Provenance.commit(),
             started: { index, spec in
-                printNow("task \(index) of \(plan.runs.count): \(spec.summary), \(counted(Parallelism.threadCount, "thread"))")
+                printNow("task \(index) of \(plan.runs.count): \(spec.summary), \(counted(Execution.current.threads, "thread"))")
             },
             finished: { index, outcome in
                 switch outcome {

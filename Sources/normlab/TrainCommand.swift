@@ -38,7 +38,7 @@ enum TrainCommand {
         let seed = try options.integer("--seed", in: 0...Int.max) ?? 0
         let dataDirectory = try options.value("--data")
         let trainSize = try options.integer("--train-size", in: 1...10_000_000)
-        if let threads = try options.integer("--threads", in: 1...256) { Parallelism.threadCount = threads }
+        let execution = Execution(threads: try options.integer("--threads", in: 1...256) ?? Machine.availableProcessors)
         let extra = try options.positionals()
         guard extra.isEmpty else { throw UsageError("unexpected argument '\(extra[0])'\n\(usage)") }
 
@@ -50,14 +50,16 @@ enum TrainCommand {
         try settings.validate(trainSize: data.train.count)
         let display = ProgressDisplay()
         if !json {
-            print("training \(model.name) on \(data.train.imageShape) images with \(kind.rawValue) norm (\(placement.rawValue) ReLU), batch \(batchSize), \(epochs) epochs, lr \(rate) × \(batchSize)/32 = \(settings.learningRate), seed \(seed), \(data.train.count) training images, \(Parallelism.threadCount) threads")
+            print("training \(model.name) on \(data.train.imageShape) images with \(kind.rawValue) norm (\(placement.rawValue) ReLU), batch \(batchSize), \(epochs) epochs, lr \(rate) × \(batchSize)/32 = \(settings.learningRate), seed \(seed), \(data.train.count) training images, \(execution.threads) threads")
         }
-        let outcome = try Trainer.train(settings, train: data.train, test: data.test) { progress in
-            guard !json else { return }
-            display.show(String(
-                format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  %@ left",
-                progress.epoch, progress.epochs, progress.step, progress.totalSteps, progress.loss,
-                progress.imagesPerSecond, formatClock(progress.secondsRemaining)))
+        let outcome = try execution.run {
+            try Trainer.train(settings, train: data.train, test: data.test) { progress in
+                guard !json else { return }
+                display.show(String(
+                    format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  %@ left",
+                    progress.epoch, progress.epochs, progress.step, progress.totalSteps, progress.loss,
+                    progress.imagesPerSecond, formatClock(progress.secondsRemaining)))
+            }
         }
         display.finish()
         if json {
@@ -66,7 +68,7 @@ enum TrainCommand {
                 "epochs": epochs, "base_lr": decimal(rate), "lr": decimal(settings.learningRate),
                 "weight_decay": decimal(weightDecay), "momentum": decimal(settings.momentum), "seed": seed,
                 "train_size": data.train.count, "test_size": data.test.count, "data": directory,
-                "threads": Parallelism.threadCount, "epsilon": decimal(normalizer.epsilon),
+                "threads": execution.threads, "epsilon": decimal(normalizer.epsilon),
                 "final_loss": outcome.finalLoss.isFinite ? outcome.finalLoss : NSNull(),
                 "diverged": outcome.diverged, "seconds": outcome.seconds,
                 "images_per_second": outcome.imagesPerSecond, "steps": outcome.steps,

@@ -16,11 +16,8 @@ final class MatrixMultiplyTests: XCTestCase {
     /// Runs `body` with the 256-bit tiles, and again with the 512-bit ones where the processor
     /// has AVX-512.
     private func forEachTileWidth(_ body: (String) throws -> Void) rethrows {
-        let saved = MatrixMultiply.wideTiles
-        defer { MatrixMultiply.wideTiles = saved }
         for wide in MatrixMultiply.wideTilesAvailable ? [false, true] : [false] {
-            MatrixMultiply.wideTiles = wide
-            try body(wide ? "512-bit tiles" : "256-bit tiles")
+            try withExecution(wideTiles: wide) { try body(wide ? "512-bit tiles" : "256-bit tiles") }
         }
     }
 
@@ -64,8 +61,6 @@ final class MatrixMultiplyTests: XCTestCase {
 
     func testWideTilesGiveTheSameBits() throws {
         guard MatrixMultiply.wideTilesAvailable else { throw XCTSkip("this processor has no AVX-512") }
-        let saved = MatrixMultiply.wideTiles
-        defer { MatrixMultiply.wideTiles = saved }
         // The convolutions' shapes at batch 8 (forward, input gradient, weight gradient), edges,
         // and depth pieces that start and end inside depth blocks.
         for (m, n, k, pieces) in [(16, 6272, 9, [0, 9]), (32, 1568, 144, [0, 144]), (144, 1568, 32, [0, 32]),
@@ -73,9 +68,10 @@ final class MatrixMultiplyTests: XCTestCase {
                                   (13, 50, 300, [0, 300]), (7, 17, 600, [0, 257, 600])] {
             let a = randomTensor([m * k], seed: 3).scalars, b = randomTensor([k * n], seed: 4).scalars
             let results = [false, true].map { wide in
-                MatrixMultiply.wideTiles = wide
-                return b.withUnsafeBufferPointer { b in
-                    productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
+                withExecution(wideTiles: wide) {
+                    b.withUnsafeBufferPointer { b in
+                        productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
+                    }
                 }
             }
             XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k), pieces \(pieces)")
@@ -99,37 +95,36 @@ final class MatrixMultiplyTests: XCTestCase {
                 let segments = ColumnSegments(length: length, stride: stride)
                 for accumulate in [false, true] {
                     for threads in [1, 2] {
-                        let saved = Parallelism.threadCount
-                        Parallelism.threadCount = threads
-                        defer { Parallelism.threadCount = saved }
-                        let start = randomTensor([m * n], seed: 13).scalars
-                        var plain = start
-                        var segmented = [Float](repeating: -7, count: samples * stride)
-                        for i in 0..<m { for j in 0..<n { segmented[j / length * stride + i * length + j % length] = start[i * n + j] } }
-                        a.withUnsafeBufferPointer { a in
-                            plainB.withUnsafeBufferPointer { b in plain.withUnsafeMutableBufferPointer { c in
-                                MatrixMultiply.multiply(
-                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
-                                    into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: accumulate,
-                                    workspace: MatrixWorkspace())
+                        withExecution(threads: threads) {
+                            let start = randomTensor([m * n], seed: 13).scalars
+                            var plain = start
+                            var segmented = [Float](repeating: -7, count: samples * stride)
+                            for i in 0..<m { for j in 0..<n { segmented[j / length * stride + i * length + j % length] = start[i * n + j] } }
+                            a.withUnsafeBufferPointer { a in
+                                plainB.withUnsafeBufferPointer { b in plain.withUnsafeMutableBufferPointer { c in
+                                    MatrixMultiply.multiply(
+                                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: accumulate,
+                                        workspace: MatrixWorkspace())
+                                } }
+                                segmentedB.withUnsafeBufferPointer { b in segmented.withUnsafeMutableBufferPointer { c in
+                                    MatrixMultiply.multiply(
+                                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, rowStride: length, segments: ColumnSegments(length: length, stride: bStride)),
+                                        into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: accumulate,
+                                        workspace: MatrixWorkspace(), cSegments: segments)
+                                } }
+                            }
+                            let label = "\(m)×\(n)×\(k) in runs of \(length), accumulate \(accumulate), \(threads) threads, \(tiles)"
+                            var mismatches = 0
+                            for i in 0..<m { for j in 0..<n where segmented[j / length * stride + i * length + j % length].bitPattern != plain[i * n + j].bitPattern {
+                                mismatches += 1
                             } }
-                            segmentedB.withUnsafeBufferPointer { b in segmented.withUnsafeMutableBufferPointer { c in
-                                MatrixMultiply.multiply(
-                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, rowStride: length, segments: ColumnSegments(length: length, stride: bStride)),
-                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: accumulate,
-                                    workspace: MatrixWorkspace(), cSegments: segments)
-                            } }
-                        }
-                        let label = "\(m)×\(n)×\(k) in runs of \(length), accumulate \(accumulate), \(threads) threads, \(tiles)"
-                        var mismatches = 0
-                        for i in 0..<m { for j in 0..<n where segmented[j / length * stride + i * length + j % length].bitPattern != plain[i * n + j].bitPattern {
-                            mismatches += 1
-                        } }
-                        XCTAssertEqual(mismatches, 0, label)
-                        // Between the planes (the rows m..<m+1 of each sample) nothing was written.
-                        for sample in 0..<samples {
-                            XCTAssertEqual(Array(segmented[(sample * stride + m * length)..<((sample + 1) * stride)]),
-                                           [Float](repeating: -7, count: length), label)
+                            XCTAssertEqual(mismatches, 0, label)
+                            // Between the planes (the rows m..<m+1 of each sample) nothing was written.
+                            for sample in 0..<samples {
+                                XCTAssertEqual(Array(segmented[(sample * stride + m * length)..<((sample + 1) * stride)]),
+                                               [Float](repeating: -7, count: length), label)
+                            }
                         }
                     }
                 }
@@ -230,18 +225,17 @@ final class MatrixMultiplyTests: XCTestCase {
                 var panels = [Float](repeating: 0, count: (n + 15) / 16 * panelStride)
                 for i in 0..<k { for j in 0..<n { panels[j / 16 * panelStride + i * 16 + j % 16] = b[i * n + j] } }
                 for threads in [1, 2] {
-                    let saved = Parallelism.threadCount
-                    Parallelism.threadCount = threads
-                    defer { Parallelism.threadCount = saved }
-                    let packed = b.withUnsafeBufferPointer { b in
-                        productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
-                    }
-                    let inPlace = panels.withUnsafeBufferPointer { panels in
-                        productInPieces(a, m: m, n: n, k: k, pieces: pieces) {
-                            MatrixView(panels.baseAddress! + $0 * 16, panelStride: panelStride)
+                    withExecution(threads: threads) {
+                        let packed = b.withUnsafeBufferPointer { b in
+                            productInPieces(a, m: m, n: n, k: k, pieces: pieces) { MatrixView(b.baseAddress! + $0 * n, columns: n) }
                         }
+                        let inPlace = panels.withUnsafeBufferPointer { panels in
+                            productInPieces(a, m: m, n: n, k: k, pieces: pieces) {
+                                MatrixView(panels.baseAddress! + $0 * 16, panelStride: panelStride)
+                            }
+                        }
+                        XCTAssertEqual(inPlace, packed, "\(m)×\(n)×\(k), pieces \(pieces), \(threads) threads, \(tiles)")
                     }
-                    XCTAssertEqual(inPlace, packed, "\(m)×\(n)×\(k), pieces \(pieces), \(threads) threads, \(tiles)")
                 }
             }
         }
@@ -260,32 +254,31 @@ final class MatrixMultiplyTests: XCTestCase {
                 let segments = ColumnSegments(length: length, stride: stride)
                 for (hasBias, rectifying) in [(true, true), (false, true), (true, false)] {
                     for threads in [1, 2] {
-                        let saved = Parallelism.threadCount
-                        Parallelism.threadCount = threads
-                        defer { Parallelism.threadCount = saved }
-                        var separate = [Float](repeating: .nan, count: samples * stride), fused = separate
-                        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in biases.withUnsafeBufferPointer { biases in
-                            separate.withUnsafeMutableBufferPointer { c in
-                                MatrixMultiply.multiply(
-                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
-                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
-                                    workspace: MatrixWorkspace(), cSegments: segments)
-                                for plane in 0..<(samples * m) {
-                                    let row = c.baseAddress! + plane * length
-                                    VectorKernels.affine(row, row, length, scale: 1, shift: hasBias ? biases[plane % m] : 0, rectifying: rectifying)
+                        withExecution(threads: threads) {
+                            var separate = [Float](repeating: .nan, count: samples * stride), fused = separate
+                            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in biases.withUnsafeBufferPointer { biases in
+                                separate.withUnsafeMutableBufferPointer { c in
+                                    MatrixMultiply.multiply(
+                                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                        into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
+                                        workspace: MatrixWorkspace(), cSegments: segments)
+                                    for plane in 0..<(samples * m) {
+                                        let row = c.baseAddress! + plane * length
+                                        VectorKernels.affine(row, row, length, scale: 1, shift: hasBias ? biases[plane % m] : 0, rectifying: rectifying)
+                                    }
                                 }
-                            }
-                            fused.withUnsafeMutableBufferPointer { c in
-                                MatrixMultiply.multiply(
-                                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
-                                    into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
-                                    workspace: MatrixWorkspace(), cSegments: segments,
-                                    epilogue: RowEpilogue(bias: hasBias ? biases.baseAddress : nil, rectifying: rectifying))
-                            }
-                        } } }
-                        XCTAssertEqual(fused.map(\.bitPattern), separate.map(\.bitPattern),
-                                       "\(m)×\(n)×\(k) in runs of \(length), bias \(hasBias), ReLU \(rectifying), \(threads) threads, \(tiles)")
-                        if rectifying { XCTAssertTrue(fused.contains(0) && fused.contains { $0 > 0 }) }
+                                fused.withUnsafeMutableBufferPointer { c in
+                                    MatrixMultiply.multiply(
+                                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                                        into: c.baseAddress!, cRowStride: length, m: m, n: n, k: k, accumulate: false,
+                                        workspace: MatrixWorkspace(), cSegments: segments,
+                                        epilogue: RowEpilogue(bias: hasBias ? biases.baseAddress : nil, rectifying: rectifying))
+                                }
+                            } } }
+                            XCTAssertEqual(fused.map(\.bitPattern), separate.map(\.bitPattern),
+                                           "\(m)×\(n)×\(k) in runs of \(length), bias \(hasBias), ReLU \(rectifying), \(threads) threads, \(tiles)")
+                            if rectifying { XCTAssertTrue(fused.contains(0) && fused.contains { $0 > 0 }) }
+                        }
                     }
                 }
             }
@@ -355,17 +348,16 @@ final class MatrixMultiplyTests: XCTestCase {
 
     private func assertSameBitsWithAnyThreadCount(m: Int, n: Int, k: Int) {
         let a = randomTensor([m * k], seed: 1).scalars, b = randomTensor([k * n], seed: 2).scalars
-        let saved = Parallelism.threadCount
-        defer { Parallelism.threadCount = saved }
         var results: [[Float]] = []
         for threads in [1, 2, 3] {
-            Parallelism.threadCount = threads
             var c = [Float](repeating: 0, count: m * n)
-            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
-                MatrixMultiply.multiply(
-                    MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
-                    into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
-            } } }
+            withExecution(threads: threads) {
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                    MatrixMultiply.multiply(
+                        MatrixView(a.baseAddress!, columns: k), MatrixView(b.baseAddress!, columns: n),
+                        into: c.baseAddress!, cRowStride: n, m: m, n: n, k: k, accumulate: false, workspace: MatrixWorkspace())
+                } } }
+            }
             results.append(c)
         }
         XCTAssertEqual(results[0], results[1], "\(m)×\(n)×\(k)")

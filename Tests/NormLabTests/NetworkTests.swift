@@ -37,13 +37,6 @@ final class NetworkTests: XCTestCase {
         return bits
     }
 
-    private func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
-        let saved = Parallelism.threadCount
-        Parallelism.threadCount = threads
-        defer { Parallelism.threadCount = saved }
-        return try body()
-    }
-
     func testComposedSmallCNNTrainsToTheSameBitsAsTheSmallCNNClass() throws {
         // Batch 40 on two threads: the class's step runs in pieces and lanes; the composed
         // network takes whole batches, with the ReLUs fused by `Sequential`.
@@ -51,7 +44,7 @@ final class NetworkTests: XCTestCase {
             NormalizerKind.allCases.map { ($0, .before) } + [(.batch, .after), (.group, .after)]
         for (kind, placement) in cases {
             let settings = NormalizerSettings(kind: kind, rmax: 1.5, dmax: 0.5)
-            try withThreads(2) {
+            try withExecution(threads: 2) {
                 let reference = try train(
                     try SmallCNN(normalizer: settings, placement: placement, seed: 4), batchSize: 40, steps: 3)
                 let composed = try train(
@@ -69,10 +62,9 @@ final class NetworkTests: XCTestCase {
                 var model = try ModelSettings(name: name)
                 model.zeroInitResidual = zeroInit && model.hasShortcuts
                 func run(threads: Int, splits: Bool = true) throws -> [UInt32] {
-                    try withThreads(threads) {
+                    try withExecution(threads: threads, splitsBatches: splits) {
                         let network = try model.make(
                             normalizer: NormalizerSettings(kind: kind), image: Self.data.imageShape, classes: 10, seed: 2) as! Network
-                        network.splitsBatches = splits
                         let bits = try train(network, batchSize: 24, steps: 3)
                         XCTAssertEqual(network.ranInLanes, splits && kind != .batch, "\(name) \(kind)")
                         return bits
@@ -110,7 +102,7 @@ final class NetworkTests: XCTestCase {
         let settings = NormalizerSettings(kind: .group)
         for name in ["smallcnn", "resnet-8", "plain-8"] {
             let model = try ModelSettings(name: name)
-            try withThreads(2) {
+            try withExecution(threads: 2) {
                 func make(_ plain: Bool) throws -> any Model {
                     try model.make(
                         normalizer: settings, image: Self.data.imageShape, classes: 10, seed: 6,

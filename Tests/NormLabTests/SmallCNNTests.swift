@@ -70,46 +70,45 @@ final class SmallCNNTests: XCTestCase {
         // renorm's r and d unclipped enough to matter), and must also leave the same running
         // statistics.
         XCTAssertEqual(SmallCNN.pieceSize, 16)
-        let saved = Parallelism.threadCount
-        defer { Parallelism.threadCount = saved }
         for (n, threads) in [(2, 2), (5, 2), (8, 2), (40, 2), (40, 1)] {
-            Parallelism.threadCount = threads
-            let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
-            let labels = (0..<n).map { UInt8($0 * 7 % 10) }
-            for kind in NormalizerKind.allCases {
-                for placement in NormalizerPlacement.allCases {
-                    let context = "\(kind) \(placement), \(n) samples, \(threads) threads"
-                    let settings = NormalizerSettings(
-                        kind: kind, groups: kind == .group ? 4 : nil, rmax: kind == .batchrenorm ? 1.5 : 1,
-                        dmax: kind == .batchrenorm ? 0.5 : 0)
-                    let whole = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
-                    try whole.forward(images, mode: .training)
-                    var gradient = Tensor(shape: [0])
-                    let wholeLoss = SoftmaxCrossEntropy.evaluate(logits: whole.logits, labels: labels[...], gradient: &gradient).loss
-                    try whole.backward(gradient)
+            try withExecution(threads: threads) {
+                let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
+                let labels = (0..<n).map { UInt8($0 * 7 % 10) }
+                for kind in NormalizerKind.allCases {
+                    for placement in NormalizerPlacement.allCases {
+                        let context = "\(kind) \(placement), \(n) samples, \(threads) threads"
+                        let settings = NormalizerSettings(
+                            kind: kind, groups: kind == .group ? 4 : nil, rmax: kind == .batchrenorm ? 1.5 : 1,
+                            dmax: kind == .batchrenorm ? 0.5 : 0)
+                        let whole = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
+                        try whole.forward(images, mode: .training)
+                        var gradient = Tensor(shape: [0])
+                        let wholeLoss = SoftmaxCrossEntropy.evaluate(logits: whole.logits, labels: labels[...], gradient: &gradient).loss
+                        try whole.backward(gradient)
 
-                    let split = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
-                    XCTAssertEqual(split.takesPieces, [.none, .layer, .instance, .group].contains(kind), context)
-                    XCTAssertEqual(split.sharesBatchStatistics, [.batch, .batchrenorm].contains(kind), context)
-                    if split.takesPieces {
-                        // A step on other images first: the next step's sums must start from zero,
-                        // not from what this one left.
-                        _ = try split.trainingGradients(images: otherImages, labels: labels[...])
-                    }
-                    let loss = try split.trainingGradients(images: images, labels: labels[...])
+                        let split = try SmallCNN(normalizer: settings, placement: placement, seed: 6)
+                        XCTAssertEqual(split.takesPieces, [.none, .layer, .instance, .group].contains(kind), context)
+                        XCTAssertEqual(split.sharesBatchStatistics, [.batch, .batchrenorm].contains(kind), context)
+                        if split.takesPieces {
+                            // A step on other images first: the next step's sums must start from zero,
+                            // not from what this one left.
+                            _ = try split.trainingGradients(images: otherImages, labels: labels[...])
+                        }
+                        let loss = try split.trainingGradients(images: images, labels: labels[...])
 
-                    XCTAssertEqual(loss.bitPattern, wholeLoss.bitPattern, "\(context): loss")
-                    var expected: [[Float]] = [], got: [[Float]] = []
-                    whole.visitParameters { _, gradient, _ in expected.append(gradient) }
-                    split.visitParameters { _, gradient, _ in got.append(gradient) }
-                    XCTAssertEqual(got.count, expected.count)
-                    for (index, (a, b)) in zip(got, expected).enumerated() {
-                        XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(context): parameter array \(index)")
-                    }
-                    for (index, (a, b)) in zip(split.normalizers, whole.normalizers).enumerated() {
-                        XCTAssertEqual(
-                            runningStatistics(a).map(\.bitPattern), runningStatistics(b).map(\.bitPattern),
-                            "\(context): block \(index)'s running statistics")
+                        XCTAssertEqual(loss.bitPattern, wholeLoss.bitPattern, "\(context): loss")
+                        var expected: [[Float]] = [], got: [[Float]] = []
+                        whole.visitParameters { _, gradient, _ in expected.append(gradient) }
+                        split.visitParameters { _, gradient, _ in got.append(gradient) }
+                        XCTAssertEqual(got.count, expected.count)
+                        for (index, (a, b)) in zip(got, expected).enumerated() {
+                            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(context): parameter array \(index)")
+                        }
+                        for (index, (a, b)) in zip(split.normalizers, whole.normalizers).enumerated() {
+                            XCTAssertEqual(
+                                runningStatistics(a).map(\.bitPattern), runningStatistics(b).map(\.bitPattern),
+                                "\(context): block \(index)'s running statistics")
+                        }
                     }
                 }
             }

@@ -67,3 +67,12 @@ func writeTinyExperiment(in directory: URL, name: String = "tiny", seeds: String
         """.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
+
+/// Runs `body` with the execution settings in force changed as given (`Execution`).
+func withExecution<T>(threads: Int? = nil, wideTiles: Bool? = nil, splitsBatches: Bool? = nil, _ body: () throws -> T) rethrows -> T {
+    var execution = Execution.current
+    if let threads { execution.threads = threads }
+    if let wideTiles { execution.wideTiles = wideTiles }
+    if let splitsBatches { execution.splitsBatches = splitsBatches }
+    return try execution.run(body)
+}

@@ -26,18 +26,17 @@ final class TrainingTests: XCTestCase {
     }
 
     func testSameSeedSameBitsWithOneOrTwoThreads() throws {
-        let saved = Parallelism.threadCount
-        defer { Parallelism.threadCount = saved }
         for kind in [NormalizerKind.batch, .group, .batchrenorm] {
             var runs: [(TrainingOutcome, [[Float]])] = []
             for threads in [1, 2, 2] {
-                Parallelism.threadCount = threads
-                // Batch 64 makes the kernels split their work across threads.
-                let settings = TrainingSettings(
-                    normalizer: NormalizerSettings(kind: kind, momentum: 0.1), batchSize: 64, epochs: 1,
-                    baseLearningRate: 0.1, seed: 3)
-                let outcome = try Trainer.train(settings, train: Self.data.train.prefix(640), test: Self.data.test.prefix(500))
-                runs.append((outcome, weights(outcome.model)))
+                try withExecution(threads: threads) {
+                    // Batch 64 makes the kernels split their work across threads.
+                    let settings = TrainingSettings(
+                        normalizer: NormalizerSettings(kind: kind, momentum: 0.1), batchSize: 64, epochs: 1,
+                        baseLearningRate: 0.1, seed: 3)
+                    let outcome = try Trainer.train(settings, train: Self.data.train.prefix(640), test: Self.data.test.prefix(500))
+                    runs.append((outcome, weights(outcome.model)))
+                }
             }
             for run in runs.dropFirst() {
                 XCTAssertEqual(run.0.finalLoss, runs[0].0.finalLoss, "\(kind)")
@@ -55,16 +54,15 @@ final class TrainingTests: XCTestCase {
 
     func testSameBitsWithWideOrNarrowMatrixTiles() throws {
         guard MatrixMultiply.wideTilesAvailable else { throw XCTSkip("this processor has no AVX-512") }
-        let saved = MatrixMultiply.wideTiles
-        defer { MatrixMultiply.wideTiles = saved }
         for batchSize in [8, 64] {
             var runs: [(TrainingOutcome, [[Float]])] = []
             for wide in [false, true] {
-                MatrixMultiply.wideTiles = wide
-                let settings = TrainingSettings(
-                    normalizer: NormalizerSettings(kind: .group), batchSize: batchSize, epochs: 1, baseLearningRate: 0.1, seed: 3)
-                let outcome = try Trainer.train(settings, train: Self.data.train.prefix(320), test: Self.data.test.prefix(200))
-                runs.append((outcome, weights(outcome.model)))
+                try withExecution(wideTiles: wide) {
+                    let settings = TrainingSettings(
+                        normalizer: NormalizerSettings(kind: .group), batchSize: batchSize, epochs: 1, baseLearningRate: 0.1, seed: 3)
+                    let outcome = try Trainer.train(settings, train: Self.data.train.prefix(320), test: Self.data.test.prefix(200))
+                    runs.append((outcome, weights(outcome.model)))
+                }
             }
             XCTAssertEqual(runs[1].0.finalLoss, runs[0].0.finalLoss, "batch \(batchSize)")
             XCTAssertEqual(runs[1].1, runs[0].1, "batch \(batchSize) weights")

@@ -22,7 +22,6 @@ public enum TrainingBenchmark {
                 let model = try model.make(
                     normalizer: NormalizerSettings(kind: kind, rmax: 3, dmax: 5), image: data.imageShape, classes: data.classes,
                     seed: 0)
-                (model as? Network)?.splitsBatches = SmallCNN.splitsBatches
                 let optimizer = SGD(learningRate: 0.01)
                 var images = Tensor(shape: [0])
                 var labels = [UInt8](repeating: 0, count: batchSize)

@@ -97,7 +97,7 @@ public enum Sweep {
                 testAccuracy: outcome.testAccuracy, preciseBNAccuracy: preciseAccuracy,
                 finalLoss: outcome.finalLoss.isFinite ? outcome.finalLoss : nil, diverged: outcome.diverged,
                 divergedAtStep: outcome.divergedAtStep, steps: outcome.steps, seconds: outcome.seconds,
-                imagesPerSecond: outcome.imagesPerSecond, threads: Parallelism.threadCount, commit: commit,
+                imagesPerSecond: outcome.imagesPerSecond, threads: Execution.current.threads, commit: commit,
                 finishedAt: ISO8601DateFormatter().string(from: Date())))
         }
 

@@ -19,15 +19,15 @@ public final class Conv2D {
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
 
-    /// The most column-matrix entries a chunk may hold (for convolutions made from now on):
-    /// 1 MiB, so that each of two threads' halves of a product is about one core's 512 KiB L2
-    /// cache. Chunks of 256 KiB to 2 MiB timed alike; batch 8 fits in one chunk, which was faster
-    /// there than two. Training at batch 128 runs 1.4-1.6× faster than with whole-batch matrices
-    /// (`normlab bench train --whole-batch-columns` sets this to `Int.max`, to time it).
-    nonisolated(unsafe) public static var chunkEntries = 1 << 18
+    /// The most column-matrix entries a chunk may hold: 1 MiB, so that each of two threads'
+    /// halves of a product is about one core's 512 KiB L2 cache. Chunks of 256 KiB to 2 MiB timed
+    /// alike; batch 8 fits in one chunk, which was faster there than two. Training at batch 128
+    /// runs 1.4-1.6× faster than with whole-batch matrices (`Execution.chunksColumns` off, as
+    /// `normlab bench train --whole-batch-columns` does, to time it).
+    public static let defaultChunkEntries = 1 << 18
 
-    /// This convolution's chunk limit (`Conv2D.chunkEntries` when it was made).
-    var chunkEntries = Conv2D.chunkEntries
+    /// This convolution's chunk limit (tests make it small, to check chunked passes).
+    var chunkEntries = Conv2D.defaultChunkEntries
 
     /// A copy of the last forward's input, when the backward pass must unfold it again (more than
     /// one chunk). A copy, not a shared reference: the layer that produced the input overwrites
@@ -90,7 +90,8 @@ public final class Conv2D {
 
     /// Splits a batch into chunks of at most `chunkEntries` column entries (at least one sample).
     private func chunks(batch n: Int, positions p: Int) -> BatchChunks {
-        let most = max(1, chunkEntries / (inputChannels * geometry.windowSize * p))
+        let limit = Execution.current.chunksColumns ? chunkEntries : .max
+        let most = max(1, limit / (inputChannels * geometry.windowSize * p))
         return BatchChunks(batch: n, chunkCount: max(1, (n + most - 1) / most))
     }
 

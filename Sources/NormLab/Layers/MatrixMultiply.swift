@@ -131,7 +131,7 @@ struct RowEpilogue {
 /// C (M×N) = A (M×K) · B (K×N), or C += A · B: the single-precision matrix product every
 /// convolution runs on.
 ///
-/// A is packed in blocks of `depthBlock` along K and panels of 6 rows (8 with `wideTiles`); B in
+/// A is packed in blocks of `depthBlock` along K and panels of 6 rows (8 with `Execution.wideTiles`); B in
 /// panels of `panelWidth` columns (or read in place when it comes in that layout, as dY does for
 /// a weight gradient); a register-blocked kernel computes each tile, summing each
 /// depth block from zero and then adding it to C: 6×16 in 256-bit vectors, or, on a processor
@@ -147,12 +147,8 @@ public enum MatrixMultiply {
 
     typealias Vector = SIMD8<Float>
 
-    /// Whether products use the 512-bit tiles: where the processor has AVX-512, unless a test or
-    /// an A/B benchmark (`normlab bench train --no-wide-tiles`) turns them off. The bits are the
-    /// same either way.
-    nonisolated(unsafe) public static var wideTiles = WideTiles.available
-
-    /// Whether this processor can run the 512-bit tiles (AVX-512).
+    /// Whether this processor can run the 512-bit tiles (AVX-512). Products use them unless
+    /// `Execution.wideTiles` is off; the bits are the same either way.
     public static var wideTilesAvailable: Bool { WideTiles.available }
 
     static func multiply(
@@ -184,13 +180,14 @@ public enum MatrixMultiply {
             }
             return
         }
-        let wide = wideTiles
+        let execution = Execution.current
+        let wide = execution.wideTiles
         let tileRows = wide ? WideTiles.rows : panelHeight
         let panels = (n + panelWidth - 1) / panelWidth
         let rowPanels = (m + tileRows - 1) / tileRows
         let paddedM = rowPanels * tileRows
         let cost = 2 * m * n * k
-        let threads = cost < Parallelism.minimumParallelCost ? 1 : Parallelism.threadCount
+        let threads = cost < Parallelism.minimumParallelCost ? 1 : execution.threads
         // Split the column panels over the threads, or the row panels: each thread packs all of
         // the operand that is not split, so split the larger one's side (rows when M > N, as in
         // a weight gradient), or whichever side has panels enough for every thread.

@@ -31,9 +31,6 @@ public final class Network: Model {
     public let body: Sequential
     public private(set) var logits = Tensor(shape: [0])
     private var logitsGradient = Tensor(shape: [0])
-    /// Whether training steps take batches in pieces and lanes where the layers allow it
-    /// (`normlab bench train --whole-batches` turns it off, to time what they gain).
-    public var splitsBatches = true
     private var lanes: NetworkLanes?
     /// Whether the layers cannot run in lanes (found when lanes were first asked for).
     private var lanesUnavailable = false
@@ -50,8 +47,9 @@ public final class Network: Model {
 
     public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
         let n = images.shape[0]
-        let threads = Parallelism.threadCount
-        if splitsBatches && ((threads > 1 && n > 1) || n > Self.pieceSize), let lanes = try lanes(count: threads) {
+        let execution = Execution.current
+        let threads = execution.threads
+        if execution.splitsBatches && ((threads > 1 && n > 1) || n > Self.pieceSize), let lanes = try lanes(count: threads) {
             return try lanes.trainingGradients(body, images: images, labels: labels, pieceSize: Self.pieceSize)
         }
         try forward(images, mode: .training)

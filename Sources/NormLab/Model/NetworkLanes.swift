@@ -194,7 +194,7 @@ final class NetworkLanes {
     /// bit); the layers are split between the threads in order, at about equal multiply-adds.
     private func addParameterGradients(_ piece: SamplePiece) {
         let costs = parameterLayers.map { $0.layer.parameterGradientCost(from: $0.lanes[0]) }
-        let total = costs.reduce(0, +), parts = min(Parallelism.threadCount, parameterLayers.count)
+        let total = costs.reduce(0, +), parts = min(Execution.current.threads, parameterLayers.count)
         // Part p starts at the first layer whose running cost reaches p/parts of the total.
         var starts = [0], running = 0
         for (index, cost) in costs.enumerated() {

@@ -13,9 +13,6 @@ public final class SmallCNN: Model {
     /// faster than whole batches of 64 and 128, and faster than 32 (A/B runs of `normlab bench
     /// train`, in the git history of results/BENCHMARKS.md).
     public static let pieceSize = 16
-    /// Whether training steps take batches in pieces and lanes where the normalizers allow it.
-    /// `normlab bench train --whole-batches` turns it off, to time what they gain (the same bits).
-    nonisolated(unsafe) public static var splitsBatches = true
     public let blocks: [ConvolutionBlock]
     public let classifier: Linear
     private let pools = [MaxPool2D(), MaxPool2D()]
@@ -124,11 +121,12 @@ public final class SmallCNN: Model {
     public func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double {
         let n = images.shape[0]
         precondition(labels.count == n, "\(labels.count) labels for \(n) images")
-        let inLanes = Self.splitsBatches && Parallelism.threadCount > 1 && n > 1
+        let execution = Execution.current
+        let inLanes = execution.splitsBatches && execution.threads > 1 && n > 1
         if inLanes && sharesBatchStatistics {
             return try trainInLanesWithBatchStatistics(images, labels: labels)
         }
-        let splits = takesPieces && Self.splitsBatches
+        let splits = takesPieces && execution.splitsBatches
         let inPieces = splits && n > Self.pieceSize
         guard splits && (inLanes || inPieces) else {
             try forward(images, mode: .training)
@@ -229,7 +227,7 @@ public final class SmallCNN: Model {
 
     /// One lane per thread, made on first use.
     private func prepareLanes() throws {
-        let threads = Parallelism.threadCount
+        let threads = Execution.current.threads
         if lanes.count != threads {
             lanes = try (0..<threads).map { _ in try SmallCNN(sharingParametersOf: self) }
             laneErrors = Array(repeating: nil, count: threads)

@@ -1,21 +1,12 @@
 import Dispatch
 import Foundation
 
-/// How many threads the lab's kernels use, and the one place that splits work across them.
+/// The one place that splits work across threads (`Execution.threads` of them).
 ///
 /// Work is always split into the same items whatever the thread count, and every item is
 /// computed by exactly one thread in a fixed order, so results are bit-identical with 1 thread or
 /// many.
 public enum Parallelism {
-    nonisolated(unsafe) private static var configuredThreadCount = Machine.availableProcessors
-
-    /// The number of threads kernels may use (at least 1): by default, as many as the processors
-    /// this process may run on. Set it before work starts.
-    public static var threadCount: Int {
-        get { configuredThreadCount }
-        set { configuredThreadCount = max(1, newValue) }
-    }
-
     /// Jobs smaller than this many scalar operations run on the calling thread. With the spinning
     /// `WorkerPool` a hand-off costs about a microsecond, so splitting pays from a few
     /// microseconds of work. The value was picked by A/B runs of `normlab bench train` and
@@ -25,7 +16,7 @@ public enum Parallelism {
     public static let minimumParallelCost = 15_000
 
     /// Runs `body` once for every index in `0..<count`, split into contiguous ranges over the
-    /// configured threads. Small jobs run inline (see `minimumParallelCost`).
+    /// threads in force (`Execution`). Small jobs run inline (see `minimumParallelCost`).
     ///
     /// - Parameters:
     ///   - count: the number of independent work items.
@@ -33,12 +24,17 @@ public enum Parallelism {
     ///     splitting is worth a thread hand-off.
     ///   - body: computes one contiguous range of items; it must not touch another range's data.
     static func forEach(_ count: Int, cost: Int, _ body: (Range<Int>) -> Void) {
-        let threads = min(threadCount, count)
+        let execution = Execution.current
+        let threads = min(execution.threads, count)
         if threads <= 1 || count &* cost < minimumParallelCost {
             body(0..<count)
             return
         }
-        let split = { (part: Int) in body((count * part / threads)..<(count * (part + 1) / threads)) }
+        // The settings in force travel with the parts that run on other threads.
+        let split = { (part: Int) in
+            let range = (count * part / threads)..<(count * (part + 1) / threads)
+            if Execution.current == execution { body(range) } else { execution.run { body(range) } }
+        }
         if threads <= WorkerPool.shared.workerCount + 1 {
             WorkerPool.shared.run(parts: threads, split)
             return

@@ -14,7 +14,7 @@ import Synchronization
 /// One job at a time: a job started while another runs (a nested call, or a second thread) runs
 /// inline on its caller, which gives the same results because work is split the same way.
 final class WorkerPool: @unchecked Sendable {
-    /// The shared pool, with one worker per extra thread `Parallelism.threadCount` allows.
+    /// The shared pool, with one worker per processor beyond the first.
     static let shared = WorkerPool(workers: max(1, Machine.availableProcessors - 1))
 
     let workerCount: Int

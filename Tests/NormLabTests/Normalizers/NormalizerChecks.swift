@@ -173,15 +173,14 @@ struct NormalizerChecks {
         let shape = [32, 16, 28, 28]
         let x = randomTensor(shape, seed: 21, mean: 1, std: 2)
         let dy = randomTensor(shape, seed: 22)
-        let saved = Parallelism.threadCount
-        defer { Parallelism.threadCount = saved }
         var runs: [(Tensor, Tensor, AffineParameters)] = []
         for threads in [1, 2, 3] {
-            Parallelism.threadCount = threads
-            let layer = make(channels: 16)
-            let y = try layer.forward(x, mode: .training)
-            let dx = try layer.backward(dy)
-            runs.append((y, dx, layer.gradients))
+            try withExecution(threads: threads) {
+                let layer = make(channels: 16)
+                let y = try layer.forward(x, mode: .training)
+                let dx = try layer.backward(dy)
+                runs.append((y, dx, layer.gradients))
+            }
         }
         for run in runs.dropFirst() {
             XCTAssertEqual(run.0, runs[0].0, "\(kind) output", file: file, line: line)

@@ -13,7 +13,7 @@ import NormLab
 enum Target: String {
     case idx, idxGzip = "idx-gzip", experiment, fixture, results
 
-    nonisolated(unsafe) static let current: Target = {
+    static let current: Target = {
         let name = ProcessInfo.processInfo.environment["NORMLAB_FUZZ_TARGET"] ?? ""
         guard let target = Target(rawValue: name) else {
             FileHandle.standardError.write(Data("set NORMLAB_FUZZ_TARGET to idx, idx-gzip, experiment, fixture or results\n".utf8))
