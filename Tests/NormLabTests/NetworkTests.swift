@@ -33,6 +33,7 @@ final class NetworkTests: XCTestCase {
         model.visitParameters { value, _, _ in bits += value.map(\.bitPattern) }
         for normalizer in model.normalizers {
             if let batchNorm = normalizer as? BatchNorm { bits += (batchNorm.runningMean + batchNorm.runningVariance).map(\.bitPattern) }
+            if let renorm = normalizer as? BatchRenorm { bits += (renorm.runningMean + renorm.runningStd).map(\.bitPattern) }
         }
         return bits
     }
@@ -56,17 +57,19 @@ final class NetworkTests: XCTestCase {
 
     func testResNetAndPlainNetsGiveTheSameBitsOnOneTwoAndThreeThreadsAndInWholeBatches() throws {
         // Batch 24: pieces of 16 and 8, each shared out between the lanes, where every
-        // normalizer is per sample; whole batches through each layer with batch norm.
+        // normalizer is per sample; with batch norm and batch renorm (r and d unclipped enough
+        // to matter), the whole batch in lanes that meet, on two threads or more.
         for name in ["resnet-8", "plain-8"] {
-            for (kind, zeroInit) in [(NormalizerKind.batch, false), (.group, false), (.instance, false), (.none, true)] {
+            for (kind, zeroInit) in [(NormalizerKind.batch, false), (.batchrenorm, false), (.group, false), (.instance, false), (.none, true)] {
                 var model = try ModelSettings(name: name)
                 model.zeroInitResidual = zeroInit && model.hasShortcuts
                 func run(threads: Int, splits: Bool = true) throws -> [UInt32] {
                     try withExecution(threads: threads, splitsBatches: splits) {
                         let network = try model.make(
-                            normalizer: NormalizerSettings(kind: kind), image: Self.data.imageShape, classes: 10, seed: 2) as! Network
+                            normalizer: NormalizerSettings(kind: kind, rmax: 1.5, dmax: 0.5), image: Self.data.imageShape, classes: 10,
+                            seed: 2) as! Network
                         let bits = try train(network, batchSize: 24, steps: 3)
-                        XCTAssertEqual(network.ranInLanes, splits && kind != .batch, "\(name) \(kind)")
+                        XCTAssertEqual(network.ranInLanes, splits && (![.batch, .batchrenorm].contains(kind) || threads > 1), "\(name) \(kind), \(threads) threads")
                         return bits
                     }
                 }
@@ -95,6 +98,49 @@ final class NetworkTests: XCTestCase {
         }
         func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
             try inner.backward(gradOutput, into: &gradInput)
+        }
+    }
+
+    /// A layer that fails in every lane but the first, after the lanes have met once.
+    private final class FailsInLaterLanes: LaneLayer {
+        struct Failure: Error {}
+        private let context: LaneContext?
+        init(context: LaneContext? = nil) { self.context = context }
+        func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+            if let context, context.share.first > 0 { throw Failure() }
+            return input
+        }
+        func backward(_ outputGradient: Tensor) throws -> Tensor { outputGradient }
+        func outputShape(for shape: [Int]) throws -> [Int] { shape }
+        func makeLane(_ context: LaneContext) throws -> (any Layer)? { FailsInLaterLanes(context: context) }
+        func prepare(_ lane: any Layer) {}
+        func inputGradient(_ outputGradient: Tensor) throws -> Tensor { outputGradient }
+        func addParameterGradients(from lane: any Layer, piece: SamplePiece) {}
+    }
+
+    func testALaneThatFailsReleasesTheLanesWaitingForItAndItsErrorIsThrown() throws {
+        // Batch norm, the failing layer, batch norm again: the first lane waits at the second
+        // normalizer for a lane that will not come.
+        var generator = SeededGenerator(seed: 1)
+        let batchNorm = NormalizerSettings(kind: .batch)
+        let network = Network([
+            Conv2D(inputChannels: 1, outputChannels: 4, geometry: ConvolutionGeometry(kernel: 3, stride: 1, padding: 1), bias: false,
+                   generator: &generator),
+            NormalizerLayer(try batchNorm.makeNormalizer(channelCount: 4)), FailsInLaterLanes(),
+            NormalizerLayer(try batchNorm.makeNormalizer(channelCount: 4)), ReLU(), GlobalAveragePool(),
+            Linear(inputCount: 4, outputCount: 10, generator: &generator),
+        ])
+        var images = Tensor(shape: [0])
+        Self.data.batch(0..<8, into: &images)
+        try withExecution(threads: 2) {
+            // Only a lane fails: the error says the step ran in lanes, and returned.
+            XCTAssertThrowsError(try network.trainingGradients(images: images, labels: Self.data.labels[0..<8])) { error in
+                XCTAssertTrue(error is FailsInLaterLanes.Failure, "\(error)")
+            }
+        }
+        // One thread: no lanes, no failure.
+        try withExecution(threads: 1) {
+            XCTAssertNoThrow(try network.trainingGradients(images: images, labels: Self.data.labels[0..<8]))
         }
     }
 

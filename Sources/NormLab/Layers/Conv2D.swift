@@ -332,7 +332,7 @@ extension Conv2D: RectifyingLayer {
 }
 
 extension Conv2D: LaneLayer {
-    func makeLane() throws -> (any Layer)? {
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
         let lane = Conv2D(sharingParametersOf: self)
         lane.rectifiesOutput = rectifiesOutput
         lane.computesInputGradient = computesInputGradient

@@ -136,7 +136,7 @@ extension Linear: Layer {
 }
 
 extension Linear: LaneLayer {
-    func makeLane() throws -> (any Layer)? { Linear(sharingParametersOf: self) }
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Linear(sharingParametersOf: self) }
 
     func prepare(_ lane: any Layer) {}
 

@@ -11,6 +11,8 @@ public final class NormalizerLayer: RectifyingLayer {
     private let releasing: (any InputReleasingNormalizer)?
     /// The normalizer, when its statistics are per sample (it can run in lanes).
     private let perSample: (any PerSampleNormalizer)?
+    /// The statistics the lanes of a training step share, when they are the whole batch's.
+    private let sharedStatistics: BatchStatisticsLane.Shared?
 
     /// - Parameter makeNormalizer: makes another normalizer of the same settings, which lets a
     ///   training step run the slot in lanes when the normalizer's statistics are per sample.
@@ -20,6 +22,7 @@ public final class NormalizerLayer: RectifyingLayer {
         rectifying = normalizer as? any RectifyingNormalizer
         releasing = normalizer as? any InputReleasingNormalizer
         perSample = normalizer as? any PerSampleNormalizer
+        sharedStatistics = (normalizer as? any BatchStatisticsNormalizer).map(BatchStatisticsLane.Shared.init)
     }
 
     var canRectify: Bool { rectifying != nil }
@@ -58,27 +61,38 @@ public final class NormalizerLayer: RectifyingLayer {
 }
 
 extension NormalizerLayer: LaneLayer {
-    /// A slot whose normalizer's statistics are each sample's own runs in lanes; batch
-    /// statistics, or a normalizer with only the plain protocol, keep the whole batch together.
-    func makeLane() throws -> (any Layer)? {
+    /// A slot whose normalizer's statistics are each sample's own runs in lanes with a copy of
+    /// it; one whose statistics are the whole batch's, in lanes that share them
+    /// (`BatchStatisticsLane`). A normalizer with only the plain protocol keeps the whole batch
+    /// together.
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
+        if let sharedStatistics {
+            let lane = BatchStatisticsLane(sharing: sharedStatistics, context: context)
+            lane.rectifiesOutput = rectifiesOutput
+            return lane
+        }
         guard perSample != nil, let makeNormalizer else { return nil }
         let lane = NormalizerLayer(try makeNormalizer(), makeNormalizer: makeNormalizer)
         lane.rectifiesOutput = rectifiesOutput
         return lane
     }
 
-    /// Copies gamma and beta into the lane's own arrays: shared storage would make the SGD
-    /// update that follows copy this slot's arrays on write, with an allocation every step.
+    /// Copies gamma and beta into a per-sample lane's own arrays: shared storage would make the
+    /// SGD update that follows copy this slot's arrays on write, with an allocation every step.
+    /// (Lanes with shared statistics use this slot's normalizer itself.)
     func prepare(_ lane: any Layer) {
-        let source = normalizer.parameters, target = (lane as! NormalizerLayer).normalizer
+        guard let lane = lane as? NormalizerLayer else { return }
+        let source = normalizer.parameters, target = lane.normalizer
         target.parameters.gamma.replaceSubrange(0..<source.gamma.count, with: source.gamma)
         target.parameters.beta.replaceSubrange(0..<source.beta.count, with: source.beta)
     }
 
     func inputGradient(_ outputGradient: Tensor) throws -> Tensor { try backward(outputGradient) }
 
+    /// Per-sample lanes' shares add up here; lanes with shared statistics set the normalizer's
+    /// gradients as they meet.
     func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
-        guard let perSample, let lane = (lane as! NormalizerLayer).perSample else { return }
+        guard let perSample, let lane = (lane as? NormalizerLayer)?.perSample else { return }
         perSample.setGradients(lane.gradients(continuing: piece.isFirst ? .zeros(channelCount: normalizer.channelCount) : perSample.gradients))
     }
 }

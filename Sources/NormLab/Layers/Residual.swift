@@ -52,10 +52,10 @@ public final class Residual: Layer {
 }
 
 extension Residual: LaneLayer {
-    func makeLane() throws -> (any Layer)? {
-        guard let body = try body.makeLane() as? Sequential else { return nil }
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
+        guard let body = try body.makeLane(context) as? Sequential else { return nil }
         guard let shortcut else { return Residual(body: body) }
-        guard let laneShortcut = try shortcut.makeLane() as? Sequential else { return nil }
+        guard let laneShortcut = try shortcut.makeLane(context) as? Sequential else { return nil }
         return Residual(body: body, shortcut: laneShortcut)
     }
 

@@ -61,7 +61,7 @@ public final class Scale: Layer {
 }
 
 extension Scale: LaneLayer {
-    func makeLane() throws -> (any Layer)? { Scale(sharingParametersOf: self) }
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Scale(sharingParametersOf: self) }
     func prepare(_ lane: any Layer) {}
 
     /// The shares' Σ dy·x go on in sample order, in one Double: the same sum as one pass.

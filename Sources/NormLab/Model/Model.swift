@@ -32,6 +32,8 @@ public final class Network: Model {
     public private(set) var logits = Tensor(shape: [0])
     private var logitsGradient = Tensor(shape: [0])
     private var lanes: NetworkLanes?
+    /// The thread count `lanes` were made for.
+    private var laneThreads = 0
     /// Whether the layers cannot run in lanes (found when lanes were first asked for).
     private var lanesUnavailable = false
 
@@ -49,8 +51,11 @@ public final class Network: Model {
         let n = images.shape[0]
         let execution = Execution.current
         let threads = execution.threads
-        if execution.splitsBatches && ((threads > 1 && n > 1) || n > Self.pieceSize), let lanes = try lanes(count: threads) {
-            return try lanes.trainingGradients(body, images: images, labels: labels, pieceSize: Self.pieceSize)
+        ranInLanes = false
+        if execution.splitsBatches && ((threads > 1 && n > 1) || n > Self.pieceSize), let lanes = try lanes(count: threads),
+           let loss = try lanes.trainingGradients(body, images: images, labels: labels, pieceSize: Self.pieceSize) {
+            ranInLanes = true
+            return loss
         }
         try forward(images, mode: .training)
         let (loss, _) = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, gradient: &logitsGradient)
@@ -59,13 +64,14 @@ public final class Network: Model {
     }
 
     /// Whether the last training step ran in lanes.
-    var ranInLanes: Bool { lanes != nil }
+    private(set) var ranInLanes = false
 
     /// One lane per thread, made on first use; nil when the layers cannot run in lanes.
     private func lanes(count: Int) throws -> NetworkLanes? {
         if lanesUnavailable { return nil }
-        if let lanes, lanes.lanes.count == count { return lanes }
+        if let lanes, laneThreads == count { return lanes }
         lanes = try NetworkLanes(body, count: count)
+        laneThreads = count
         lanesUnavailable = lanes == nil
         return lanes
     }

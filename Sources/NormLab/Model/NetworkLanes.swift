@@ -6,10 +6,10 @@
 /// `addParameterGradients`, the lanes in sample order, each sum going on from where the share
 /// before left it (`SamplePiece`): the same bits as one backward pass over the whole batch.
 protocol LaneLayer: Layer {
-    /// A copy sharing this layer's trainable values, with buffers of its own; nil when the layer
-    /// cannot run in lanes (a normalizer whose statistics are the whole batch's, or one that
-    /// offers only the plain protocol).
-    func makeLane() throws -> (any Layer)?
+    /// A copy sharing this layer's trainable values, with buffers of its own, for the lane that
+    /// `context` describes; nil when the layer cannot run in lanes (a normalizer that offers only
+    /// the plain protocol).
+    func makeLane(_ context: LaneContext) throws -> (any Layer)?
 
     /// Before a step: copies into `lane` the trainable values it does not share by reference.
     func prepare(_ lane: any Layer)
@@ -36,7 +36,7 @@ protocol StatelessLaneLayer: LaneLayer {
 }
 
 extension StatelessLaneLayer {
-    func makeLane() throws -> (any Layer)? { Self() }
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Self() }
     func prepare(_ lane: any Layer) {}
     func inputGradient(_ outputGradient: Tensor) throws -> Tensor { try backward(outputGradient) }
     func addParameterGradients(from lane: any Layer, piece: SamplePiece) {}
@@ -46,7 +46,7 @@ extension MaxPool2D: StatelessLaneLayer {}
 extension GlobalAveragePool: StatelessLaneLayer {}
 
 extension ReLU: LaneLayer {
-    func makeLane() throws -> (any Layer)? {
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
         let lane = ReLU()
         lane.inputIsRectified = inputIsRectified
         return lane
@@ -57,11 +57,11 @@ extension ReLU: LaneLayer {
 }
 
 extension Sequential: LaneLayer {
-    func makeLane() throws -> (any Layer)? {
+    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
         guard let laneLayers else { return nil }
         var lanes: [any Layer] = []
         for layer in laneLayers {
-            guard let lane = try layer.makeLane() else { return nil }
+            guard let lane = try layer.makeLane(context) else { return nil }
             lanes.append(lane)
         }
         return Sequential(lanes)
@@ -93,10 +93,15 @@ extension Sequential: LaneLayer {
 /// to the input gradients on its own thread, with no hand-offs between threads. Then each
 /// parameter's gradient adds the lanes' shares in sample order, going on from the pieces before:
 /// the same bits as one pass over the whole batch, on any number of threads.
+///
+/// With batch norm or batch renorm (`BatchStatisticsLane`), a step takes the whole batch as one
+/// piece, and the lanes run at the same time and meet where a normalizer needs the whole batch's
+/// statistics, and once after the loss: a loss that is not finite makes no backward pass.
 final class NetworkLanes {
     /// One lane: a copy of the network and its share of the step.
     final class Lane {
         let body: Sequential
+        let context: LaneContext
         var images = Tensor(shape: [0])
         var logits = Tensor(shape: [0])
         var logitsGradient = Tensor(shape: [0])
@@ -104,21 +109,31 @@ final class NetworkLanes {
         var sampleLosses: [Double] = []
         var error: (any Error)?
 
-        init(body: Sequential) { self.body = body }
+        init(body: Sequential, context: LaneContext) {
+            self.body = body
+            self.context = context
+        }
     }
 
     let lanes: [Lane]
+    /// Whether the lanes meet (`LaneContext.meets`): whole batches, lanes run together.
+    let meets: Bool
+    private let meeting = LaneMeeting()
     /// The network's layers with trainable values, each with its copies in the lanes.
     private let parameterLayers: [(layer: any LaneLayer, lanes: [any Layer])]
 
-    /// Lanes for `body`, one per thread; nil when a layer cannot run in lanes.
+    /// Lanes for `body`, one per thread (for lanes that meet, no more than can run at the same
+    /// time); nil when a layer cannot run in lanes.
     init?(_ body: Sequential, count: Int) throws {
         var lanes: [Lane] = []
         for _ in 0..<count {
-            guard let lane = try body.makeLane() as? Sequential else { return nil }
-            lanes.append(Lane(body: lane))
+            let context = LaneContext(meeting: meeting)
+            guard let lane = try body.makeLane(context) as? Sequential else { return nil }
+            lanes.append(Lane(body: lane, context: context))
+            if context.meets && lanes.count == Parallelism.togetherLimit { break }
         }
         self.lanes = lanes
+        meets = lanes.contains { $0.context.meets }
         let laneLayers = lanes.map(\.body.allLayers)
         parameterLayers = body.allLayers.enumerated().compactMap { index, layer in
             var arrays = 0
@@ -130,10 +145,12 @@ final class NetworkLanes {
 
     /// Forward, softmax cross-entropy and backward over `images` in pieces and lanes: sets every
     /// parameter's gradient of `body` (whose lanes these are), unless the loss is not finite,
-    /// and returns the batch's mean loss.
-    func trainingGradients(_ body: Sequential, images: Tensor, labels: ArraySlice<UInt8>, pieceSize: Int) throws -> Double {
+    /// and returns the batch's mean loss; nil, having done nothing, when lanes that meet cannot
+    /// run at the same time (fewer than two, or the threads are busy).
+    func trainingGradients(_ body: Sequential, images: Tensor, labels: ArraySlice<UInt8>, pieceSize: Int) throws -> Double? {
         let n = images.shape[0]
         precondition(labels.count == n, "\(labels.count) labels for \(n) images")
+        if meets { return try trainingGradientsMeeting(body, images: images, labels: labels) }
         for lane in lanes { body.prepare(lane.body) }
         var loss = 0.0
         var piece = SamplePiece(first: 0, count: 0, batch: n)
@@ -160,6 +177,45 @@ final class NetworkLanes {
         return loss / Double(n)
     }
 
+    /// The whole batch in lanes that meet (see the type's description).
+    private func trainingGradientsMeeting(_ body: Sequential, images: Tensor, labels: ArraySlice<UInt8>) throws -> Double? {
+        let batch = SamplePiece.whole(images.shape[0])
+        let count = laneCount(batch)
+        guard count > 1 else { return nil }
+        for lane in lanes { body.prepare(lane.body) }
+        meeting.begin(participants: count)
+        var loss = 0.0
+        let ran = Parallelism.together(count) { index in
+            let lane = self.lanes[index], share = self.share(index, of: batch)
+            do {
+                lane.context.share = share
+                copySamples(share.samples, of: images, into: &lane.images)
+                lane.logits = try lane.body.forward(lane.images, mode: .training)
+                lane.sampleLosses.removeAll(keepingCapacity: true)
+                SoftmaxCrossEntropy.accumulate(
+                    logits: lane.logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: batch.batch,
+                    gradient: &lane.logitsGradient
+                ) { sampleLoss, _ in lane.sampleLosses.append(sampleLoss) }
+                // The losses in sample order, as one pass adds them.
+                try self.meeting.meet {
+                    for lane in self.lanes.prefix(count) {
+                        for sampleLoss in lane.sampleLosses { loss += sampleLoss }
+                    }
+                }
+                guard loss.isFinite else { return }
+                _ = try lane.body.inputGradient(lane.logitsGradient)
+            } catch {
+                lane.error = error
+                self.meeting.abandon()
+            }
+        }
+        guard ran else { return nil }
+        try rethrowLaneError()
+        // A loss that is not finite makes no update: the parameters' gradients are left alone.
+        if loss.isFinite { addParameterGradients(batch) }
+        return loss / Double(batch.batch)
+    }
+
     /// How many lanes share `piece`: one per thread, but no more than its samples.
     private func laneCount(_ piece: SamplePiece) -> Int { min(lanes.count, piece.count) }
 
@@ -183,10 +239,15 @@ final class NetworkLanes {
                 }
             }
         }
-        if let error = lanes.lazy.compactMap(\.error).first {
-            for lane in lanes { lane.error = nil }
-            throw error
-        }
+        try rethrowLaneError()
+    }
+
+    /// Throws the first lane's error, if any (a lane that failed first, rather than one that
+    /// stopped waiting for it), and clears them all.
+    private func rethrowLaneError() throws {
+        let errors = lanes.compactMap(\.error)
+        for lane in lanes { lane.error = nil }
+        if let error = errors.first(where: { !($0 is LaneMeeting.Abandoned) }) ?? errors.first { throw error }
     }
 
     /// Adds the lanes' shares of `piece` to each parameter's gradient, in sample order. Each

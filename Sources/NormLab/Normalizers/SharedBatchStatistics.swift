@@ -1,20 +1,21 @@
 /// The statistics of one batch norm or batch renorm layer during a training step in lanes
-/// (`SmallCNN.trainingGradients`). Each lane, a copy of the network on its own thread,
-/// normalizes its share of the batch, but with the whole batch's statistics.
+/// (`BatchStatisticsLane`). Each lane, a copy of the network on its own thread, normalizes its
+/// share of the batch, but with the whole batch's statistics.
 ///
 /// The lanes meet three times per pass. Each time, every lane writes one sum per
-/// (sample, channel) plane of its samples; then the step, on one thread, adds each channel's
+/// (sample, channel) plane of its samples; then one thread adds each channel's
 /// planes in sample order. `ChannelStatistics` adds the same sums in the same order over the
 /// whole batch, so both give the same bits.
 ///
-/// | the lanes, each over its samples | then the step, on one thread |
+/// | the lanes, each over its samples | then one thread |
 /// |---|---|
 /// | `addPlaneSums` (Σx) | `finishMeans` |
 /// | `addSquaredDeviations` (Σ(x - mean)²) | `finishVariances`: the normalizer's coefficients and running statistics |
 /// | `normalize`; in the backward pass, `addGradientSums` (Σdy, Σdy·(x - mean)) | `finishGradientSums`: the normalizer's gradients |
 /// | `inputGradient` | |
 final class SharedBatchStatistics {
-    /// The whole batch's layout.
+    /// The whole batch's shape and layout.
+    let shape: [Int]
     let layout: NormalizationLayout
     private let normalizer: any BatchStatisticsNormalizer
     /// One sum per plane, [N, C]: Σx, then Σ(x - mean)², then Σdy. (Raw buffers, here and
@@ -28,6 +29,7 @@ final class SharedBatchStatistics {
 
     /// - Throws: `NormalizerError` when `shape` cannot be normalized by `normalizer` in training.
     init(normalizer: any BatchStatisticsNormalizer, batchShape shape: [Int]) throws {
+        self.shape = shape
         layout = try NormalizationLayout(shape: shape, channelCount: normalizer.channelCount, kind: normalizer.kind)
         guard layout.batch * layout.spatial > 1 else {
             throw NormalizerError.singleValuePerChannel(kind: normalizer.kind, shape: shape)
@@ -124,7 +126,7 @@ final class SharedBatchStatistics {
         }
     }
 
-    // MARK: The step's parts, between the lanes' (one thread)
+    // MARK: The whole batch's parts, between the lanes' (one thread)
 
     /// The per-channel means, from every lane's `addPlaneSums`.
     func finishMeans() {

@@ -44,6 +44,19 @@ public enum Parallelism {
             DispatchQueue.concurrentPerform(iterations: threads) { part in work.value(part) }
         }
     }
+
+    /// Runs `body(index)` for every index in `0..<count` at the same time, each on a thread of its
+    /// own, for work whose parts wait for each other (`LaneMeeting`). Returns false, having run
+    /// nothing, when the threads are not free for it (`WorkerPool.runTogether`).
+    static func together(_ count: Int, _ body: (Int) -> Void) -> Bool {
+        let execution = Execution.current
+        return WorkerPool.shared.runTogether(parts: count) { part in
+            if Execution.current == execution { body(part) } else { execution.run { body(part) } }
+        }
+    }
+
+    /// The most parts `together` can run: the caller and each worker thread.
+    static var togetherLimit: Int { WorkerPool.shared.workerCount + 1 }
 }
 
 /// Carries a value the compiler cannot prove Sendable into a concurrent region whose caller

@@ -57,6 +57,28 @@ final class WorkerPool: @unchecked Sendable {
             for part in 0..<parts { body(part) }
             return
         }
+        runJob(parts: parts, body)
+    }
+
+    /// Runs `body(part)` for every part in `0..<parts` at the same time, each part on a thread of
+    /// its own (the caller's or a worker's), for parts that wait for each other. Returns false,
+    /// having run nothing, when that cannot be promised: more parts than threads, or another job
+    /// running (a nested call, or a second thread).
+    func runTogether(parts: Int, _ body: (Int) -> Void) -> Bool {
+        guard parts <= workerCount + 1 else { return false }
+        if parts <= 1 {
+            for part in 0..<parts { body(part) }
+            return true
+        }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        // Every thread that claims a part keeps it until all parts have been claimed (they
+        // wait for each other), so no thread claims two.
+        runJob(parts: parts, body)
+        return true
+    }
+
+    /// Publishes a job, runs parts of it on the caller, waits for the rest; `busy` is held.
+    private func runJob(parts: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { escapable in
             job = escapable
             finished.store(0, ordering: .relaxed)
