@@ -105,7 +105,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testSGDStepDecaysOnlyWeights() throws {
-        let model = try SmallCNN(normalizer: NormalizerSettings(kind: .batch), seed: 0)
+        let model = try SmallCNN.make(normalizer: NormalizerSettings(kind: .batch), seed: 0)
         let before = weights(model)
         // With zero gradients, only weight decay moves anything.
         let optimizer = SGD(learningRate: 0.5, momentum: 0.9, weightDecay: 0.1)

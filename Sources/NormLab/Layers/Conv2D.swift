@@ -78,7 +78,7 @@ public final class Conv2D {
     }
 
     /// A convolution that shares `other`'s weight and bias (the same `Parameter` objects) with
-    /// buffers of its own: a lane of a training step (`SmallCNN`).
+    /// buffers of its own: a lane of a training step (`NetworkLanes`).
     init(sharingParametersOf other: Conv2D) {
         inputChannels = other.inputChannels
         outputChannels = other.outputChannels

@@ -21,7 +21,7 @@ public final class Linear {
     }
 
     /// A layer that shares `other`'s weight and bias (the same `Parameter` objects) with buffers
-    /// of its own: a lane of a training step (`SmallCNN`).
+    /// of its own: a lane of a training step (`NetworkLanes`).
     init(sharingParametersOf other: Linear) {
         inputCount = other.inputCount
         outputCount = other.outputCount

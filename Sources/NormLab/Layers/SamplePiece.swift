@@ -1,6 +1,6 @@
 /// Samples `first..<first + count` of a batch of `batch`, when a training step takes the batch
-/// through the network a piece at a time, forward and backward (`SmallCNN.pieceSize`), or
-/// shares it out between lanes (`SmallCNN.trainingGradients`).
+/// through the network a piece at a time, forward and backward (`Network.pieceSize`), or
+/// shares it out between lanes (`NetworkLanes`).
 ///
 /// A parameter's gradient sums over the whole batch, so each layer's backward pass for a piece
 /// adds the piece's terms to the partial sums the pieces before it left, in the same order as

@@ -1,6 +1,5 @@
 /// A classifier the trainer can train: images in, logits out, trainable values visited in a
-/// fixed order. `Network` is any composition of layers; `SmallCNN` is the lab's reference
-/// network with a training step of its own, tuned for its exact shape.
+/// fixed order. `Network` is any composition of layers (`SmallCNN`, `ResNet`).
 public protocol Model: AnyObject {
     /// The logits of the last forward pass, [N, classes].
     var logits: Tensor { get }
@@ -20,13 +19,18 @@ public protocol Model: AnyObject {
     var normalizers: [any Normalizer] { get }
 }
 
-/// A network made of layers. Its training step runs in pieces and lanes (`NetworkLanes`) when
-/// every layer can (`LaneLayer`: every normalizer's statistics are per sample, or there is
-/// none), else it takes the whole batch through each layer in turn, each layer splitting its
-/// own work across threads. Both give the same bits.
+/// A network made of layers. Its training step runs in lanes (`NetworkLanes`) when every layer
+/// can (`LaneLayer`): copies of the network that share its weights, one per thread, each taking
+/// its share of the batch forward and back on its own thread, which at small batches costs less
+/// than handing every layer's work between the threads. Otherwise (one thread with batch norm,
+/// or a normalizer with only the plain protocol) it takes the whole batch through each layer in
+/// turn, each layer splitting its own work across threads. Both give the same bits.
 public final class Network: Model {
     /// The samples a training step takes through the network at a time, forward and backward,
-    /// when it runs in pieces (as `SmallCNN.pieceSize`).
+    /// when every normalizer's statistics are per sample: what one piece's layers write and read
+    /// stays in the processor's caches. 16 ran 1.1-1.25× faster than whole batches of 64 and
+    /// 128, and faster than 32 (A/B runs of `normlab bench train`, in the git history of
+    /// results/BENCHMARKS.md).
     public static let pieceSize = 16
     public let body: Sequential
     public private(set) var logits = Tensor(shape: [0])

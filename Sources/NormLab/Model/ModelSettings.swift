@@ -93,7 +93,7 @@ public struct ModelSettings: Equatable, Sendable {
         try validate(normalizer: normalizer, placement: placement, image: image)
         switch architecture {
         case .smallCNN:
-            return try SmallCNN(
+            return try SmallCNN.make(
                 normalizer: normalizer, placement: placement, imageChannels: image.channels, classes: classes, seed: seed,
                 makeNormalizer: makeNormalizer)
         case .resNet(let depth, let shortcuts):

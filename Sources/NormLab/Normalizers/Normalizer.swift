@@ -79,7 +79,7 @@ public protocol ClippedNormalizer: Normalizer {
 
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
 /// a training step can take a batch through it a few samples at a time, in pieces or lanes
-/// (`SmallCNN.trainingGradients`).
+/// (`NetworkLanes`).
 public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
     /// dL/dgamma and dL/dbeta summed on from `partial` over the samples of the last backward
     /// pass, in order: with the sums the samples before left as `partial`, the same bits as one
