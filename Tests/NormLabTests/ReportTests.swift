@@ -251,6 +251,7 @@ final class ReportTests: XCTestCase {
         let whole = MarkdownReport.render(ResultTable(records: records), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
         XCTAssertTrue(whole.contains("the whole test set |"), whole)
         XCTAssertTrue(whole.contains("× batch size / 32 (linear scaling rule)"), whole)
+        XCTAssertEqual(["42 s", "12 min 5 s", "5 h 49 min"], [42, 725, 20_973].map { MarkdownReport.duration($0) })
     }
 
     func testComparisonCellByCell() {

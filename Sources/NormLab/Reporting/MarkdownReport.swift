@@ -123,8 +123,17 @@ public enum MarkdownReport {
             "| date | \(dates.first.map { String($0.prefix(10)) } ?? "?")\(dates.last.map { $0.prefix(10) != dates.first!.prefix(10) ? " to " + String($0.prefix(10)) : "" } ?? "") |",
         ]
         let seconds = table.records.reduce(0) { $0 + $1.result.seconds }
-        lines.append("| training time | \(String(format: "%.0f", seconds)) s in all (\(distinct(table.records.map(\.result.threads)).map(String.init).joined(separator: ", ")) threads) |")
+        let threads = distinct(table.records.map(\.result.threads))
+        lines.append("| training time | \(duration(seconds)) in all, the runs' own training times added up (\(threads.map(String.init).joined(separator: " or ")) \(threads == [1] ? "thread" : "threads") per run) |")
         return lines
+    }
+
+    /// "5 h 49 min", "12 min 5 s", "42 s".
+    static func duration(_ seconds: Double) -> String {
+        let whole = Int(seconds.rounded())
+        if whole >= 3600 { return "\(whole / 3600) h \(whole % 3600 / 60) min" }
+        if whole >= 60 { return "\(whole / 60) min \(whole % 60) s" }
+        return "\(whole) s"
     }
 
     /// The batch size at which the base rate applies: lr = base × batch / reference.
