@@ -3,6 +3,9 @@ public final class ReLU: Layer {
     /// Whether the layer before has applied max(·, 0) already (`Sequential`): then the forward
     /// pass only keeps its input, which is its output, for the backward pass.
     var inputIsRectified = false
+    /// Whether the layer after takes this layer's backward pass into its own
+    /// (`ReLUAbsorbingLayer`): then the backward pass passes the gradient through.
+    var backwardIsAbsorbed = false
     private var output = Tensor(shape: [0])
     private var inputGradient = Tensor(shape: [0])
 
@@ -51,10 +54,11 @@ public final class ReLU: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) throws -> Tensor {
-        backward(outputGradient, output: output, into: &inputGradient)
         // Lets go of the output, which may be the layer before's buffer, so that its next
         // forward overwrites it in place.
-        output = Tensor(shape: [0])
+        defer { output = Tensor(shape: [0]) }
+        if backwardIsAbsorbed { return outputGradient }
+        backward(outputGradient, output: output, into: &inputGradient)
         return inputGradient
     }
 

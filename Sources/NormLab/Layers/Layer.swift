@@ -53,6 +53,15 @@ protocol RectifyingLayer: Layer {
     var rectifiesOutput: Bool { get set }
 }
 
+/// A layer that can take the backward pass of the ReLU just before it into its own, so that the
+/// ReLU's backward needs no pass of its own (`Sequential` asks for it): a pooling layer, whose
+/// gradient reaches only inputs it can tell were positive.
+protocol ReLUAbsorbingLayer: Layer {
+    /// Whether the backward pass also zeroes the gradient where the ReLU's output was not
+    /// positive. Set before the first forward pass.
+    var absorbsReLU: Bool { get set }
+}
+
 /// Layers applied one after the other.
 public final class Sequential: Layer {
     public let layers: [any Layer]
@@ -60,7 +69,9 @@ public final class Sequential: Layer {
     let laneLayers: [any LaneLayer]?
 
     /// Where a layer is followed by a ReLU and can apply it itself (`RectifyingLayer`), the
-    /// ReLU's forward pass is fused into it: the same bits, one pass and one buffer fewer.
+    /// ReLU's forward pass is fused into it; where a ReLU is followed by a layer that can take
+    /// its backward pass (`ReLUAbsorbingLayer`), its backward pass is fused into that layer's.
+    /// The same bits, with fewer passes over memory.
     public init(_ layers: [any Layer]) {
         self.layers = layers
         let laneLayers = layers.compactMap { $0 as? any LaneLayer }
@@ -69,6 +80,10 @@ public final class Sequential: Layer {
             if let fusing = layer as? any RectifyingLayer, fusing.canRectify, let relu = next as? ReLU {
                 fusing.rectifiesOutput = true
                 relu.inputIsRectified = true
+            }
+            if let relu = layer as? ReLU, let absorbing = next as? any ReLUAbsorbingLayer {
+                absorbing.absorbsReLU = true
+                relu.backwardIsAbsorbed = true
             }
         }
     }

@@ -7,6 +7,7 @@ public final class MaxPool2D {
     /// As a `Layer`: its output and input gradient.
     private var layerOutput = Tensor(shape: [0])
     private var layerInputGradient = Tensor(shape: [0])
+    var absorbsReLU = false
 
     public init() {}
 
@@ -186,14 +187,14 @@ private func withScratch(_ body: (PoolScratch) -> Void) {
     }
 }
 
-extension MaxPool2D: Layer {
+extension MaxPool2D: ReLUAbsorbingLayer {
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
         forward(input, into: &layerOutput)
         return layerOutput
     }
 
     public func backward(_ outputGradient: Tensor) throws -> Tensor {
-        backward(outputGradient, into: &layerInputGradient)
+        backward(outputGradient, into: &layerInputGradient, rectifiedOutput: absorbsReLU ? layerOutput : nil)
         return layerInputGradient
     }
 
@@ -206,19 +207,26 @@ extension MaxPool2D: Layer {
 }
 
 /// Global average pooling: [N, C, H, W] → [N, C], each plane's mean.
-public final class GlobalAveragePool: Layer {
+public final class GlobalAveragePool: ReLUAbsorbingLayer {
     private var inputShape: [Int] = []
     /// As a `Layer`: its output and input gradient.
     private var layerOutput = Tensor(shape: [0])
     private var layerInputGradient = Tensor(shape: [0])
+    var absorbsReLU = false
+    /// With `absorbsReLU`, a training forward's input (the ReLU's output), until the backward.
+    private var rectifiedInput = Tensor(shape: [0])
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
+        if absorbsReLU && mode == .training { rectifiedInput = input }
         forward(input, into: &layerOutput)
         return layerOutput
     }
 
     public func backward(_ outputGradient: Tensor) throws -> Tensor {
-        backward(outputGradient, into: &layerInputGradient)
+        // Lets go of the input, which is the layer before's buffer, so that its next forward
+        // overwrites it in place.
+        defer { rectifiedInput = Tensor(shape: [0]) }
+        backward(outputGradient, into: &layerInputGradient, rectifiedInput: absorbsReLU ? rectifiedInput : nil)
         return layerInputGradient
     }
 
