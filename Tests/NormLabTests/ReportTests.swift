@@ -252,6 +252,9 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(whole.contains("the whole test set |"), whole)
         XCTAssertTrue(whole.contains("× batch size / 32 (linear scaling rule)"), whole)
         XCTAssertEqual(["42 s", "12 min 5 s", "5 h 49 min"], [42, 725, 20_973].map { MarkdownReport.duration($0) })
+        // Times no run takes (the fuzzer's) print as seconds rather than trap.
+        XCTAssertEqual(MarkdownReport.duration(1e300), String(format: "%.0f s", 1e300))
+        XCTAssertEqual(MarkdownReport.duration(.infinity), "inf s")
     }
 
     func testComparisonCellByCell() {

@@ -75,8 +75,8 @@ final class SweepTests: XCTestCase {
     }
 
     /// Records with values no run produces (the fuzzer found that an accuracy of -1e308 reached
-    /// the chart, whose axis became infinite) are refused by name, and the kept inputs of
-    /// `Tests/Fuzz/regressions/results` are among them.
+    /// the chart, whose axis became infinite) are refused by name; the inputs the fuzzer kept in
+    /// `Tests/Fuzz/regressions/results` are refused or reported without a crash.
     func testImpossibleValuesInARecordAreRefused() throws {
         let line = try String(contentsOfFile: repositoryRoot.appendingPathComponent("results/small-batch.jsonl").path, encoding: .utf8)
             .split(separator: "\n")[0]
@@ -86,6 +86,8 @@ final class SweepTests: XCTestCase {
             ("\"test_accuracy\":0.8598", "\"test_accuracy\":1.5", "test_accuracy"),
             ("\"batch_size\":2", "\"batch_size\":0", "batch_size"),
             ("\"base_lr\":0.05", "\"base_lr\":-0.05", "base_lr"),
+            ("\"seconds\":16.946521395", "\"seconds\":-3", "seconds"),
+            ("\"placement\":\"before\"", "\"placement\":\"before\",\"renorm_schedule\":{\"warmup\":1e300}", "warmup"),
         ] {
             let bad = line.replacingOccurrences(of: find, with: replace) + "\n"
             XCTAssertNotEqual(bad, line + "\n")
@@ -93,9 +95,15 @@ final class SweepTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(named), "\(error)")
             }
         }
+        // Each kept input is refused, or its reports are written (a crash would end the test).
         let kept = repositoryRoot.appendingPathComponent("Tests/Fuzz/regressions/results")
         for file in try FileManager.default.contentsOfDirectory(atPath: kept.path) {
-            XCTAssertThrowsError(try ResultsLog.parse(Data(contentsOf: kept.appendingPathComponent(file)), path: file))
+            guard let records = try? ResultsLog.parse(Data(contentsOf: kept.appendingPathComponent(file)), path: file).records,
+                  !records.isEmpty else { continue }
+            let table = ResultTable(records: records)
+            XCTAssertFalse(MarkdownReport.render(table, chartFile: "c.svg", csvFile: "c.csv", experimentFile: "e.json", resultsFile: "r.jsonl").isEmpty)
+            XCTAssertFalse(CSVReport.render(table).isEmpty)
+            XCTAssertFalse(SVGChart.render(table, title: file).isEmpty)
         }
     }
 

@@ -156,9 +156,10 @@ public struct RunRecord: Codable, Equatable, Sendable {
         self.result = result
     }
 
-    /// Reads a record and refuses values no run can produce, which a report would otherwise draw
-    /// or average: an accuracy outside 0…1, a batch size below 1, a learning rate that is not a
-    /// positive number.
+    /// Reads a record and refuses values no run can produce, which a report would otherwise draw,
+    /// add up or average: an accuracy outside 0…1, a batch size below 1, a learning rate that is
+    /// not a positive number, a training time that is negative or not a number, a batch-renorm
+    /// schedule point outside the run.
     public init(from decoder: any Decoder) throws {
         spec = try RunSpec(from: decoder)
         result = try RunResult(from: decoder)
@@ -169,6 +170,13 @@ public struct RunRecord: Codable, Equatable, Sendable {
             if let accuracy, !(0...1).contains(accuracy) { throw refuse("\(name) \(accuracy) is not between 0 and 1") }
         }
         guard spec.batchSize >= 1 else { throw refuse("batch_size \(spec.batchSize) is below 1") }
+        guard result.seconds.isFinite, result.seconds >= 0 else { throw refuse("seconds \(result.seconds) is not a training time") }
+        if let schedule = spec.renormSchedule {
+            for (name, fraction) in [("warmup", schedule.warmup), ("rmax_ramp_end", schedule.rmaxRampEnd), ("dmax_ramp_end", schedule.dmaxRampEnd)]
+            where !(0...1).contains(fraction) {
+                throw refuse("renorm_schedule.\(name) \(fraction) is not a fraction of the steps")
+            }
+        }
         for (name, rate) in [("base_lr", spec.baseLearningRate), ("lr", spec.learningRate)] where !(rate.isFinite && rate > 0) {
             throw refuse("\(name) \(rate) is not a positive number")
         }

@@ -128,8 +128,9 @@ public enum MarkdownReport {
         return lines
     }
 
-    /// "5 h 49 min", "12 min 5 s", "42 s".
+    /// "5 h 49 min", "12 min 5 s", "42 s"; beyond a million hours, seconds.
     static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, abs(seconds) < 3.6e9 else { return String(format: "%.0f s", seconds) }
         let whole = Int(seconds.rounded())
         if whole >= 3600 { return "\(whole / 3600) h \(whole % 3600 / 60) min" }
         if whole >= 60 { return "\(whole / 60) min \(whole % 60) s" }
