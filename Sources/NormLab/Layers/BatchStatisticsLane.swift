@@ -12,11 +12,14 @@ final class BatchStatisticsLane: RectifyingLayer {
 
         init(_ normalizer: any BatchStatisticsNormalizer) { self.normalizer = normalizer }
 
-        /// The statistics for a batch of `shape`, made when the shape changes.
-        func statistics(forBatch shape: [Int]) throws -> SharedBatchStatistics {
+        /// The statistics for a batch of `batch` samples shaped like `share`'s, made when the
+        /// shape changes.
+        func statistics(batch: Int, sharedAs share: [Int]) throws -> SharedBatchStatistics {
             try statistics.withLock { statistics in
-                if let statistics, statistics.shape == shape { return statistics }
-                let made = try SharedBatchStatistics(normalizer: normalizer, batchShape: shape)
+                if let statistics, statistics.shape.first == batch, statistics.shape.dropFirst().elementsEqual(share.dropFirst()) {
+                    return statistics
+                }
+                let made = try SharedBatchStatistics(normalizer: normalizer, batchShape: [batch] + share.dropFirst())
                 statistics = made
                 return made
             }
@@ -44,7 +47,7 @@ final class BatchStatisticsLane: RectifyingLayer {
     func forward(_ x: Tensor, mode: NormalizationMode) throws -> Tensor {
         precondition(mode == .training, "a lane runs training steps only")
         let share = context.share
-        let statistics = try shared.statistics(forBatch: [share.batch] + x.shape.dropFirst())
+        let statistics = try shared.statistics(batch: share.batch, sharedAs: x.shape)
         self.statistics = statistics
         statistics.addPlaneSums(of: x, share: share)
         try context.meeting.meet { statistics.finishMeans() }

@@ -113,6 +113,18 @@ final class NetworkLanes {
             self.body = body
             self.context = context
         }
+
+        /// Its `share` of a step's images forward: the logits, each sample's loss and the
+        /// logits' gradient.
+        func forward(_ images: Tensor, labels: ArraySlice<UInt8>, share: SamplePiece) throws {
+            copySamples(share.samples, of: images, into: &self.images)
+            logits = try body.forward(self.images, mode: .training)
+            sampleLosses.removeAll(keepingCapacity: true)
+            SoftmaxCrossEntropy.accumulate(
+                logits: logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: share.batch,
+                gradient: &logitsGradient
+            ) { sampleLoss, _ in self.sampleLosses.append(sampleLoss) }
+        }
     }
 
     let lanes: [Lane]
@@ -158,19 +170,10 @@ final class NetworkLanes {
             let first = piece.first + piece.count
             piece = SamplePiece(first: first, count: min(pieceSize, n - first), batch: n)
             try inLanes(piece) { lane, share in
-                copySamples(share.samples, of: images, into: &lane.images)
-                lane.logits = try lane.body.forward(lane.images, mode: .training)
-                lane.sampleLosses.removeAll(keepingCapacity: true)
-                SoftmaxCrossEntropy.accumulate(
-                    logits: lane.logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: n,
-                    gradient: &lane.logitsGradient
-                ) { sampleLoss, _ in lane.sampleLosses.append(sampleLoss) }
+                try lane.forward(images, labels: labels, share: share)
                 _ = try lane.body.inputGradient(lane.logitsGradient)
             }
-            // The losses in sample order, as one pass adds them.
-            for lane in lanes.prefix(laneCount(piece)) {
-                for sampleLoss in lane.sampleLosses { loss += sampleLoss }
-            }
+            addLosses(ofLanes: laneCount(piece), to: &loss)
             // A loss that is no longer finite makes no update: the later pieces only finish it.
             if loss.isFinite { addParameterGradients(piece) }
         }
@@ -189,19 +192,8 @@ final class NetworkLanes {
             let lane = self.lanes[index], share = self.share(index, of: batch)
             do {
                 lane.context.share = share
-                copySamples(share.samples, of: images, into: &lane.images)
-                lane.logits = try lane.body.forward(lane.images, mode: .training)
-                lane.sampleLosses.removeAll(keepingCapacity: true)
-                SoftmaxCrossEntropy.accumulate(
-                    logits: lane.logits, labels: labels.dropFirst(share.first).prefix(share.count), batchSize: batch.batch,
-                    gradient: &lane.logitsGradient
-                ) { sampleLoss, _ in lane.sampleLosses.append(sampleLoss) }
-                // The losses in sample order, as one pass adds them.
-                try self.meeting.meet {
-                    for lane in self.lanes.prefix(count) {
-                        for sampleLoss in lane.sampleLosses { loss += sampleLoss }
-                    }
-                }
+                try lane.forward(images, labels: labels, share: share)
+                try self.meeting.meet { self.addLosses(ofLanes: count, to: &loss) }
                 guard loss.isFinite else { return }
                 _ = try lane.body.inputGradient(lane.logitsGradient)
             } catch {
@@ -214,6 +206,14 @@ final class NetworkLanes {
         // A loss that is not finite makes no update: the parameters' gradients are left alone.
         if loss.isFinite { addParameterGradients(batch) }
         return loss / Double(batch.batch)
+    }
+
+    /// Adds the first `count` lanes' sample losses to `loss` in sample order, as one pass adds
+    /// them.
+    private func addLosses(ofLanes count: Int, to loss: inout Double) {
+        for lane in lanes.prefix(count) {
+            for sampleLoss in lane.sampleLosses { loss += sampleLoss }
+        }
     }
 
     /// How many lanes share `piece`: one per thread, but no more than its samples.
@@ -245,6 +245,7 @@ final class NetworkLanes {
     /// Throws the first lane's error, if any (a lane that failed first, rather than one that
     /// stopped waiting for it), and clears them all.
     private func rethrowLaneError() throws {
+        guard lanes.contains(where: { $0.error != nil }) else { return }
         let errors = lanes.compactMap(\.error)
         for lane in lanes { lane.error = nil }
         if let error = errors.first(where: { !($0 is LaneMeeting.Abandoned) }) ?? errors.first { throw error }

@@ -30,10 +30,8 @@ public enum Parallelism {
             body(0..<count)
             return
         }
-        // The settings in force travel with the parts that run on other threads.
         let split = { (part: Int) in
-            let range = (count * part / threads)..<(count * (part + 1) / threads)
-            if Execution.current == execution { body(range) } else { execution.run { body(range) } }
+            carrying(execution) { body((count * part / threads)..<(count * (part + 1) / threads)) }
         }
         if threads <= WorkerPool.shared.workerCount + 1 {
             WorkerPool.shared.run(parts: threads, split)
@@ -50,9 +48,14 @@ public enum Parallelism {
     /// nothing, when the threads are not free for it (`WorkerPool.runTogether`).
     static func together(_ count: Int, _ body: (Int) -> Void) -> Bool {
         let execution = Execution.current
-        return WorkerPool.shared.runTogether(parts: count) { part in
-            if Execution.current == execution { body(part) } else { execution.run { body(part) } }
-        }
+        return WorkerPool.shared.runTogether(parts: count) { part in carrying(execution) { body(part) } }
+    }
+
+    /// Runs `body` with `execution` in force: the settings travel with the parts of a job that
+    /// run on other threads.
+    @inline(__always)
+    private static func carrying(_ execution: Execution, _ body: () -> Void) {
+        if Execution.current == execution { body() } else { execution.run(body) }
     }
 
     /// The most parts `together` can run: the caller and each worker thread.
