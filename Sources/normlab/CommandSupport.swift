@@ -7,13 +7,14 @@ struct UsageError: Error {
     init(_ message: String) { self.message = message }
 }
 
-/// Prints a line at once, unbuffered, so progress shows while long work runs.
+/// Prints a line at once, unbuffered, so progress shows while long work runs. A closed output
+/// (`normlab sweep … | head`) is not an error here: see `ParallelSweep` for what a sweep does.
 func printNow(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8))
 }
 
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((text + "\n").utf8))
 }
 
 /// A Float setting for JSON output as the decimal a user would write: 0.05, not the

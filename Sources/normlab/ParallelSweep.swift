@@ -7,8 +7,11 @@ import Synchronization
 ///
 /// This process is the results file's only writer: as each child exits it moves the child's
 /// record into the results file, so the file is never torn and resumes like a sequential sweep's.
-/// Children still running when this process is killed finish their run; the next sweep (or
-/// `normlab merge`) gathers their records.
+///
+/// Stopped by SIGINT, SIGTERM or SIGHUP, or by its output closing (`sweep … | head`), it stops
+/// its children (SIGTERM; after a second signal, SIGKILL), records what finished, and exits: the
+/// runs in progress are lost, no others. Killed outright (SIGKILL), it cannot: its children
+/// finish their runs into the task folder, and the next sweep (or `normlab merge`) gathers them.
 enum ParallelSweep {
     /// How many threads a training gets.
     enum Threads {
@@ -34,7 +37,19 @@ enum ParallelSweep {
         let executable = URL(fileURLWithPath: path)
         var environment = ProcessInfo.processInfo.environment
         environment[Provenance.environmentKey] = Provenance.commit()
-        let exits = ExitQueue()
+        let events = EventQueue()
+        let signals = StopSignals(events)
+        defer { signals.restore() }
+        var stoppedBy: String?
+        var outputClosed = false
+        /// A progress line. An output that has closed (`sweep … | head`) stops the sweep.
+        func say(_ line: String) {
+            guard !outputClosed else { return }
+            do { try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8)) } catch {
+                outputClosed = true
+                events.push(.stop("its output closing"))
+            }
+        }
         let clock = ContinuousClock()
         let start = clock.now
         let totalImages = pending.reduce(0) { $0 + Sweep.Plan.images(of: plan.runs[$1]) }
@@ -43,8 +58,8 @@ enum ParallelSweep {
         var running: [Int32: Int] = [:]
         var failures: [String] = []
         var ran = 0, diverged = 0
-        while !running.isEmpty || (failures.isEmpty && !waiting.isEmpty) {
-            while failures.isEmpty, running.count < jobs, let index = waiting.popFirst() {
+        while !running.isEmpty || (failures.isEmpty && stoppedBy == nil && !waiting.isEmpty) {
+            while failures.isEmpty, stoppedBy == nil, running.count < jobs, let index = waiting.popFirst() {
                 let childThreads: Int
                 switch threads {
                 case .fixed(let count): childThreads = count
@@ -55,16 +70,28 @@ enum ParallelSweep {
                 process.arguments = ["sweep", file, "--out", outputDirectory, "--task", "\(index)", "--threads", "\(childThreads)"]
                 process.environment = environment
                 process.standardOutput = FileHandle.nullDevice
-                process.terminationHandler = { exits.push(Exit(process: $0)) }
+                process.terminationHandler = { events.push(.exited(Exit(process: $0))) }
                 try process.run()
                 running[process.processIdentifier] = index
-                printNow("run \(pending.count - waiting.count)/\(pending.count) started: \(plan.runs[index].summary)")
+                say("run \(pending.count - waiting.count)/\(pending.count) started: \(plan.runs[index].summary)")
             }
-            let exit = exits.pop()
+            let exit: Exit
+            switch events.pop() {
+            case .exited(let exited):
+                exit = exited
+            case .stop(let reason):
+                // The first stop asks the children to stop; another insists.
+                say("stopping: \(running.count) runs in progress are stopped and not recorded")
+                for pid in running.keys { kill(pid, stoppedBy == nil ? SIGTERM : SIGKILL) }
+                stoppedBy = stoppedBy ?? reason
+                continue
+            }
             guard let index = running.removeValue(forKey: exit.pid) else { continue }
             let spec = plan.runs[index]
             guard exit.succeeded, let record = try folder.record(of: plan, at: index) else {
-                failures.append("run \(index) (\(spec.summary)) \(exit.succeeded ? "wrote no record" : exit.description)")
+                if stoppedBy == nil {
+                    failures.append("run \(index) (\(spec.summary)) \(exit.succeeded ? "wrote no record" : exit.description)")
+                }
                 continue
             }
             try log.append(record)
@@ -74,10 +101,14 @@ enum ParallelSweep {
             imagesDone += Sweep.Plan.images(of: spec)
             let elapsed = Sweep.seconds(clock.now - start)
             let remaining = imagesDone > 0 ? elapsed / imagesDone * (totalImages - imagesDone) : nil
-            printNow("  done \(ran)/\(pending.count): \(SweepCommand.describe(record))"
+            say("  done \(ran)/\(pending.count): \(SweepCommand.describe(record))"
                 + (remaining.map { "  sweep ETA \(formatClock($0))" } ?? ""))
         }
         folder.removeIfFinished(experiment: experiment.name)
+        if let stoppedBy {
+            throw ExperimentError.results(
+                "stopped by \(stoppedBy) after \(ran) of \(pending.count) runs. The runs that finished are recorded; running the sweep again runs the rest.")
+        }
         guard failures.isEmpty else {
             throw ExperimentError.results(
                 failures.joined(separator: "; ")
@@ -105,19 +136,60 @@ private struct Exit: Sendable {
     var description: String { signaled ? "was killed by signal \(status)" : "failed with exit status \(status)" }
 }
 
-/// Child exits, handed from the termination handlers' threads to the sweep's loop.
-private final class ExitQueue: Sendable {
-    private let exits = Mutex<[Exit]>([])
+/// What the sweep's loop waits for: a child's exit, or a reason to stop ("SIGTERM").
+private enum Event: Sendable {
+    case exited(Exit)
+    case stop(String)
+}
+
+/// Events, handed from the termination handlers' and signal handlers' threads to the sweep's loop.
+private final class EventQueue: Sendable {
+    private let events = Mutex<[Event]>([])
     private let available = DispatchSemaphore(value: 0)
 
-    func push(_ exit: Exit) {
-        exits.withLock { $0.append(exit) }
+    func push(_ event: Event) {
+        events.withLock { $0.append(event) }
         available.signal()
     }
 
-    /// Waits for the next exit.
-    func pop() -> Exit {
+    /// Waits for the next event.
+    func pop() -> Event {
         available.wait()
-        return exits.withLock { $0.removeFirst() }
+        return events.withLock { $0.removeFirst() }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, while a sweep runs its children: delivered as events instead of
+/// ending the process, so that it can stop its children first. A signal the sweep was started
+/// with ignored (SIGHUP under `nohup`, SIGINT in a script's background job) stays ignored.
+/// Dispatch catches them with a handler of its own, not by ignoring them, so the children (which
+/// an exec gives the default actions) still stop when they are signalled.
+///
+/// SIGPIPE is ignored instead: a closed output shows as a failed write (`say`).
+private final class StopSignals {
+    private static let names = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"]
+    private var sources: [any DispatchSourceSignal] = []
+    private let pipeAction: sighandler_t?
+
+    init(_ events: EventQueue) {
+        for (number, name) in StopSignals.names where !StopSignals.isIgnored(number) {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { events.push(.stop(name)) }
+            source.resume()
+            sources.append(source)
+        }
+        pipeAction = signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// The signals' earlier actions again.
+    func restore() {
+        for source in sources { source.cancel() }
+        signal(SIGPIPE, pipeAction)
+    }
+
+    private static func isIgnored(_ number: Int32) -> Bool {
+        var current = sigaction()
+        sigaction(number, nil, &current)
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 }

@@ -32,7 +32,7 @@ enum SweepCommand {
         let gridSize = experiment.runs(trainSize: experiment.trainSize ?? 1).count
         if let indices = try TaskSelection.indices(task: task, tasks: tasks, environment: environment, runCount: gridSize) {
             guard jobs == nil else { throw UsageError("--jobs runs a whole sweep; a task runs its runs one after another") }
-            let execution = Execution(threads: threads ?? environment["SLURM_CPUS_PER_TASK"].flatMap(Int.init) ?? Machine.availableProcessors)
+            let execution = Execution(threads: try threads ?? slurmCPUsPerTask(environment) ?? Machine.availableProcessors)
             return try execution.run { try runTasks(indices, experiment: experiment, file: files[0], output: output) }
         }
         let processors = Machine.availableProcessors
@@ -50,6 +50,15 @@ enum SweepCommand {
             resultsPath: summary.resultsPath, outputDirectory: output, outputs: experiment.outputs,
             experimentFile: files[0])
         return 0
+    }
+
+    /// The processors Slurm gave this task (`--cpus-per-task`), if it says.
+    private static func slurmCPUsPerTask(_ environment: [String: String]) throws -> Int? {
+        guard let text = environment["SLURM_CPUS_PER_TASK"] else { return nil }
+        guard let count = Int(text), count >= 1 else {
+            throw UsageError("SLURM_CPUS_PER_TASK is '\(text)', not a whole number of processors; give --threads N")
+        }
+        return count
     }
 
     /// One training at a time in this process, with a live progress line.

@@ -47,4 +47,31 @@ final class MachineTests: XCTestCase {
         XCTAssertEqual(Machine(processor: "AMD EPYC", processorCount: 2).summary, "AMD EPYC, 2 processors")
         XCTAssertEqual(Machine(processor: "AMD EPYC", processorCount: 1).summary, "AMD EPYC, 1 processor")
     }
+
+    /// A control group's CPU quota caps the default thread count: cgroup v2's cpu.max, v1's
+    /// cfs_quota_us / cfs_period_us, read along the group and the groups above it.
+    func testCPUQuotaFromControlGroupFiles() {
+        XCTAssertEqual(CPUQuota.processors(cpuMax: "400000 100000\n"), 4)
+        XCTAssertEqual(CPUQuota.processors(cpuMax: "150000 100000"), 1.5)
+        XCTAssertNil(CPUQuota.processors(cpuMax: "max 100000"))
+        XCTAssertNil(CPUQuota.processors(cpuMax: "garbage"))
+        XCTAssertNil(CPUQuota.processors(quota: "-1\n", period: "100000\n"))
+        XCTAssertNil(CPUQuota.processors(quota: "100000", period: "0"))
+
+        func limit(_ cgroup: String, _ files: [String: String]) -> Int? {
+            CPUQuota.limit(cgroupFile: cgroup, root: "/cg") { files[$0] }
+        }
+        // v2: the group's own quota, rounded up; a tighter one above it wins.
+        XCTAssertEqual(limit("0::/jobs/a\n", ["/cg/jobs/a/cpu.max": "150000 100000\n"]), 2)
+        XCTAssertEqual(limit("0::/jobs/a\n", ["/cg/jobs/a/cpu.max": "max 100000", "/cg/jobs/cpu.max": "300000 100000"]), 3)
+        XCTAssertEqual(limit("0::/\n", ["/cg/cpu.max": "50000 100000"]), 1)
+        XCTAssertNil(limit("0::/jobs/a\n", ["/cg/jobs/a/cpu.max": "max 100000"]))
+        // v1: the cpu controller's files, also where the group's path is the host's and only
+        // the mount's root is visible (a container without a cgroup namespace).
+        let v1 = "4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n0::/\n"
+        XCTAssertEqual(limit(v1, ["/cg/cpu,cpuacct/cpu.cfs_quota_us": "200000", "/cg/cpu,cpuacct/cpu.cfs_period_us": "100000"]), 2)
+        XCTAssertNil(limit(v1, ["/cg/cpu,cpuacct/cpu.cfs_quota_us": "-1", "/cg/cpu,cpuacct/cpu.cfs_period_us": "100000"]))
+        XCTAssertNil(limit("", [:]))
+        XCTAssertGreaterThanOrEqual(Machine.availableProcessors, 1)
+    }
 }

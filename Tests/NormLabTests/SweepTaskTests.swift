@@ -90,6 +90,11 @@ final class SweepTaskTests: XCTestCase {
     }
 
     func testTaskSelection() throws {
+        /// The variables Slurm sets in the array task `id` of an array of `ids`.
+        func slurm(id: Int, ids: [Int]) -> [String: String] {
+            ["SLURM_ARRAY_TASK_ID": "\(id)", "SLURM_ARRAY_TASK_COUNT": "\(ids.count)", "SLURM_ARRAY_TASK_MIN": "\(ids.min()!)",
+             "SLURM_ARRAY_TASK_MAX": "\(ids.max()!)", "SLURM_ARRAY_TASK_STEP": "1"]
+        }
         func select(_ task: String? = nil, _ tasks: String? = nil, _ environment: [String: String] = [:], runs: Int = 10) throws -> [Int]? {
             try TaskSelection.indices(task: task, tasks: tasks, environment: environment, runCount: runs)
         }
@@ -99,12 +104,19 @@ final class SweepTaskTests: XCTestCase {
         XCTAssertEqual(try select(nil, nil, ["SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "10"]), [4])
         // --task wins over the environment.
         XCTAssertEqual(try select("1", nil, ["SLURM_ARRAY_TASK_ID": "4"]), [1])
-        // An array smaller than the grid: each task takes every COUNT-th run.
+        // An array 0-(K-1) smaller than the grid: each task takes every K-th run.
         XCTAssertEqual(try select(nil, nil, ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"]), [2, 6])
-        XCTAssertEqual(
-            try select(nil, nil, ["SLURM_ARRAY_TASK_ID": "13", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "4"]), [3, 7])
+        XCTAssertEqual(try select(nil, nil, slurm(id: 3, ids: [0, 1, 2, 3])), [3, 7])
+        // Any other array names runs, as `--array=5,7` does to run two runs again. Slurm sets
+        // these variables so (seen on slurm-wlm 22.05): a list's step is 1 whatever its spacing.
+        XCTAssertEqual(try select(nil, nil, slurm(id: 7, ids: [5, 7])), [7])
+        XCTAssertEqual(try select(nil, nil, slurm(id: 4, ids: [2, 4, 6])), [4])
+        XCTAssertEqual(try select(nil, nil, slurm(id: 9, ids: Array(0...9))), [9])
+        XCTAssertEqual(try select(nil, nil, slurm(id: 9, ids: Array(0...11))), [9])
         for (task, tasks, environment) in [("10", nil, [:]), ("-1", nil, [:]), ("x", nil, [:]), (nil, "1,1", [:]),
-                                           (nil, "1,", [:]), ("1", "2", [:]), (nil, nil, ["SLURM_ARRAY_TASK_ID": "12"])]
+                                           (nil, "1,", [:]), ("1", "2", [:]), (nil, nil, ["SLURM_ARRAY_TASK_ID": "12"]),
+                                           (nil, nil, slurm(id: 10, ids: Array(0...11))), (nil, nil, slurm(id: 12, ids: [1, 12])),
+                                           (nil, nil, ["SLURM_ARRAY_TASK_ID": "x"]), (nil, nil, ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "-2"])]
             as [(String?, String?, [String: String])] {
             XCTAssertThrowsError(try select(task, tasks, environment), "\(String(describing: task)) \(String(describing: tasks)) \(environment)")
         }
@@ -163,5 +175,64 @@ final class SweepTaskTests: XCTestCase {
         let order = expected.map(\.spec)
         assertSameRuns(records.sorted { order.firstIndex(of: $0.spec) ?? 0 < order.firstIndex(of: $1.spec) ?? 0 }, expected)
         XCTAssertFalse(FileManager.default.fileExists(atPath: (out as NSString).appendingPathComponent("tasks")), "the task folder is cleared")
+    }
+
+    /// `normlab sweep --jobs 2` stopped by SIGTERM, or by its output closing, stops its children
+    /// before it exits, records nothing torn, and run again completes the grid as a sequential
+    /// sweep would.
+    func testSweepWithJobsStoppedBySIGTERMOrAClosedOutputStopsItsChildren() throws {
+        let file = try writeTinyExperiment(in: directory, name: "stopped", seeds: "[0, 1]")
+        // Runs of a few seconds, so that the signal finds them running.
+        let longer = try String(contentsOfFile: file, encoding: .utf8)
+            .replacingOccurrences(of: "\"train_size\": 256", with: "\"train_size\": 2048")
+        try longer.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = folder("stopped")
+        let process = Process()
+        process.executableURL = try normlabExecutable()
+        process.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
+        process.currentDirectoryURL = repositoryRoot
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, processes(mentioning: out).count < 3 { usleep(20_000) }
+        XCTAssertEqual(processes(mentioning: out).count, 3, "the sweep and its two children")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1, "a stopped sweep says it did not finish")
+        XCTAssertEqual(processes(mentioning: out), [], "no child outlives the sweep")
+        let results = (out as NSString).appendingPathComponent("stopped.jsonl")
+        XCTAssertLessThan(try ResultsLog(path: results).records.count, 8, "stopped before the end")
+
+        // Its output closing (`normlab sweep … | head -1`) stops it the same way.
+        let output = Pipe()
+        let piped = Process()
+        piped.executableURL = try normlabExecutable()
+        piped.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
+        piped.currentDirectoryURL = repositoryRoot
+        piped.standardOutput = output
+        piped.standardError = FileHandle.nullDevice
+        try piped.run()
+        try output.fileHandleForWriting.close()
+        XCTAssertFalse(output.fileHandleForReading.availableData.isEmpty, "the sweep's first line")
+        try output.fileHandleForReading.close()
+        piped.waitUntilExit()
+        XCTAssertEqual(piped.terminationStatus, 1)
+        XCTAssertEqual(processes(mentioning: out), [], "no child outlives the sweep")
+
+        XCTAssertEqual(try runNormlab(["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]), 0)
+        let records = try ResultsLog(path: results).records
+        let expected = try sequential(file)
+        let order = expected.map(\.spec)
+        assertSameRuns(records.sorted { order.firstIndex(of: $0.spec) ?? 0 < order.firstIndex(of: $1.spec) ?? 0 }, expected)
+    }
+
+    /// The processes whose command line mentions `text`, by pid.
+    private func processes(mentioning text: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self).contains(text)
+        }.sorted()
     }
 }

@@ -42,9 +42,11 @@ public struct Machine: Equatable, Sendable {
     }
 
     /// The processors this process may run on: its CPU affinity (`taskset`, a batch system's
-    /// binding) where the system reports one, else every online processor.
+    /// binding) where the system reports one, else every online processor; no more than its
+    /// control group's CPU quota allows (a container's `--cpus`), rounded up.
     public static var availableProcessors: Int {
-        max(1, Int(normlab_available_processors()))
+        let affinity = max(1, Int(normlab_available_processors()))
+        return min(affinity, CPUQuota.ofThisProcess() ?? affinity)
     }
 
     /// "Intel(R) Xeon(R) Processor, 2 processors".

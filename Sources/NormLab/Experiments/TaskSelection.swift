@@ -3,8 +3,11 @@ import Foundation
 /// Which runs of a grid one task process runs: `--task I`, `--tasks I,J,K`, or, with neither,
 /// a Slurm array task's share.
 ///
-/// In an array of as many tasks as the grid has runs, task I runs run I. In a smaller array
-/// (`SLURM_ARRAY_TASK_COUNT` below the run count) task I runs I, I + count, I + 2 × count, ….
+/// An array task runs the run its index names (`SLURM_ARRAY_TASK_ID`), as `--task` would: the whole
+/// grid as `--array=0-(N-1)`, or only some runs, as `--array=5,17`. One kind of array is read
+/// differently: an array `0-(K-1)`, of K tasks fewer than the grid's runs, shares the grid out, and
+/// its task I runs I, I + K, I + 2K, … (Slurm caps an array's size; a grid larger than the cap
+/// runs this way).
 public enum TaskSelection {
     /// - Parameters:
     ///   - task: the value of `--task`, if given.
@@ -35,20 +38,21 @@ public enum TaskSelection {
             return list
         }
         guard let idText = environment["SLURM_ARRAY_TASK_ID"] else { return nil }
-        func number(_ name: String, default value: Int) throws -> Int {
-            guard let text = environment[name] else { return value }
+        func number(_ name: String) throws -> Int? {
+            guard let text = environment[name] else { return nil }
             guard let number = Int(text), number >= 0 else {
                 throw ExperimentError.invalid("\(name) is '\(text)', not a whole number")
             }
             return number
         }
-        let id = try number("SLURM_ARRAY_TASK_ID", default: 0)
-        let minimum = try number("SLURM_ARRAY_TASK_MIN", default: 0)
-        let step = max(1, try number("SLURM_ARRAY_TASK_STEP", default: 1))
-        let count = try number("SLURM_ARRAY_TASK_COUNT", default: runCount)
-        guard id >= minimum else { throw ExperimentError.invalid("SLURM_ARRAY_TASK_ID \(idText) is below SLURM_ARRAY_TASK_MIN \(minimum)") }
-        let position = try index(Substring(String((id - minimum) / step)), from: "SLURM_ARRAY_TASK_ID \(idText)")
-        guard count > 0, count < runCount else { return [position] }
-        return Array(stride(from: position, to: runCount, by: count))
+        let id = try number("SLURM_ARRAY_TASK_ID") ?? 0
+        if let count = try number("SLURM_ARRAY_TASK_COUNT"), count < runCount,
+           try number("SLURM_ARRAY_TASK_MIN") ?? 0 == 0, try number("SLURM_ARRAY_TASK_MAX") ?? count - 1 == count - 1 {
+            guard id < count else {
+                throw ExperimentError.invalid("SLURM_ARRAY_TASK_ID \(id) is outside its array, 0 to \(count - 1)")
+            }
+            return Array(stride(from: id, to: runCount, by: count))
+        }
+        return [try index(Substring(idText), from: "SLURM_ARRAY_TASK_ID")]
     }
 }
