@@ -52,10 +52,9 @@ enum ParallelSweep {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let totalImages = pending.reduce(0) { $0 + Sweep.Plan.images(of: plan.runs[$1]) }
-        var imagesDone = 0.0
+        var timeLeft = TimeLeft(images: pending.reduce(0) { $0 + Sweep.Plan.images(of: plan.runs[$1]) })
         var waiting = pending[...]
-        var running: [Int32: Int] = [:]
+        var running: [Int32: (index: Int, started: ContinuousClock.Instant)] = [:]
         var failures: [String] = []
         var ran = 0, diverged = 0
         while !running.isEmpty || (failures.isEmpty && stoppedBy == nil && !waiting.isEmpty) {
@@ -71,10 +70,14 @@ enum ParallelSweep {
                 process.environment = environment
                 process.standardOutput = FileHandle.nullDevice
                 process.terminationHandler = { events.push(.exited(Exit(process: $0))) }
-                try process.run()
-                running[process.processIdentifier] = index
+                do { try process.run() } catch {
+                    failures.append("run \(index) (\(plan.runs[index].summary)) could not start: \(error)")
+                    break
+                }
+                running[process.processIdentifier] = (index, clock.now)
                 say("run \(pending.count - waiting.count)/\(pending.count) started: \(plan.runs[index].summary)")
             }
+            guard !running.isEmpty else { continue }
             let exit: Exit
             switch events.pop() {
             case .exited(let exited):
@@ -86,7 +89,7 @@ enum ParallelSweep {
                 stoppedBy = stoppedBy ?? reason
                 continue
             }
-            guard let index = running.removeValue(forKey: exit.pid) else { continue }
+            guard let (index, started) = running.removeValue(forKey: exit.pid) else { continue }
             let spec = plan.runs[index]
             guard exit.succeeded, let record = try folder.record(of: plan, at: index) else {
                 if stoppedBy == nil {
@@ -98,9 +101,10 @@ enum ParallelSweep {
             try FileManager.default.removeItem(atPath: folder.recordPath(experiment: experiment.name, index: index))
             ran += 1
             if record.result.diverged { diverged += 1 }
-            imagesDone += Sweep.Plan.images(of: spec)
-            let elapsed = Sweep.seconds(clock.now - start)
-            let remaining = imagesDone > 0 ? elapsed / imagesDone * (totalImages - imagesDone) : nil
+            timeLeft.finished(images: Sweep.Plan.images(of: spec), seconds: Sweep.seconds(clock.now - started))
+            let remaining = timeLeft.seconds(
+                inProgress: running.values.map { (Sweep.Plan.images(of: plan.runs[$0.index]), Sweep.seconds(clock.now - $0.started)) },
+                jobs: min(jobs, running.count + waiting.count))
             say("  done \(ran)/\(pending.count): \(SweepCommand.describe(record))"
                 + (remaining.map { "  sweep ETA \(formatClock($0))" } ?? ""))
         }

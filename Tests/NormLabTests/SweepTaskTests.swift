@@ -122,6 +122,18 @@ final class SweepTaskTests: XCTestCase {
         }
     }
 
+    /// A parallel sweep's time left counts the work of the runs in progress.
+    func testTimeLeftCountsTheRunsInProgress() throws {
+        var timeLeft = TimeLeft(images: 4_000)
+        XCTAssertNil(timeLeft.seconds(inProgress: [], jobs: 2), "no rate before a run finishes")
+        timeLeft.finished(images: 1_000, seconds: 10)  // 100 images a second per job
+        // 3,000 images left, 500 of them trained by the run 5 s in: 2,500 at 200 a second.
+        let left = try XCTUnwrap(timeLeft.seconds(inProgress: [(images: 1_000, seconds: 5)], jobs: 2))
+        XCTAssertEqual(left, 12.5, accuracy: 1e-9)
+        // A run in progress counts for no more than its own images; one job left runs alone.
+        XCTAssertEqual(try XCTUnwrap(timeLeft.seconds(inProgress: [(images: 1_000, seconds: 50)], jobs: 1)), 20, accuracy: 1e-9)
+    }
+
     func testSlurmScripts() {
         let settings = SlurmScripts.Settings(maxParallel: 8, cpusPerTask: 4, time: "2:00:00", partition: "gpu")
         let scripts = SlurmScripts(
