@@ -172,7 +172,7 @@ private final class EventQueue: Sendable {
 /// SIGPIPE is ignored instead: a closed output shows as a failed write (`say`).
 private final class StopSignals {
     private static let names = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"]
-    private var sources: [any DispatchSourceSignal] = []
+    private var sources: [(number: Int32, source: any DispatchSourceSignal)] = []
     private let pipeAction: sighandler_t?
 
     init(_ events: EventQueue) {
@@ -180,14 +180,17 @@ private final class StopSignals {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { events.push(.stop(name)) }
             source.resume()
-            sources.append(source)
+            sources.append((number, source))
         }
         pipeAction = signal(SIGPIPE, SIG_IGN)
     }
 
-    /// The signals' earlier actions again.
+    /// The signals' default actions again (the program sets no others).
     func restore() {
-        for source in sources { source.cancel() }
+        for (number, source) in sources {
+            source.cancel()
+            signal(number, SIG_DFL)
+        }
         signal(SIGPIPE, pipeAction)
     }
 
