@@ -173,7 +173,7 @@ private final class EventQueue: Sendable {
 private final class StopSignals {
     private static let names = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"]
     private var sources: [(number: Int32, source: any DispatchSourceSignal)] = []
-    private let pipeAction: sighandler_t?
+    private let pipeAction: (@convention(c) (Int32) -> Void)?
 
     init(_ events: EventQueue) {
         for (number, name) in StopSignals.names where !StopSignals.isIgnored(number) {
@@ -195,8 +195,8 @@ private final class StopSignals {
     }
 
     private static func isIgnored(_ number: Int32) -> Bool {
-        var current = sigaction()
-        sigaction(number, nil, &current)
-        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+        let current = signal(number, SIG_IGN)
+        signal(number, current)
+        return unsafeBitCast(current, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 }
