@@ -164,13 +164,7 @@ final class SweepTaskTests: XCTestCase {
         let file = try writeTinyExperiment(in: directory, name: "jobs", seeds: "[0, 1]")
         let out = folder("jobs")
         let results = (out as NSString).appendingPathComponent("jobs.jsonl")
-        let process = Process()
-        process.executableURL = try normlabExecutable()
-        process.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
-        process.currentDirectoryURL = repositoryRoot
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startSweepWithJobs(file, out: out)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, ((try? ResultsLog(path: results, repairing: false))?.records.count ?? 0) < 2 {
             usleep(20_000)
@@ -184,8 +178,7 @@ final class SweepTaskTests: XCTestCase {
         let records = try ResultsLog(path: results).records
         XCTAssertEqual(records.count, 8)
         let expected = try sequential(file)
-        let order = expected.map(\.spec)
-        assertSameRuns(records.sorted { order.firstIndex(of: $0.spec) ?? 0 < order.firstIndex(of: $1.spec) ?? 0 }, expected)
+        assertSameRunsInGridOrder(records, expected)
         XCTAssertFalse(FileManager.default.fileExists(atPath: (out as NSString).appendingPathComponent("tasks")), "the task folder is cleared")
     }
 
@@ -199,13 +192,7 @@ final class SweepTaskTests: XCTestCase {
             .replacingOccurrences(of: "\"train_size\": 256", with: "\"train_size\": 2048")
         try longer.write(toFile: file, atomically: true, encoding: .utf8)
         let out = folder("stopped")
-        let process = Process()
-        process.executableURL = try normlabExecutable()
-        process.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
-        process.currentDirectoryURL = repositoryRoot
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startSweepWithJobs(file, out: out)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, processes(mentioning: out).count < 3 { usleep(20_000) }
         XCTAssertEqual(processes(mentioning: out).count, 3, "the sweep and its two children")
@@ -218,13 +205,7 @@ final class SweepTaskTests: XCTestCase {
 
         // Its output closing (`normlab sweep … | head -1`) stops it the same way.
         let output = Pipe()
-        let piped = Process()
-        piped.executableURL = try normlabExecutable()
-        piped.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
-        piped.currentDirectoryURL = repositoryRoot
-        piped.standardOutput = output
-        piped.standardError = FileHandle.nullDevice
-        try piped.run()
+        let piped = try startSweepWithJobs(file, out: out, output: output)
         try output.fileHandleForWriting.close()
         XCTAssertFalse(output.fileHandleForReading.availableData.isEmpty, "the sweep's first line")
         try output.fileHandleForReading.close()
@@ -235,8 +216,26 @@ final class SweepTaskTests: XCTestCase {
         XCTAssertEqual(try runNormlab(["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]), 0)
         let records = try ResultsLog(path: results).records
         let expected = try sequential(file)
+        assertSameRunsInGridOrder(records, expected)
+    }
+
+    /// Starts `normlab sweep FILE --jobs 2 --threads 1`, as a user runs it.
+    private func startSweepWithJobs(_ file: String, out: String, output: Any = FileHandle.nullDevice) throws -> Process {
+        let process = Process()
+        process.executableURL = try normlabExecutable()
+        process.arguments = ["sweep", file, "--out", out, "--jobs", "2", "--threads", "1"]
+        process.currentDirectoryURL = repositoryRoot
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// `assertSameRuns` for records that `--jobs` wrote in the order their runs finished.
+    private func assertSameRunsInGridOrder(_ records: [RunRecord], _ expected: [RunRecord], file: StaticString = #filePath, line: UInt = #line) {
         let order = expected.map(\.spec)
-        assertSameRuns(records.sorted { order.firstIndex(of: $0.spec) ?? 0 < order.firstIndex(of: $1.spec) ?? 0 }, expected)
+        let sorted = records.sorted { order.firstIndex(of: $0.spec) ?? 0 < order.firstIndex(of: $1.spec) ?? 0 }
+        assertSameRuns(sorted, expected, file: file, line: line)
     }
 
     /// The processes whose command line mentions `text`, by pid.

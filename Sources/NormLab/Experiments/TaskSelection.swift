@@ -45,7 +45,7 @@ public enum TaskSelection {
             }
             return number
         }
-        let id = try number("SLURM_ARRAY_TASK_ID") ?? 0
+        let id = try index(Substring(idText), from: "SLURM_ARRAY_TASK_ID")
         if let count = try number("SLURM_ARRAY_TASK_COUNT"), count < runCount,
            try number("SLURM_ARRAY_TASK_MIN") ?? 0 == 0, try number("SLURM_ARRAY_TASK_MAX") ?? count - 1 == count - 1 {
             guard id < count else {
@@ -53,6 +53,6 @@ public enum TaskSelection {
             }
             return Array(stride(from: id, to: runCount, by: count))
         }
-        return [try index(Substring(idText), from: "SLURM_ARRAY_TASK_ID")]
+        return [id]
     }
 }
