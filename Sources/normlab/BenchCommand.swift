@@ -34,7 +34,7 @@ enum BenchCommand {
         case ["train"]:
             return try execution.run {
                 try train(
-                    json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerKind.allCases,
+                    json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerRegistry.kinds,
                     batchSizes: batchSizes ?? TrainingBenchmark.defaultBatchSizes)
             }
         default:

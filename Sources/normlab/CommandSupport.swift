@@ -74,10 +74,10 @@ struct Options {
     }
 }
 
-/// The normalizer a user named (`none`, `batch`, `layer`, `instance`, `group`, `batchrenorm`).
+/// The normalizer a user named (one of `NormalizerRegistry.kinds`).
 func normalizerKind(named name: String) throws -> NormalizerKind {
     guard let kind = NormalizerKind(rawValue: name) else {
-        throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        throw UsageError("unknown normalizer '\(name)'; use one of \(NormalizerRegistry.nameList)")
     }
     return kind
 }

@@ -3,17 +3,38 @@ import NormLab
 
 /// `normlab train`: one training run, with progress and a final report.
 enum TrainCommand {
-    static let usage = """
-        usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
-                             [--seed N] [--groups G] [--placement before|after] [--zero-init-residual]
-                             [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
-          --model       smallcnn (default), resnet-D or plain-D for D = 6n + 2 (8, 14, 20, 32, …)
-          --norm        none, batch, layer, instance, group, batchrenorm (default batch)
-          --lr          base learning rate at batch 32, scaled by batch/32 (default 0.05)
-          --data        a folder of Fashion-MNIST IDX files or of CIFAR-10's binary files
-                        (default: the embedded Fashion-MNIST subset)
-          --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
-        """
+    /// The normalizers' own options (`--groups`), from their registrations.
+    static var settingOptions: [(registration: NormalizerRegistration, setting: NormalizerSetting)] {
+        NormalizerRegistry.all.flatMap { registration in
+            registration.settings(in: .commandLine).map { (registration, $0) }
+        }
+    }
+
+    static var usage: String {
+        let options = settingOptions.map { "[\($0.setting.option) VALUE]" }.joined(separator: " ")
+        var text = """
+            usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
+                                 [--seed N] [--placement before|after] [--zero-init-residual]
+                                 [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
+                                 \(options)
+              --model       smallcnn (default), resnet-D or plain-D for D = 6n + 2 (8, 14, 20, 32, …)
+              --norm        the normalizer (default batch):
+
+            """
+        for registration in NormalizerRegistry.all {
+            text += "                  \(registration.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(registration.summary)\n"
+        }
+        for (registration, setting) in settingOptions {
+            text += "  \(setting.option.padding(toLength: 13, withPad: " ", startingAt: 0)) \(registration.kind.rawValue): \(setting.help)\n"
+        }
+        text += """
+              --lr          base learning rate at batch 32, scaled by batch/32 (default 0.05)
+              --data        a folder of Fashion-MNIST IDX files or of CIFAR-10's binary files
+                            (default: the embedded Fashion-MNIST subset)
+              --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
+            """
+        return text
+    }
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -26,7 +47,19 @@ enum TrainCommand {
             name: options.value("--model") ?? ModelSettings.smallCNN.name, zeroInitResidual: options.flag("--zero-init-residual"))
         let kind = try normalizerKind(named: options.value("--norm") ?? "batch")
         var normalizer = NormalizerSettings(kind: kind)
-        normalizer.groups = try options.integer("--groups", in: 1...4096)
+        var seen = Set<String>()
+        for (_, setting) in settingOptions where seen.insert(setting.option).inserted {
+            guard let text = try options.value(setting.option) else { continue }
+            guard let setting = kind.registration.settings(in: .commandLine).first(where: { $0.option == setting.option }) else {
+                let owners = settingOptions.filter { $0.setting.option == setting.option }.map(\.registration.kind.rawValue)
+                throw UsageError("\(setting.option) is a setting of \(owners.joined(separator: ", ")), not of \(kind.rawValue)")
+            }
+            do {
+                try normalizer.set(setting.key, try setting.parse(text))
+            } catch NormalizerError.invalidSetting(_, let reason) {
+                throw UsageError("\(setting.option): \(reason)")
+            }
+        }
         let placementName = try options.value("--placement") ?? "before"
         guard let placement = NormalizerPlacement(rawValue: placementName) else {
             throw UsageError("--placement is 'before' or 'after', got '\(placementName)'")
@@ -74,9 +107,11 @@ enum TrainCommand {
                 "images_per_second": outcome.imagesPerSecond, "steps": outcome.steps,
                 "test_accuracy": outcome.testAccuracy.map { $0 as Any } ?? NSNull(),
             ]
-            if kind == .group { object["groups"] = normalizer.groups ?? min(8, model.normalizedWidths[0]) }
+            for setting in kind.registration.settings(in: .record) {
+                let value = normalizer[setting.key] ?? setting.layerDefault?(model.normalizedWidths[0])
+                if let value, let json = setting.jsonObject(value) { object[setting.recordKey] = json }
+            }
             if model.hasShortcuts { object["zero_init_residual"] = model.zeroInitResidual }
-            if kind == .batch || kind == .batchrenorm { object["norm_momentum"] = decimal(normalizer.momentum) }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

@@ -45,8 +45,8 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(headline.runs(trainSize: 10_000).count, 126)
         XCTAssertEqual(headline.learningRate(base: 0.05, batchSize: 2), 0.003125)
         let renorm = try XCTUnwrap(headline.normalizers.first { $0.settings.kind == .batchrenorm })
-        XCTAssertEqual(renorm.settings.momentum, 0.1)
-        XCTAssertEqual(renorm.renormSchedule, RenormSchedule())
+        XCTAssertEqual(renorm.settings.value("momentum"), Float(0.1))
+        XCTAssertEqual(renorm.settings.value("renorm_schedule"), RenormSchedule())
         let rates = try Experiment.load(from: experiments.appendingPathComponent("learning-rate.json").path)
         XCTAssertEqual(rates.baseLearningRates.first, 0.0125)
         XCTAssertEqual(rates.baseLearningRates.last, 0.8)
@@ -93,15 +93,15 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(experiment.sgdMomentum, 0.9)
         XCTAssertNil(experiment.preciseBN)
         XCTAssertEqual(experiment.outputs.jsonl, "minimal.jsonl")
-        XCTAssertNil(experiment.normalizers[0].settings.groups)
-        XCTAssertEqual(experiment.normalizers[1].settings.momentum, 0.1)
+        XCTAssertNil(experiment.normalizers[0].settings["groups"])
+        XCTAssertEqual(experiment.normalizers[1].settings.value("momentum"), Float(0.1))
     }
 
     /// Batch renorm's running-statistics rate is the same wherever it is defaulted: the class,
     /// the settings and experiment files.
     func testBatchRenormMomentumHasOneDefault() throws {
         XCTAssertEqual(try BatchRenorm(channelCount: 2).momentum, NormalizerSettings.defaultMomentum)
-        XCTAssertEqual(NormalizerSettings(kind: .batchrenorm).momentum, NormalizerSettings.defaultMomentum)
+        XCTAssertEqual(NormalizerSettings(kind: .batchrenorm).value("momentum"), NormalizerSettings.defaultMomentum)
         XCTAssertEqual(try BatchNorm(channelCount: 2).momentum, NormalizerSettings.defaultMomentum)
     }
 

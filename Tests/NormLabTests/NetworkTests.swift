@@ -20,9 +20,8 @@ final class NetworkTests: XCTestCase {
             bits.append(Float(loss).bitPattern)
         }
         model.visitParameters { value, _, _ in bits += value.map(\.bitPattern) }
-        for normalizer in model.normalizers {
-            if let batchNorm = normalizer as? BatchNorm { bits += (batchNorm.runningMean + batchNorm.runningVariance).map(\.bitPattern) }
-            if let renorm = normalizer as? BatchRenorm { bits += (renorm.runningMean + renorm.runningStd).map(\.bitPattern) }
+        for case let normalizer as any StatefulNormalizer in model.normalizers {
+            bits += normalizer.state.sorted { $0.key < $1.key }.flatMap(\.value).map(\.bitPattern)
         }
         return bits
     }
@@ -41,13 +40,13 @@ final class NetworkTests: XCTestCase {
             "group before": 0x4027_cd2f_bf6b_986f, "group after": 0xc15c_317c_21c8_e9b2,
             "batchrenorm before": 0xf33d_873b_ef54_e83e, "batchrenorm after": 0xe4be_0646_be7f_7a0d,
         ]
-        for kind in NormalizerKind.allCases {
+        for kind in builtInKinds {
             for placement in NormalizerPlacement.allCases {
                 let name = "\(kind.rawValue) \(placement.rawValue)"
                 for threads in [1, 2, 3] {
                     let bits = try withExecution(threads: threads) {
                         try train(
-                            try SmallCNN.make(normalizer: NormalizerSettings(kind: kind, rmax: 1.5, dmax: 0.5), placement: placement, seed: 4),
+                            try SmallCNN.make(normalizer: settings(kind, rmax: 1.5, dmax: 0.5), placement: placement, seed: 4),
                             batchSize: 40, steps: 3)
                     }
                     let hash = bits.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
@@ -68,7 +67,7 @@ final class NetworkTests: XCTestCase {
                 func run(threads: Int, splits: Bool = true) throws -> [UInt32] {
                     try withExecution(threads: threads, splitsBatches: splits) {
                         let network = try model.make(
-                            normalizer: NormalizerSettings(kind: kind, rmax: 1.5, dmax: 0.5), image: Self.data.imageShape, classes: 10,
+                            normalizer: settings(kind, rmax: 1.5, dmax: 0.5), image: Self.data.imageShape, classes: 10,
                             seed: 2) as! Network
                         let bits = try train(network, batchSize: 24, steps: 3)
                         XCTAssertEqual(network.ranInLanes, splits && (![.batch, .batchrenorm].contains(kind) || threads > 1), "\(name) \(kind), \(threads) threads")
@@ -200,7 +199,7 @@ final class NetworkTests: XCTestCase {
         rejected("vgg-16", mentioning: "unknown model")
         rejected("resnet-8", placement: .after, mentioning: "does not fit")
         rejected("plain-8", zero: true, mentioning: "no residual blocks")
-        rejected("resnet-8", NormalizerSettings(kind: .group, groups: 3), mentioning: "cannot be split into 3 groups")
+        rejected("resnet-8", settings(.group, groups: 3), mentioning: "cannot be split into 3 groups")
         rejected("smallcnn", image: ImageShape(channels: 1, height: 30, width: 30), mentioning: "multiples of 4")
         XCTAssertNoThrow(try ModelSettings(name: "plain-14").make(
             normalizer: NormalizerSettings(kind: .group), placement: .after, image: CIFAR10.imageShape, classes: 10, seed: 0))

@@ -11,7 +11,7 @@ final class ReportTests: XCTestCase {
         _ kind: NormalizerKind, batch: Int, seed: UInt64, accuracy: Double?, precise: Double? = nil, model: String = "smallcnn"
     ) -> RunRecord {
         let spec = RunSpec(
-            experiment: "synthetic", model: try! ModelSettings(name: model), label: kind.rawValue, normalizer: NormalizerSettings(kind: kind), renormSchedule: nil,
+            experiment: "synthetic", model: try! ModelSettings(name: model), label: kind.rawValue, normalizer: NormalizerSettings(kind: kind),
             placement: .before, batchSize: batch, epochs: 1, baseLearningRate: 0.05, learningRate: 0.05 * Float(batch) / 32,
             learningRateScaling: "linear", weightDecay: 5e-4, sgdMomentum: 0.9, seed: seed, data: "embedded", trainSize: 100)
         let result = RunResult(

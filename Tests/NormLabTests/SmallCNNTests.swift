@@ -14,7 +14,7 @@ final class SmallCNNTests: XCTestCase {
     func testWholeModelGradientMatchesFiniteDifferences() throws {
         let images = randomTensor([4, 1, 8, 8], seed: 1)
         let labels: [UInt8] = [3, 1, 4, 1]
-        for kind in NormalizerKind.allCases {
+        for kind in builtInKinds {
             for placement in NormalizerPlacement.allCases {
                 let model = try SmallCNN.make(normalizer: NormalizerSettings(kind: kind), placement: placement, seed: 2)
                 _ = try loss(model, images, labels)
@@ -73,19 +73,17 @@ final class SmallCNNTests: XCTestCase {
         for (n, threads) in [(2, 2), (5, 2), (8, 2), (40, 2), (40, 1)] {
             let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
             let labels = (0..<n).map { UInt8($0 * 7 % 10) }
-            for kind in NormalizerKind.allCases {
+            for kind in builtInKinds {
                 for placement in NormalizerPlacement.allCases {
                     let context = "\(kind) \(placement), \(n) samples, \(threads) threads"
-                    let settings = NormalizerSettings(
-                        kind: kind, groups: kind == .group ? 4 : nil, rmax: kind == .batchrenorm ? 1.5 : 1,
-                        dmax: kind == .batchrenorm ? 0.5 : 0)
-                    let whole = try SmallCNN.make(normalizer: settings, placement: placement, seed: 6)
+                    let normalizer = settings(kind, groups: 4, rmax: 1.5, dmax: 0.5)
+                    let whole = try SmallCNN.make(normalizer: normalizer, placement: placement, seed: 6)
                     let wholeLoss = try withExecution(threads: threads, splitsBatches: false) {
                         try whole.trainingGradients(images: images, labels: labels[...])
                     }
                     XCTAssertFalse(whole.ranInLanes, context)
 
-                    let split = try SmallCNN.make(normalizer: settings, placement: placement, seed: 6)
+                    let split = try SmallCNN.make(normalizer: normalizer, placement: placement, seed: 6)
                     let batchStatistics = [NormalizerKind.batch, .batchrenorm].contains(kind)
                     let loss = try withExecution(threads: threads) {
                         // Per-sample statistics: a step on other images first, as the next
@@ -140,7 +138,7 @@ final class SmallCNNTests: XCTestCase {
     }
 
     func testImpossibleGroupCountIsAnError() {
-        XCTAssertThrowsError(try SmallCNN.make(normalizer: NormalizerSettings(kind: .group, groups: 5), seed: 0)) { error in
+        XCTAssertThrowsError(try SmallCNN.make(normalizer: settings(.group, groups: 5), seed: 0)) { error in
             XCTAssertEqual(error as? NormalizerError, .groupsDoNotDivideChannels(channels: 16, groups: 5))
         }
     }

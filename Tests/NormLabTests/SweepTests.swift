@@ -77,6 +77,32 @@ final class SweepTests: XCTestCase {
     /// Records with values no run produces (the fuzzer found that an accuracy of -1e308 reached
     /// the chart, whose axis became infinite) are refused by name; the inputs the fuzzer kept in
     /// `Tests/Fuzz/regressions/results` are refused or reported without a crash.
+    /// Every committed record reads and writes back to the same line: the settings each
+    /// normalizer records, under the keys its registration gives, are what the records hold.
+    func testCommittedRecordsWriteBackToTheirOwnLines() throws {
+        let folders = ["results", "results/pytorch"].map { repositoryRoot.appendingPathComponent($0) }
+        var checked = 0
+        for folder in folders {
+            for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasSuffix(".jsonl") {
+                let text = try String(contentsOfFile: folder.appendingPathComponent(name).path, encoding: .utf8)
+                let lines = text.split(separator: "\n")
+                let records = try ResultsLog.parse(Data(text.utf8), path: name).records
+                XCTAssertEqual(records.count, lines.count, name)
+                for (record, line) in zip(records, lines) {
+                    // Records from before models had names gain `"model": "smallcnn"`; a null is
+                    // an absent value.
+                    var original = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                    if original["model"] == nil { original["model"] = "smallcnn" }
+                    original = original.filter { !($0.value is NSNull) }
+                    let written = try XCTUnwrap(JSONSerialization.jsonObject(with: try ResultsLog.line(for: record)) as? [String: Any])
+                    XCTAssertEqual(NSDictionary(dictionary: written), NSDictionary(dictionary: original), name)
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 400)
+    }
+
     func testImpossibleValuesInARecordAreRefused() throws {
         let line = try String(contentsOfFile: repositoryRoot.appendingPathComponent("results/small-batch.jsonl").path, encoding: .utf8)
             .split(separator: "\n")[0]
@@ -87,13 +113,20 @@ final class SweepTests: XCTestCase {
             ("\"batch_size\":2", "\"batch_size\":0", "batch_size"),
             ("\"base_lr\":0.05", "\"base_lr\":-0.05", "base_lr"),
             ("\"seconds\":16.946521395", "\"seconds\":-3", "seconds"),
-            ("\"placement\":\"before\"", "\"placement\":\"before\",\"renorm_schedule\":{\"warmup\":1e300}", "warmup"),
+            ("\"placement\":\"before\"", "\"placement\":\"before\",\"renorm_schedule\":{\"warmup\":0.1}", "renorm_schedule is a setting of batch renorm"),
         ] {
             let bad = line.replacingOccurrences(of: find, with: replace) + "\n"
             XCTAssertNotEqual(bad, line + "\n")
             XCTAssertThrowsError(try ResultsLog.parse(Data(bad.utf8), path: "bad")) { error in
                 XCTAssertTrue("\(error)".contains(named), "\(error)")
             }
+        }
+        let renorm = try XCTUnwrap(try String(contentsOfFile: repositoryRoot.appendingPathComponent("results/small-batch.jsonl").path, encoding: .utf8)
+            .split(separator: "\n").first { $0.contains("\"normalizer\":\"batchrenorm\"") })
+        XCTAssertNoThrow(try ResultsLog.parse(Data((renorm + "\n").utf8), path: "good"))
+        let unreachable = renorm.replacingOccurrences(of: "\"warmup\":0.05", with: "\"warmup\":1e300") + "\n"
+        XCTAssertThrowsError(try ResultsLog.parse(Data(unreachable.utf8), path: "bad")) { error in
+            XCTAssertTrue("\(error)".contains("warmup 1e+300 is not a fraction of the steps"), "\(error)")
         }
         // Each kept input is refused, or its reports are written (a crash would end the test).
         let kept = repositoryRoot.appendingPathComponent("Tests/Fuzz/regressions/results")

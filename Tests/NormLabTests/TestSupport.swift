@@ -15,9 +15,25 @@ func randomTensor(_ shape: [Int], seed: UInt64, mean: Float = 0, std: Float = 1)
     return try! Tensor(shape: shape, scalars: generator.normals(shape.reduce(1, *), mean: mean, std: std))
 }
 
+/// The lab's own normalizers, in registry order (a test may register more).
+var builtInKinds: [NormalizerKind] { NormalizerRegistry.builtIn.map(\.kind) }
+
+/// `kind`'s settings with `groups` where it takes a group count, and batch renorm's r and d
+/// clipped at `rmax`, `dmax` (the defaults 1 and 0 make it batch norm in training).
+func settings(_ kind: NormalizerKind, groups: Int? = nil, rmax: Float = 1, dmax: Float = 0) -> NormalizerSettings {
+    var settings = NormalizerSettings(kind: kind)
+    let registration = kind.registration
+    if let groups, registration.setting("groups") != nil { try! settings.set("groups", groups) }
+    if registration.setting("rmax") != nil {
+        try! settings.set("rmax", rmax)
+        try! settings.set("dmax", dmax)
+    }
+    return settings
+}
+
 /// Builds each kind with the settings tests use by default.
 func makeNormalizer(_ kind: NormalizerKind, channels: Int, groups: Int? = nil) -> any Normalizer {
-    try! NormalizerSettings(kind: kind, groups: groups).makeNormalizer(channelCount: channels)
+    try! settings(kind, groups: groups).makeNormalizer(channelCount: channels)
 }
 
 func assertClose(

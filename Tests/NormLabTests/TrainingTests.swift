@@ -32,7 +32,7 @@ final class TrainingTests: XCTestCase {
                 try withExecution(threads: threads) {
                     // Batch 64 makes the kernels split their work across threads.
                     let settings = TrainingSettings(
-                        normalizer: NormalizerSettings(kind: kind, momentum: 0.1), batchSize: 64, epochs: 1,
+                        normalizer: NormalizerSettings(kind: kind), batchSize: 64, epochs: 1,
                         baseLearningRate: 0.1, seed: 3)
                     let outcome = try Trainer.train(settings, train: Self.data.train.prefix(640), test: Self.data.test.prefix(500))
                     runs.append((outcome, weights(outcome.model)))

@@ -11,24 +11,30 @@ public enum KernelBenchmark {
         public var seconds: Double
     }
 
-    /// The shapes the speed targets are stated for.
-    public static let defaultShapes: [[Int]] = [[2, 16, 28, 28], [32, 16, 28, 28], [128, 32, 14, 14], [64, 64, 56, 56]]
+    /// The normalizers timed by default: those whose registration asks to be (the identity
+    /// costs nothing).
+    public static var defaultKinds: [NormalizerKind] { NormalizerRegistry.all.filter { $0.benchmark != nil }.map(\.kind) }
 
-    /// The normalizers timed by default (the identity costs nothing).
-    public static let defaultKinds: [NormalizerKind] = [.batch, .batchrenorm, .layer, .instance, .group]
-
-    /// Times every kind on every shape, calling `report` as each measurement is made.
+    /// Times every kind on the shapes its registration names (or on `shapes`), shape by shape,
+    /// calling `report` as each measurement is made.
     public static func run(
-        kinds: [NormalizerKind] = defaultKinds, shapes: [[Int]] = defaultShapes, minimumSeconds: Double = 0.2,
+        kinds: [NormalizerKind] = defaultKinds, shapes: [[Int]]? = nil, minimumSeconds: Double = 0.2,
         report: (Measurement) -> Void
     ) throws {
-        for shape in shapes {
+        var plan: [[Int]: [NormalizerKind]] = [:], order: [[Int]] = []
+        for kind in kinds {
+            for shape in shapes ?? kind.registration.benchmark?.shapes ?? NormalizerRegistration.Benchmark.defaultShapes {
+                if plan[shape] == nil { order.append(shape) }
+                plan[shape, default: []].append(kind)
+            }
+        }
+        for shape in order {
             let x = randomInput(shape, seed: 1)
             let dy = randomInput(shape, seed: 2)
             var y = Tensor(shape: shape)
             var dx = Tensor(shape: shape)
-            for kind in kinds {
-                let settings = NormalizerSettings(kind: kind, groups: kind == .group ? 8 : nil, rmax: 3, dmax: 5)
+            for kind in plan[shape] ?? [] {
+                let settings = try NormalizerSettings(kind: kind, kind.registration.benchmark?.settings ?? [:])
                 let layer = try settings.makeNormalizer(channelCount: shape[1])
                 let forward = try Stopwatch.median(minimumSeconds: minimumSeconds) {
                     try layer.forward(x, mode: .training, into: &y)

@@ -11,7 +11,7 @@ public enum TrainingBenchmark {
 
     /// Times blocks of steps on real images and reports the median block's rate.
     public static func run(
-        data: Dataset, model: ModelSettings = .smallCNN, kinds: [NormalizerKind] = NormalizerKind.allCases,
+        data: Dataset, model: ModelSettings = .smallCNN, kinds: [NormalizerKind] = NormalizerRegistry.kinds,
         batchSizes: [Int] = defaultBatchSizes,
         minimumSeconds: Double = 0.2, report: (Measurement) -> Void
     ) throws {
@@ -20,7 +20,7 @@ public enum TrainingBenchmark {
             let stepsPerBlock = max(1, 256 / batchSize)
             for kind in kinds {
                 let model = try model.make(
-                    normalizer: NormalizerSettings(kind: kind, rmax: 3, dmax: 5), image: data.imageShape, classes: data.classes,
+                    normalizer: try NormalizerSettings(kind: kind, kind.registration.benchmark?.settings ?? [:]), image: data.imageShape, classes: data.classes,
                     seed: 0)
                 let optimizer = SGD(learningRate: 0.01)
                 var images = Tensor(shape: [0])

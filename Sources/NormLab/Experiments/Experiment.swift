@@ -38,8 +38,6 @@ public struct Experiment: Equatable, Sendable {
     public struct NormalizerEntry: Equatable, Sendable {
         public var label: String
         public var settings: NormalizerSettings
-        /// Batch renorm only.
-        public var renormSchedule: RenormSchedule?
     }
 
     public struct PreciseBNPlan: Equatable, Sendable, Codable {
@@ -155,14 +153,12 @@ public struct Experiment: Equatable, Sendable {
                     }
                 }
             }
-            if let schedule = entry.renormSchedule {
-                guard schedule.warmup >= 0, schedule.warmup < 1, schedule.rmaxRampEnd >= schedule.warmup,
-                      schedule.dmaxRampEnd >= schedule.warmup, schedule.rmaxRampEnd <= 1, schedule.dmaxRampEnd <= 1
-                else {
-                    throw fail("normalizers[\(index)].renorm_schedule: need 0 ≤ warmup ≤ ramp ends ≤ 1")
-                }
-                guard schedule.rmaxFinal >= 1, schedule.dmaxFinal >= 0 else {
-                    throw fail("normalizers[\(index)].renorm_schedule: rmax must be at least 1 and dmax at least 0")
+            for setting in entry.settings.kind.registration.settings {
+                guard let value = entry.settings[setting.key] else { continue }
+                do {
+                    try setting.check(value)
+                } catch {
+                    throw fail("normalizers[\(index)].\(error)")
                 }
             }
         }
@@ -183,7 +179,6 @@ public struct Experiment: Equatable, Sendable {
                             for entry in normalizers {
                                 runs.append(RunSpec(
                                     experiment: name, model: model, label: entry.label, normalizer: entry.settings,
-                                    renormSchedule: entry.settings.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil,
                                     placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
                                     learningRate: learningRate(base: base, batchSize: batchSize),
                                     learningRateScaling: learningRateScaling, weightDecay: weightDecay,
@@ -233,28 +228,35 @@ private struct ExperimentFile: Decodable {
         }
     }
 
+    /// A normalizer entry: `kind`, `label`, `eps` where the kind has ε, and the kind's own
+    /// settings (`NormalizerRegistration.settings`).
     struct Normalizer: Decodable {
-        var kind: NormalizerKind
         var label: String?
-        var eps: Float?
-        var momentum: Float?
-        var groups: Int?
-        var renormSchedule: RenormSchedule?
+        var settings: NormalizerSettings
 
         enum CodingKeys: String, CodingKey {
-            case kind, label, eps, momentum, groups, renormSchedule = "renorm_schedule"
+            case kind, label, eps
         }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            kind = try container.decode(NormalizerKind.self, forKey: .kind)
+            let kind = try container.decode(NormalizerKind.self, forKey: .kind)
+            let registration = kind.registration
+            let keys = registration.settings(in: .experiment).map(\.key)
             try decoder.rejectUnknownKeys(
-                kind.registration.settingKeys.union(["kind", "label"]), context: "a \"\(kind.rawValue)\" normalizer")
+                Set(keys + ["kind", "label"] + (registration.defaultEpsilon == nil ? [] : ["eps"])),
+                context: "a \"\(kind.rawValue)\" normalizer")
             label = try container.decodeIfPresent(String.self, forKey: .label)
-            eps = try container.decodeIfPresent(Float.self, forKey: .eps)
-            momentum = try container.decodeIfPresent(Float.self, forKey: .momentum)
-            groups = try container.decodeIfPresent(Int.self, forKey: .groups)
-            renormSchedule = try container.decodeIfPresent(RenormSchedule.self, forKey: .renormSchedule)
+            settings = NormalizerSettings(kind: kind)
+            if let eps = try container.decodeIfPresent(Float.self, forKey: .eps) { settings.epsilon = eps }
+            let values = try decoder.container(keyedBy: AnyKey.self)
+            for setting in registration.settings(in: .experiment) {
+                do {
+                    if let value = try setting.decodeIfPresent(from: values, key: setting.key) { try settings.set(setting.key, value) }
+                } catch let error as NormalizerError {
+                    throw ExperimentError.invalid("\(pathDescription(decoder.codingPath)).\(error)")
+                }
+            }
         }
     }
 
@@ -355,13 +357,7 @@ private struct ExperimentFile: Decodable {
             throw ExperimentError.invalid("\"learning_rate.schedule\" is \"\(schedule)\"; the lab has \"cosine\"")
         }
         let entries = normalizers.map { entry in
-            var settings = NormalizerSettings(kind: entry.kind)
-            if let eps = entry.eps { settings.epsilon = eps }
-            if let momentum = entry.momentum { settings.momentum = momentum }
-            settings.groups = entry.groups
-            return Experiment.NormalizerEntry(
-                label: entry.label ?? entry.kind.rawValue, settings: settings,
-                renormSchedule: entry.kind == .batchrenorm ? entry.renormSchedule ?? RenormSchedule() : nil)
+            Experiment.NormalizerEntry(label: entry.label ?? entry.settings.kind.rawValue, settings: entry.settings)
         }
         return Experiment(
             name: name, description: description ?? "", models: models, data: data ?? "embedded", trainSize: trainSize, testSize: testSize,

@@ -9,13 +9,9 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var zeroInitResidual: Bool?
     /// The normalizer's row label (its kind unless the experiment names it otherwise).
     public var label: String
-    public var normalizer: NormalizerKind
-    public var epsilon: Float
-    /// Batch norm and batch renorm: the running-statistics rate.
-    public var normMomentum: Float?
-    /// Group norm: the group count; absent means min(8, C).
-    public var groups: Int?
-    public var renormSchedule: RenormSchedule?
+    /// The normalizer and its settings, recorded as `normalizer`, `epsilon` and each recorded
+    /// setting's `recordKey` (`norm_momentum`, `groups`, …).
+    public var normalizerSettings: NormalizerSettings
     public var placement: NormalizerPlacement
     public var batchSize: Int
     public var epochs: Int
@@ -34,8 +30,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case experiment, model, zeroInitResidual = "zero_init_residual", label, normalizer, epsilon
-        case normMomentum = "norm_momentum", groups
-        case renormSchedule = "renorm_schedule", placement, batchSize = "batch_size", epochs
+        case placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
         case testSize = "test_size"
@@ -43,7 +38,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
 
     init(
         experiment: String, model: ModelSettings = .smallCNN, label: String, normalizer settings: NormalizerSettings,
-        renormSchedule: RenormSchedule?, placement: NormalizerPlacement, batchSize: Int, epochs: Int,
+        placement: NormalizerPlacement, batchSize: Int, epochs: Int,
         baseLearningRate: Float, learningRate: Float, learningRateScaling: String, weightDecay: Float, sgdMomentum: Float,
         seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil
     ) {
@@ -51,11 +46,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         self.model = model.name
         zeroInitResidual = model.hasShortcuts ? model.zeroInitResidual : nil
         self.label = label
-        normalizer = settings.kind
-        epsilon = settings.epsilon
-        normMomentum = settings.kind == .batch || settings.kind == .batchrenorm ? settings.momentum : nil
-        groups = settings.kind == .group ? settings.groups : nil
-        self.renormSchedule = renormSchedule
+        normalizerSettings = settings
         self.placement = placement
         self.batchSize = batchSize
         self.epochs = epochs
@@ -76,11 +67,29 @@ public struct RunSpec: Codable, Equatable, Sendable {
         model = try container.decodeIfPresent(String.self, forKey: .model) ?? ModelSettings.smallCNN.name
         zeroInitResidual = try container.decodeIfPresent(Bool.self, forKey: .zeroInitResidual)
         label = try container.decode(String.self, forKey: .label)
-        normalizer = try container.decode(NormalizerKind.self, forKey: .normalizer)
-        epsilon = try container.decode(Float.self, forKey: .epsilon)
-        normMomentum = try container.decodeIfPresent(Float.self, forKey: .normMomentum)
-        groups = try container.decodeIfPresent(Int.self, forKey: .groups)
-        renormSchedule = try container.decodeIfPresent(RenormSchedule.self, forKey: .renormSchedule)
+        normalizerSettings = NormalizerSettings(kind: try container.decode(NormalizerKind.self, forKey: .normalizer))
+        normalizerSettings.epsilon = try container.decode(Float.self, forKey: .epsilon)
+        let settings = try decoder.container(keyedBy: AnyKey.self)
+        // Another normalizer's setting would be silently dropped: refuse it.
+        let own = Set(normalizerSettings.kind.registration.settings(in: .record).map(\.recordKey))
+        for registration in NormalizerRegistry.all {
+            for setting in registration.settings(in: .record) where !own.contains(setting.recordKey) {
+                if settings.contains(AnyKey(stringValue: setting.recordKey)) {
+                    throw DecodingError.dataCorrupted(DecodingError.Context(
+                        codingPath: [AnyKey(stringValue: setting.recordKey)],
+                        debugDescription: "\(setting.recordKey) is a setting of \(registration.displayName), not of \(normalizerSettings.kind.displayName)"))
+                }
+            }
+        }
+        for setting in normalizerSettings.kind.registration.settings(in: .record) {
+            do {
+                if let value = try setting.decodeIfPresent(from: settings, key: setting.recordKey) {
+                    try normalizerSettings.set(setting.key, value)
+                }
+            } catch let error as NormalizerError {
+                throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [AnyKey(stringValue: setting.recordKey)], debugDescription: "\(error)"))
+            }
+        }
         placement = try container.decode(NormalizerPlacement.self, forKey: .placement)
         batchSize = try container.decode(Int.self, forKey: .batchSize)
         epochs = try container.decode(Int.self, forKey: .epochs)
@@ -95,6 +104,37 @@ public struct RunSpec: Codable, Equatable, Sendable {
         testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
     }
 
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(experiment, forKey: .experiment)
+        try container.encode(model, forKey: .model)
+        try container.encodeIfPresent(zeroInitResidual, forKey: .zeroInitResidual)
+        try container.encode(label, forKey: .label)
+        try container.encode(normalizer, forKey: .normalizer)
+        try container.encode(normalizerSettings.epsilon, forKey: .epsilon)
+        try container.encode(placement, forKey: .placement)
+        try container.encode(batchSize, forKey: .batchSize)
+        try container.encode(epochs, forKey: .epochs)
+        try container.encode(baseLearningRate, forKey: .baseLearningRate)
+        try container.encode(learningRate, forKey: .learningRate)
+        try container.encode(learningRateScaling, forKey: .learningRateScaling)
+        try container.encode(weightDecay, forKey: .weightDecay)
+        try container.encode(sgdMomentum, forKey: .sgdMomentum)
+        try container.encode(seed, forKey: .seed)
+        try container.encode(data, forKey: .data)
+        try container.encode(trainSize, forKey: .trainSize)
+        try container.encodeIfPresent(testSize, forKey: .testSize)
+        var settings = encoder.container(keyedBy: AnyKey.self)
+        for setting in normalizerSettings.kind.registration.settings(in: .record) {
+            if let value = normalizerSettings[setting.key] {
+                try settings.encode(value, forKey: AnyKey(stringValue: setting.recordKey))
+            }
+        }
+    }
+
+    /// The normalizer's kind.
+    public var normalizer: NormalizerKind { normalizerSettings.kind }
+
     /// The network this run trains.
     /// - Throws: `ModelError` for a model name the lab does not have.
     public func modelSettings() throws -> ModelSettings {
@@ -106,11 +146,10 @@ public struct RunSpec: Codable, Equatable, Sendable {
     /// - Throws: `ModelError` for a model name the lab does not have.
     public func trainingSettings() throws -> TrainingSettings {
         var settings = TrainingSettings(
-            model: try modelSettings(), normalizer: NormalizerSettings(kind: normalizer, epsilon: epsilon, momentum: normMomentum ?? 0.1, groups: groups),
+            model: try modelSettings(), normalizer: normalizerSettings,
             placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: baseLearningRate,
             momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
         settings.learningRate = learningRate
-        settings.renorm = renormSchedule ?? RenormSchedule()
         return settings
     }
 
@@ -158,8 +197,8 @@ public struct RunRecord: Codable, Equatable, Sendable {
 
     /// Reads a record and refuses values no run can produce, which a report would otherwise draw,
     /// add up or average: an accuracy outside 0…1, a batch size below 1, a learning rate that is
-    /// not a positive number, a training time that is negative or not a number, a batch-renorm
-    /// schedule point outside the run.
+    /// not a positive number, a training time that is negative or not a number, a normalizer
+    /// setting its registration refuses (a batch-renorm schedule point outside the run).
     public init(from decoder: any Decoder) throws {
         spec = try RunSpec(from: decoder)
         result = try RunResult(from: decoder)
@@ -171,12 +210,6 @@ public struct RunRecord: Codable, Equatable, Sendable {
         }
         guard spec.batchSize >= 1 else { throw refuse("batch_size \(spec.batchSize) is below 1") }
         guard result.seconds.isFinite, result.seconds >= 0 else { throw refuse("seconds \(result.seconds) is not a training time") }
-        if let schedule = spec.renormSchedule {
-            for (name, fraction) in [("warmup", schedule.warmup), ("rmax_ramp_end", schedule.rmaxRampEnd), ("dmax_ramp_end", schedule.dmaxRampEnd)]
-            where !(0...1).contains(fraction) {
-                throw refuse("renorm_schedule.\(name) \(fraction) is not a fraction of the steps")
-            }
-        }
         for (name, rate) in [("base_lr", spec.baseLearningRate), ("lr", spec.learningRate)] where !(rate.isFinite && rate > 0) {
             throw refuse("\(name) \(rate) is not a positive number")
         }

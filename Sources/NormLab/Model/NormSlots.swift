@@ -23,7 +23,7 @@ public struct NormSlots {
     }
 
     /// Whether the slots hold normalizers ("none" leaves them empty).
-    public var normalizes: Bool { normalizer.kind != .none }
+    public var normalizes: Bool { normalizer.kind.registration.fillsSlots }
 
     /// A convolution whose output goes to a norm slot: with no bias when a normalizer follows it
     /// directly (its mean removes a bias), with one otherwise.

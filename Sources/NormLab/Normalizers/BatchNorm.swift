@@ -5,7 +5,7 @@
 /// `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch variance
 /// (so the running value estimates the population variance). Inference uses the running
 /// statistics and changes nothing.
-public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer {
+public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, StatefulNormalizer {
     public var kind: NormalizerKind { .batch }
     public let channelCount: Int
     /// ε, added to the variance inside the square root.
@@ -45,6 +45,13 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
         try NormalizerError.checkLength(variance, "running variance", channelCount)
         runningMean = mean
         runningVariance = variance
+    }
+
+    public var state: [String: [Float]] { ["running_mean": runningMean, "running_var": runningVariance] }
+
+    public func setState(_ state: [String: [Float]]) throws {
+        for name in state.keys where self.state[name] == nil { throw NormalizerError.unknownState(kind: kind, name: name) }
+        try setRunningStatistics(mean: state["running_mean"] ?? runningMean, variance: state["running_var"] ?? runningVariance)
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
@@ -108,9 +115,24 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     }
 }
 
+extension NormalizerKind {
+    public static let batch = NormalizerKind(registering: "batch")
+}
+
+extension NormalizerSetting {
+    /// Batch norm's and batch renorm's running-statistics rate.
+    static let momentum = NormalizerSetting(
+        "momentum", recordKey: "norm_momentum", default: NormalizerSettings.defaultMomentum,
+        help: "the weight of the current batch in the running statistics", places: [.experiment, .record, .fixture],
+        describe: { $0.map { "momentum \(formatSetting(Double($0)))" } })
+}
+
 extension BatchNorm {
-    /// Its entry in the lab (`NormalizerKind.registration`).
-    static let registration = NormalizerRegistration(displayName: "batch norm", settingKeys: ["eps", "momentum"]) { settings, channels in
-        try BatchNorm(channelCount: channels, epsilon: settings.epsilon, momentum: settings.momentum)
+    /// Its entry in the lab (`NormalizerRegistry`).
+    static let registration = NormalizerRegistration(
+        kind: .batch, displayName: "batch norm", summary: "per channel, over the batch and H, W; running statistics for inference",
+        settings: [.momentum]
+    ) { settings, channels in
+        try BatchNorm(channelCount: channels, epsilon: settings.epsilon, momentum: settings.value("momentum") ?? NormalizerSettings.defaultMomentum)
     }
 }

@@ -6,7 +6,7 @@
 /// It keeps a running mean and a running standard deviation σ (not a variance), both updated
 /// with `momentum` (the paper's α) after the batch is normalized. Inference is
 /// `gamma · (x - μ) / σ + beta`. With rmax = 1 and dmax = 0 training equals batch norm.
-public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, ClippedNormalizer {
+public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, ScheduledNormalizer, StatefulNormalizer {
     public var kind: NormalizerKind { .batchrenorm }
     public let channelCount: Int
     public let epsilon: Float
@@ -16,6 +16,8 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     public private(set) var rmax: Float = 1
     /// The largest correction shift d; experiments ramp it from 0 during training.
     public private(set) var dmax: Float = 0
+    /// How rmax and dmax change over training; nil keeps them as set.
+    public let schedule: RenormSchedule?
     public var parameters: AffineParameters
     public private(set) var gradients: AffineParameters
     /// The running per-channel mean μ.
@@ -33,7 +35,7 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     ///   outside [0, 1], rmax < 1 or dmax < 0.
     public init(
         channelCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon,
-        momentum: Float = NormalizerSettings.defaultMomentum, rmax: Float = 1, dmax: Float = 0
+        momentum: Float = NormalizerSettings.defaultMomentum, rmax: Float = 1, dmax: Float = 0, schedule: RenormSchedule? = nil
     ) throws {
         guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
         try NormalizerError.checkEpsilon(epsilon)
@@ -47,6 +49,7 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         runningStd = [Float](repeating: 1, count: channelCount)
         r = runningStd
         d = runningMean
+        self.schedule = schedule
         try setClipping(rmax: rmax, dmax: dmax)
     }
 
@@ -59,12 +62,26 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         self.dmax = dmax
     }
 
+    /// Sets the clipping bounds that `schedule` gives for the step, if it has one.
+    public func prepare(step: Int, of totalSteps: Int) throws {
+        guard let schedule else { return }
+        let bounds = schedule.bounds(atStep: step, of: totalSteps)
+        try setClipping(rmax: bounds.rmax, dmax: bounds.dmax)
+    }
+
     /// Replaces the running statistics.
     public func setRunningStatistics(mean: [Float], std: [Float]) throws {
         try NormalizerError.checkLength(mean, "running mean", channelCount)
         try NormalizerError.checkLength(std, "running std", channelCount)
         runningMean = mean
         runningStd = std
+    }
+
+    public var state: [String: [Float]] { ["running_mean": runningMean, "running_std": runningStd] }
+
+    public func setState(_ state: [String: [Float]]) throws {
+        for name in state.keys where self.state[name] == nil { throw NormalizerError.unknownState(kind: kind, name: name) }
+        try setRunningStatistics(mean: state["running_mean"] ?? runningMean, std: state["running_std"] ?? runningStd)
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
@@ -142,11 +159,88 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     }
 }
 
+extension NormalizerKind {
+    public static let batchrenorm = NormalizerKind(registering: "batchrenorm")
+}
+
 extension BatchRenorm {
-    /// Its entry in the lab (`NormalizerKind.registration`).
-    static let registration = NormalizerRegistration(displayName: "batch renorm", settingKeys: ["eps", "momentum", "renorm_schedule"]) { settings, channels in
+    /// Its entry in the lab (`NormalizerRegistry`).
+    static let registration = NormalizerRegistration(
+        kind: .batchrenorm, displayName: "batch renorm",
+        summary: "as batch norm, its output corrected towards the running statistics by r and d (clipped to rmax, dmax)",
+        settings: [
+            .momentum,
+            NormalizerSetting(
+                object: "renorm_schedule", default: RenormSchedule(),
+                help: "how rmax and dmax ramp up over training, as fractions of the steps", places: [.experiment, .record],
+                problem: { $0.problem }, describe: { $0?.description }),
+            NormalizerSetting(
+                "rmax", default: Float(1), help: "the current bound on r (fixtures; training follows the schedule)",
+                places: [.fixture]),
+            NormalizerSetting(
+                "dmax", default: Float(0), help: "the current bound on d (fixtures; training follows the schedule)",
+                places: [.fixture]),
+        ],
+        benchmark: .init(settings: ["rmax": Float(3), "dmax": Float(5)])
+    ) { settings, channels in
         try BatchRenorm(
-                channelCount: channels, epsilon: settings.epsilon, momentum: settings.momentum, rmax: settings.rmax,
-                dmax: settings.dmax)
+            channelCount: channels, epsilon: settings.epsilon, momentum: settings.value("momentum") ?? NormalizerSettings.defaultMomentum,
+            rmax: settings.value("rmax") ?? 1, dmax: settings.value("dmax") ?? 0, schedule: settings.value("renorm_schedule"))
+    }
+}
+
+/// Batch renormalization's clipping schedule as fractions of the run's steps: the paper's
+/// 5k/40k/25k steps (of 130k+) scaled to short runs. rmax = 1 and dmax = 0 until `warmup`,
+/// then rmax rises linearly to `rmaxFinal` by `rmaxRampEnd` and dmax to `dmaxFinal` by
+/// `dmaxRampEnd`.
+public struct RenormSchedule: SettingValue, Equatable, CustomStringConvertible {
+    public var warmup: Double = 0.05
+    public var rmaxFinal: Float = 3
+    public var rmaxRampEnd: Double = 0.5
+    public var dmaxFinal: Float = 5
+    public var dmaxRampEnd: Double = 0.3
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case warmup, rmaxFinal = "rmax", rmaxRampEnd = "rmax_ramp_end", dmaxFinal = "dmax", dmaxRampEnd = "dmax_ramp_end"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(Set(CodingKeys.allCases.map(\.rawValue)), context: "\"renorm_schedule\"")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        warmup = try container.decodeIfPresent(Double.self, forKey: .warmup) ?? warmup
+        rmaxFinal = try container.decodeIfPresent(Float.self, forKey: .rmaxFinal) ?? rmaxFinal
+        rmaxRampEnd = try container.decodeIfPresent(Double.self, forKey: .rmaxRampEnd) ?? rmaxRampEnd
+        dmaxFinal = try container.decodeIfPresent(Float.self, forKey: .dmaxFinal) ?? dmaxFinal
+        dmaxRampEnd = try container.decodeIfPresent(Double.self, forKey: .dmaxRampEnd) ?? dmaxRampEnd
+    }
+
+    /// Why the schedule cannot be followed, or nil.
+    var problem: String? {
+        for (name, fraction) in [("warmup", warmup), ("rmax_ramp_end", rmaxRampEnd), ("dmax_ramp_end", dmaxRampEnd)]
+        where !(0...1).contains(fraction) {
+            return "\(name) \(fraction) is not a fraction of the steps"
+        }
+        guard warmup < 1, rmaxRampEnd >= warmup, dmaxRampEnd >= warmup else { return "need 0 ≤ warmup ≤ ramp ends ≤ 1" }
+        guard rmaxFinal >= 1, dmaxFinal >= 0 else { return "rmax must be at least 1 and dmax at least 0" }
+        return nil
+    }
+
+    /// "rmax 1→3 over 5–50% of steps, dmax 0→5 over 5–30%", as pages state it.
+    public var description: String {
+        "rmax 1→\(formatSetting(Double(rmaxFinal))) over \(Int(warmup * 100))–\(Int(rmaxRampEnd * 100))% of steps, dmax 0→\(formatSetting(Double(dmaxFinal))) over \(Int(warmup * 100))–\(Int(dmaxRampEnd * 100))%"
+    }
+
+    /// The bounds for step `step` of `totalSteps`.
+    public func bounds(atStep step: Int, of totalSteps: Int) -> (rmax: Float, dmax: Float) {
+        let progress = totalSteps > 0 ? Double(step) / Double(totalSteps) : 1
+        func ramp(_ final: Float, start: Float, end: Double) -> Float {
+            guard progress > warmup else { return start }
+            guard end > warmup else { return final }
+            let fraction = min(1, (progress - warmup) / (end - warmup))
+            return start + (final - start) * Float(fraction)
+        }
+        return (ramp(rmaxFinal, start: 1, end: rmaxRampEnd), ramp(dmaxFinal, start: 0, end: dmaxRampEnd))
     }
 }

@@ -1,6 +1,6 @@
 /// The group-style kernels: each sample's statistics are taken over a contiguous block of
 /// `channels / groups` channels and their spatial positions. One group is layer norm, one group
-/// per channel is instance norm. Used by `LayerNorm`, `InstanceNorm` and `GroupNorm`.
+/// per channel is instance norm. Used by `GroupNorm`.
 ///
 /// Work is split by (sample, group) block; per-channel gradient partials are kept per sample and
 /// added in sample order, so results do not depend on the thread count.
@@ -96,11 +96,10 @@ struct GroupNormalizationPass {
     /// Validates `input`, normalizes it into `output` and remembers what backward needs.
     mutating func forward(
         _ input: Tensor, groups: Int, epsilon: Float, parameters: AffineParameters, kind: NormalizerKind,
-        into output: inout Tensor, rectifying: Bool
+        requiresSpatial: Bool, into output: inout Tensor, rectifying: Bool
     ) throws {
         let layout = try NormalizationLayout(
-            shape: input.shape, channelCount: parameters.gamma.count, kind: kind,
-            requiresSpatial: kind == .instance)
+            shape: input.shape, channelCount: parameters.gamma.count, kind: kind, requiresSpatial: requiresSpatial)
         let blocks = layout.batch * groups
         if mean.count != blocks {
             mean = [Float](repeating: 0, count: blocks)

@@ -40,9 +40,16 @@ public final class Identity: RectifyingNormalizer, InputReleasingNormalizer {
     }
 }
 
+extension NormalizerKind {
+    public static let none = NormalizerKind(registering: "none")
+}
+
 extension Identity {
-    /// Its entry in the lab (`NormalizerKind.registration`).
-    static let registration = NormalizerRegistration(displayName: "none", settingKeys: []) { settings, channels in
+    /// Its entry in the lab (`NormalizerRegistry`): models leave its slots empty.
+    static let registration = NormalizerRegistration(
+        kind: .none, displayName: "none", summary: "no normalization (convolutions keep their bias)", defaultEpsilon: nil,
+        fillsSlots: false, pageDescription: "no normalization, convolutions with bias", benchmark: nil
+    ) { _, channels in
         try Identity(channelCount: channels)
     }
 }

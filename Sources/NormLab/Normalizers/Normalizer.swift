@@ -70,11 +70,21 @@ public protocol PopulationStatisticsNormalizer: Normalizer {
     func endPopulationEstimate()
 }
 
-/// A normalizer whose corrections are clipped by bounds that follow a schedule over training
-/// (batch renorm's rmax and dmax, `RenormSchedule`).
-public protocol ClippedNormalizer: Normalizer {
-    /// - Throws: `NormalizerError` for bounds below their minimum (rmax < 1, dmax < 0).
-    func setClipping(rmax: Float, dmax: Float) throws
+/// A normalizer that changes over training on a schedule of its own (batch renorm's clipping
+/// bounds, `RenormSchedule`): the trainer tells it where training is before each step.
+public protocol ScheduledNormalizer: Normalizer {
+    /// Before training step `step` (from 0) of `totalSteps`.
+    func prepare(step: Int, of totalSteps: Int) throws
+}
+
+/// A normalizer with running state besides its parameters (batch norm's running mean and
+/// variance), which fixtures set and compare by name.
+public protocol StatefulNormalizer: Normalizer {
+    /// The state, by the names fixtures use (`running_mean`, `running_var`).
+    var state: [String: [Float]] { get }
+    /// Replaces the named parts of the state.
+    /// - Throws: `NormalizerError` for a name it does not have or a length other than C.
+    func setState(_ state: [String: [Float]]) throws
 }
 
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
@@ -172,6 +182,7 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
     case groupsDoNotDivideChannels(channels: Int, groups: Int)
     case parameterLength(name: String, expected: Int, got: Int)
     case unsupportedRank(shape: [Int], kind: NormalizerKind)
+    case needsSpatialInput(shape: [Int], kind: NormalizerKind)
     case channelMismatch(expected: Int, shape: [Int])
     case emptyInput(shape: [Int])
     case singleValuePerChannel(kind: NormalizerKind, shape: [Int])
@@ -181,6 +192,10 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
     case invalidMomentum(Float)
     case invalidRmax(Float)
     case invalidDmax(Float)
+    case alreadyRegistered(String)
+    case unknownSetting(kind: NormalizerKind, key: String)
+    case invalidSetting(key: String, reason: String)
+    case unknownState(kind: NormalizerKind, name: String)
 
     public var description: String {
         switch self {
@@ -193,10 +208,9 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
         case .parameterLength(let name, let expected, let got):
             return "\(name) needs one value per channel (\(expected)), got \(got)"
         case .unsupportedRank(let shape, let kind):
-            if kind == .instance {
-                return "instance norm needs [N, C, H, W] input (it normalizes over H and W), got shape \(shape)"
-            }
             return "\(kind.displayName) takes [N, C] or [N, C, H, W] input, got shape \(shape)"
+        case .needsSpatialInput(let shape, let kind):
+            return "\(kind.displayName) needs [N, C, H, W] input (it normalizes over H and W), got shape \(shape)"
         case .channelMismatch(let expected, let shape):
             return "input shape \(shape) has \(shape.count > 1 ? shape[1] : 0) channels on axis 1, but the normalizer has \(expected)"
         case .emptyInput(let shape):
@@ -215,6 +229,15 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
             return "rmax must be at least 1, got \(r)"
         case .invalidDmax(let d):
             return "dmax must be at least 0, got \(d)"
+        case .alreadyRegistered(let name):
+            return "a normalizer named \"\(name)\" is already registered"
+        case .unknownSetting(let kind, let key):
+            let known = (["eps"] + kind.registration.settings.map(\.key)).joined(separator: ", ")
+            return "\(kind.displayName) has no setting \"\(key)\" of that type; it takes \(known)"
+        case .invalidSetting(let key, let reason):
+            return "\(key): \(reason)"
+        case .unknownState(let kind, let name):
+            return "\(kind.displayName) has no state \"\(name)\""
         }
     }
 
@@ -242,7 +265,8 @@ struct NormalizationLayout: Equatable {
     /// Checks `shape` against a normalizer with `channelCount` channels.
     init(shape: [Int], channelCount: Int, kind: NormalizerKind, requiresSpatial: Bool = false) throws {
         guard shape.count == 4 || (shape.count == 2 && !requiresSpatial) else {
-            throw NormalizerError.unsupportedRank(shape: shape, kind: kind)
+            throw shape.count == 2 ? NormalizerError.needsSpatialInput(shape: shape, kind: kind)
+                : NormalizerError.unsupportedRank(shape: shape, kind: kind)
         }
         guard shape[1] == channelCount else {
             throw NormalizerError.channelMismatch(expected: channelCount, shape: shape)

@@ -182,15 +182,7 @@ public enum MarkdownReport {
         var parts: [String] = []
         var seen = Set<String>()
         for record in table.records where seen.insert(record.spec.label).inserted {
-            let spec = record.spec
-            var text = "\(spec.label): ε \(Statistics.format(Double(spec.epsilon)))"
-            if let momentum = spec.normMomentum { text += ", momentum \(Statistics.format(Double(momentum)))" }
-            if spec.normalizer == .group { text += ", \(spec.groups.map(String.init) ?? "min(8, C)") groups" }
-            if let schedule = spec.renormSchedule {
-                text += ", rmax 1→\(Statistics.format(Double(schedule.rmaxFinal))) over \(Int(schedule.warmup * 100))–\(Int(schedule.rmaxRampEnd * 100))% of steps, dmax 0→\(Statistics.format(Double(schedule.dmaxFinal))) over \(Int(schedule.warmup * 100))–\(Int(schedule.dmaxRampEnd * 100))%"
-            }
-            if spec.normalizer == .none { text = "none: no normalization, convolutions with bias" }
-            parts.append(text)
+            parts.append("\(record.spec.label): \(record.spec.normalizerSettings.pageDescription)")
         }
         return parts.joined(separator: "; ")
     }

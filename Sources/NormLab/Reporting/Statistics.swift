@@ -89,10 +89,5 @@ public enum Statistics {
     }
 
     /// 0.05 → "0.05", 32 → "32", 0.0125 → "0.0125".
-    public static func format(_ value: Double) -> String {
-        if value == value.rounded() && abs(value) < 1e9 { return String(Int(value)) }
-        var text = String(format: "%.6f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        return text
-    }
+    public static func format(_ value: Double) -> String { formatSetting(value) }
 }

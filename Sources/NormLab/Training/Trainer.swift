@@ -13,8 +13,6 @@ public struct TrainingSettings: Equatable, Sendable {
     /// L2 decay on convolution and linear weights (not on gamma, beta or biases).
     public var weightDecay: Float = 5e-4
     public var seed: UInt64
-    /// Batch renorm's rmax/dmax schedule.
-    public var renorm = RenormSchedule()
 
     /// - Parameter baseLearningRate: the rate at batch size 32; the run's peak rate is
     ///   `baseLearningRate · batchSize / 32` (the linear scaling rule, Goyal et al. 2017). Set
@@ -22,7 +20,7 @@ public struct TrainingSettings: Equatable, Sendable {
     public init(
         model: ModelSettings = .smallCNN, normalizer: NormalizerSettings, placement: NormalizerPlacement = .before,
         batchSize: Int, epochs: Int, baseLearningRate: Float, momentum: Float = 0.9, weightDecay: Float = 5e-4,
-        seed: UInt64, renorm: RenormSchedule = RenormSchedule()
+        seed: UInt64
     ) {
         self.model = model
         self.normalizer = normalizer
@@ -33,7 +31,6 @@ public struct TrainingSettings: Equatable, Sendable {
         self.momentum = momentum
         self.weightDecay = weightDecay
         self.seed = seed
-        self.renorm = renorm
     }
 
     /// - Throws: `TrainingError.invalidSetting` for a value no run can use.
@@ -118,7 +115,7 @@ public enum Trainer {
         let totalSteps = stepsPerEpoch * settings.epochs
         let optimizer = SGD(learningRate: settings.learningRate, momentum: settings.momentum, weightDecay: settings.weightDecay)
         let schedule = CosineSchedule(initialRate: settings.learningRate, totalSteps: totalSteps)
-        let renorms = model.normalizers.compactMap { $0 as? any ClippedNormalizer }
+        let scheduled = model.normalizers.compactMap { $0 as? any ScheduledNormalizer }
         var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
         var order = Array(0..<train.count)
         var images = Tensor(shape: [settings.batchSize, train.channels, train.rows, train.columns])
@@ -136,8 +133,7 @@ public enum Trainer {
             epochSteps = 0
             for batchIndex in 0..<stepsPerEpoch {
                 optimizer.learningRate = schedule.rate(atStep: step)
-                let bounds = settings.renorm.bounds(atStep: step, of: totalSteps)
-                for renorm in renorms { try renorm.setClipping(rmax: bounds.rmax, dmax: bounds.dmax) }
+                for normalizer in scheduled { try normalizer.prepare(step: step, of: totalSteps) }
                 let batch = order[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
                 train.batch(batch, into: &images)
                 for (slot, index) in batch.enumerated() { labels[slot] = train.labels[index] }

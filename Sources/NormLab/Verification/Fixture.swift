@@ -3,14 +3,27 @@ import Foundation
 /// One reference case in the `normlab-fixture/1` format (see `Tests/Fixtures/normalizers/FORMAT.md`):
 /// a normalizer, an input, and what a correct implementation returns, computed in float64.
 public struct Fixture: Decodable, Sendable {
+    /// `kind`, `channels`, `eps`, and the settings the kind's registration reads from fixtures
+    /// (`momentum`, `groups`, …; defaults where absent).
     public struct NormalizerDescription: Decodable, Sendable {
-        public var kind: NormalizerKind
         public var channels: Int
-        public var eps: Double
-        public var momentum: Double?
-        public var groups: Int?
-        public var rmax: Double?
-        public var dmax: Double?
+        public var settings: NormalizerSettings
+        public var kind: NormalizerKind { settings.kind }
+
+        enum CodingKeys: String, CodingKey {
+            case kind, channels, eps
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            settings = NormalizerSettings(kind: try container.decode(NormalizerKind.self, forKey: .kind))
+            channels = try container.decode(Int.self, forKey: .channels)
+            settings.epsilon = Float(try container.decode(Double.self, forKey: .eps))
+            let values = try decoder.container(keyedBy: AnyKey.self)
+            for setting in settings.kind.registration.settings(in: .fixture) {
+                if let value = try setting.decodeIfPresent(from: values, key: setting.key) { try settings.set(setting.key, value) }
+            }
+        }
     }
 
     public struct Input: Decodable, Sendable {

@@ -40,10 +40,6 @@ extension Fixture {
 
     private func run() throws -> Outputs {
         let description = normalizer
-        let settings = NormalizerSettings(
-            kind: description.kind, epsilon: Float(description.eps),
-            momentum: description.momentum.map(Float.init) ?? NormalizerSettings.defaultMomentum, groups: description.groups,
-            rmax: Float(description.rmax ?? 1), dmax: Float(description.dmax ?? 0))
         // The tensors first: their sizes are bounded by the file's, and the channel count must
         // be theirs before any per-channel array is made.
         let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
@@ -52,25 +48,16 @@ extension Fixture {
             throw FixtureError.malformed(
                 path: name, reason: "normalizer.channels is \(description.channels), but the input's shape is \(input.shape)")
         }
-        let layer = try settings.makeNormalizer(channelCount: description.channels)
+        let layer = try description.settings.makeNormalizer(channelCount: description.channels)
         try layer.setParameters(gamma: gamma.map(Float.init), beta: beta.map(Float.init))
-        let state = self.state ?? [:]
-        if let batchNorm = layer as? BatchNorm, let mean = state["running_mean"], let variance = state["running_var"] {
-            try batchNorm.setRunningStatistics(mean: mean.map(Float.init), variance: variance.map(Float.init))
-        }
-        if let renorm = layer as? BatchRenorm, let mean = state["running_mean"], let std = state["running_std"] {
-            try renorm.setRunningStatistics(mean: mean.map(Float.init), std: std.map(Float.init))
+        let stateful = layer as? any StatefulNormalizer
+        if let state, !state.isEmpty {
+            guard let stateful else { throw NormalizerError.unknownState(kind: layer.kind, name: state.keys.sorted()[0]) }
+            try stateful.setState(state.mapValues { $0.map(Float.init) })
         }
         let y = try layer.forward(x, mode: mode == "training" ? .training : .inference)
         let dx = try layer.backward(dy)
-        var stateAfter: [String: [Float]] = [:]
-        if let batchNorm = layer as? BatchNorm {
-            stateAfter = ["running_mean": batchNorm.runningMean, "running_var": batchNorm.runningVariance]
-        }
-        if let renorm = layer as? BatchRenorm {
-            stateAfter = ["running_mean": renorm.runningMean, "running_std": renorm.runningStd]
-        }
-        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: layer.gradients, state: stateAfter)
+        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: layer.gradients, state: stateful?.state ?? [:])
     }
 
     private func compare(_ got: Outputs) -> FixtureResult {

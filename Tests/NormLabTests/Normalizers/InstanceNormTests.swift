@@ -9,7 +9,7 @@ final class InstanceNormTests: XCTestCase {
     func testFixtures() throws { try checks.fixturesPass() }
 
     func testFiniteDifferences() throws {
-        try checks.gradientsMatchFiniteDifferences("instance", shape: [2, 3, 4, 4]) { try! InstanceNorm(channelCount: 3) }
+        try checks.gradientsMatchFiniteDifferences("instance", shape: [2, 3, 4, 4]) { try! GroupNorm(channelCount: 3, grouping: .instance) }
     }
 
     func testInferenceEqualsTraining() throws {
@@ -18,10 +18,10 @@ final class InstanceNormTests: XCTestCase {
 
     func testErrors() throws {
         try checks.commonErrors()
-        XCTAssertThrowsError(try InstanceNorm(channelCount: 3, epsilon: -1)) { XCTAssertEqual($0 as? NormalizerError, .invalidEpsilon(-1)) }
+        XCTAssertThrowsError(try GroupNorm(channelCount: 3, grouping: .instance, epsilon: -1)) { XCTAssertEqual($0 as? NormalizerError, .invalidEpsilon(-1)) }
         // Instance norm needs spatial positions: [N, C] is refused.
-        XCTAssertThrowsError(try InstanceNorm(channelCount: 4).forward(Tensor(shape: [2, 4]), mode: .training)) {
-            XCTAssertEqual($0 as? NormalizerError, .unsupportedRank(shape: [2, 4], kind: .instance))
+        XCTAssertThrowsError(try GroupNorm(channelCount: 4, grouping: .instance).forward(Tensor(shape: [2, 4]), mode: .training)) {
+            XCTAssertEqual($0 as? NormalizerError, .needsSpatialInput(shape: [2, 4], kind: .instance))
         }
     }
 

@@ -9,8 +9,8 @@ final class LayerNormTests: XCTestCase {
     func testFixtures() throws { try checks.fixturesPass() }
 
     func testFiniteDifferences() throws {
-        try checks.gradientsMatchFiniteDifferences("layer 4-D", shape: [2, 4, 3, 3]) { try! LayerNorm(channelCount: 4) }
-        try checks.gradientsMatchFiniteDifferences("layer 2-D", shape: [3, 7]) { try! LayerNorm(channelCount: 7) }
+        try checks.gradientsMatchFiniteDifferences("layer 4-D", shape: [2, 4, 3, 3]) { try! GroupNorm(channelCount: 4, grouping: .layer) }
+        try checks.gradientsMatchFiniteDifferences("layer 2-D", shape: [3, 7]) { try! GroupNorm(channelCount: 7, grouping: .layer) }
     }
 
     func testInferenceEqualsTraining() throws {
@@ -19,7 +19,7 @@ final class LayerNormTests: XCTestCase {
 
     func testErrors() throws {
         try checks.commonErrors()
-        XCTAssertThrowsError(try LayerNorm(channelCount: 0)) { XCTAssertEqual($0 as? NormalizerError, .invalidChannelCount(0)) }
+        XCTAssertThrowsError(try GroupNorm(channelCount: 0, grouping: .layer)) { XCTAssertEqual($0 as? NormalizerError, .invalidChannelCount(0)) }
     }
 
     func testLargeOffset() throws { try checks.accurateWithALargeOffset(members: { NormalizerChecks.perSampleGroup($0, channelsPerGroup: $0[1]) }) }
