@@ -89,11 +89,7 @@ final class NetworkTests: XCTestCase {
         init(channelCount: Int) throws { inner = try GroupNorm(channelCount: channelCount, groupCount: min(8, channelCount)) }
         var kind: NormalizerKind { .group }
         var channelCount: Int { inner.channelCount }
-        var parameters: AffineParameters {
-            get { inner.parameters }
-            set { inner.parameters = newValue }
-        }
-        var gradients: AffineParameters { inner.gradients }
+        var parameters: [Parameter] { inner.parameters }
         func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
             try inner.forward(input, mode: mode, into: &output, rectifying: false)
         }
@@ -183,7 +179,7 @@ final class NetworkTests: XCTestCase {
         XCTAssertTrue(unnormalized.normalizers.isEmpty)
         // zero_init_residual with batch norm: each block's last gamma starts at 0.
         let zeroed = try skipInit.make(normalizer: NormalizerSettings(kind: .batch), image: CIFAR10.imageShape, classes: 10, seed: 0)
-        XCTAssertEqual(zeroed.normalizers.filter { $0.parameters.gamma.allSatisfy { $0 == 0 } }.count, 3)
+        XCTAssertEqual(zeroed.normalizers.filter { $0.affine.gamma.allSatisfy { $0 == 0 } }.count, 3)
     }
 
     func testModelsThatMakeNoSenseAreClearErrors() throws {

@@ -9,7 +9,7 @@ final class NormalizerIdentityTests: XCTestCase {
         try layer.setParameters(gamma: generator.normals(c, mean: 1, std: 0.3), beta: generator.normals(c))
         let y = try layer.forward(x, mode: .training)
         let dx = try layer.backward(dy)
-        return (y, dx, layer.gradients)
+        return (y, dx, layer.affineGradients)
     }
 
     private func assertSame(_ a: any Normalizer, _ b: any Normalizer, shape: [Int], file: StaticString = #filePath, line: UInt = #line) throws {

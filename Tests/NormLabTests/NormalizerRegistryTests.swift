@@ -30,15 +30,15 @@ final class NormalizerRegistryTests: XCTestCase {
         var kind: NormalizerKind { Self.kind }
         let channelCount: Int
         let strength: Float
-        var parameters: AffineParameters
-        private(set) var gradients: AffineParameters
+        let gamma: Parameter, beta: Parameter
+        var parameters: [Parameter] { [gamma, beta] }
         private var centred: Tensor?
 
         init(channelCount: Int, strength: Float) {
             self.channelCount = channelCount
             self.strength = strength
-            parameters = AffineParameters(channelCount: channelCount)
-            gradients = .zeros(channelCount: channelCount)
+            gamma = Parameter("gamma", repeating: 1, count: channelCount, decays: false)
+            beta = Parameter("beta", repeating: 0, count: channelCount, decays: false)
         }
 
         func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
@@ -52,7 +52,7 @@ final class NormalizerRegistryTests: XCTestCase {
                 for i in range {
                     centred.scalars[i] = input.scalars[i] - strength * mean
                     let channel = (i - sample * size) / spatial
-                    output.scalars[i] = parameters.gamma[channel] * centred.scalars[i] + parameters.beta[channel]
+                    output.scalars[i] = gamma.value[channel] * centred.scalars[i] + beta.value[channel]
                 }
             }
             self.centred = centred
@@ -63,24 +63,25 @@ final class NormalizerRegistryTests: XCTestCase {
             self.centred = nil
             let (n, c) = (gradOutput.shape[0], gradOutput.shape[1])
             let size = gradOutput.count / n, spatial = size / c
-            var gamma = [Float](repeating: 0, count: c), beta = gamma
+            var gammaGradient = [Float](repeating: 0, count: c), betaGradient = gammaGradient
             gradInput.reshape(to: gradOutput.shape)
             for sample in 0..<n {
                 let range = sample * size..<(sample + 1) * size
                 var meanOfScaled: Float = 0
                 for i in range {
                     let channel = (i - sample * size) / spatial
-                    gamma[channel] += gradOutput.scalars[i] * centred.scalars[i]
-                    beta[channel] += gradOutput.scalars[i]
-                    meanOfScaled += parameters.gamma[channel] * gradOutput.scalars[i]
+                    gammaGradient[channel] += gradOutput.scalars[i] * centred.scalars[i]
+                    betaGradient[channel] += gradOutput.scalars[i]
+                    meanOfScaled += gamma.value[channel] * gradOutput.scalars[i]
                 }
                 meanOfScaled /= Float(size)
                 for i in range {
                     let channel = (i - sample * size) / spatial
-                    gradInput.scalars[i] = parameters.gamma[channel] * gradOutput.scalars[i] - strength * meanOfScaled
+                    gradInput.scalars[i] = gamma.value[channel] * gradOutput.scalars[i] - strength * meanOfScaled
                 }
             }
-            gradients = AffineParameters(gamma: gamma, beta: beta)
+            gamma.gradient = gammaGradient
+            beta.gradient = betaGradient
         }
     }
 

@@ -11,7 +11,7 @@ final class ResidualTests: XCTestCase {
         let (input, output) = projection ? (3, 4) : (4, 4)
         func norm(_ channels: Int) throws -> NormalizerLayer {
             let layer = NormalizerLayer(try GroupNorm(channelCount: channels, groupCount: 2))
-            layer.normalizer.parameters = AffineParameters(
+            layer.normalizer.affine = AffineParameters(
                 gamma: generator.normals(channels, mean: 1, std: 0.2), beta: [Float](repeating: 3, count: channels))
             return layer
         }
@@ -61,7 +61,7 @@ final class ResidualTests: XCTestCase {
     func testNormSlotAndPoolsMatchFiniteDifferences() throws {
         for kind in builtInKinds where kind.registration.fillsSlots {
             let layer = NormalizerLayer(makeNormalizer(kind, channels: 4, groups: 2))
-            layer.normalizer.parameters = AffineParameters(gamma: [1.2, 0.8, 1.1, 0.9], beta: [0.1, -0.2, 0.3, 0])
+            layer.normalizer.affine = AffineParameters(gamma: [1.2, 0.8, 1.1, 0.9], beta: [0.1, -0.2, 0.3, 0])
             try LayerCheck(tolerance: 5e-3).check(layer, input: randomTensor([3, 4, 3, 3], seed: 7))
         }
         try LayerCheck().check(GlobalAveragePool(), input: randomTensor([2, 3, 4, 5], seed: 8))

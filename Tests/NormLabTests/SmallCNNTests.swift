@@ -134,7 +134,7 @@ final class SmallCNNTests: XCTestCase {
         XCTAssertNil(convolutions(a)[0].bias, "a convolution followed by a normalizer has no bias")
         XCTAssertNotNil(convolutions(try SmallCNN.make(normalizer: NormalizerSettings(kind: .none), seed: 0))[0].bias)
         XCTAssertEqual((a.normalizers[0] as? GroupNorm)?.groupCount, 8)
-        XCTAssertEqual(a.normalizers.map(\.parameters.gamma.count), [16, 32, 64])
+        XCTAssertEqual(a.normalizers.map(\.affine.gamma.count), [16, 32, 64])
     }
 
     func testImpossibleGroupCountIsAnError() {

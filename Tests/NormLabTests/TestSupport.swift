@@ -31,6 +31,36 @@ func settings(_ kind: NormalizerKind, groups: Int? = nil, rmax: Float = 1, dmax:
     return settings
 }
 
+/// gamma and beta, or their gradients, of a normalizer that has them.
+struct AffineParameters: Equatable {
+    var gamma: [Float]
+    var beta: [Float]
+}
+
+extension Normalizer {
+    /// gamma's and beta's values (empty for a normalizer without them); setting them replaces them.
+    var affine: AffineParameters {
+        get { AffineParameters(gamma: parameter(named: "gamma")?.value ?? [], beta: parameter(named: "beta")?.value ?? []) }
+        set {
+            parameter(named: "gamma")?.value = newValue.gamma
+            parameter(named: "beta")?.value = newValue.beta
+        }
+    }
+
+    /// gamma's and beta's gradients from the last backward pass.
+    var affineGradients: AffineParameters {
+        AffineParameters(gamma: parameter(named: "gamma")?.gradient ?? [], beta: parameter(named: "beta")?.gradient ?? [])
+    }
+
+    /// Replaces gamma and beta, checking their lengths; a normalizer without them (the
+    /// identity) is left as it is.
+    func setParameters(gamma: [Float], beta: [Float]) throws {
+        guard !parameters.isEmpty else { return }
+        try setParameter(named: "gamma", to: gamma)
+        try setParameter(named: "beta", to: beta)
+    }
+}
+
 /// Builds each kind with the settings tests use by default.
 func makeNormalizer(_ kind: NormalizerKind, channels: Int, groups: Int? = nil) -> any Normalizer {
     try! settings(kind, groups: groups).makeNormalizer(channelCount: channels)

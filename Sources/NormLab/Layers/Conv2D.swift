@@ -73,8 +73,8 @@ public final class Conv2D {
         self.outputChannels = outputChannels
         self.geometry = geometry
         let std = Float((2.0 / Double(inputChannels * geometry.windowSize)).squareRoot())
-        weight = Parameter(generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std))
-        self.bias = bias ? Parameter([Float](repeating: 0, count: outputChannels)) : nil
+        weight = Parameter("weight", generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std), decays: true)
+        self.bias = bias ? Parameter("bias", repeating: 0, count: outputChannels, decays: false) : nil
     }
 
     /// A convolution that shares `other`'s weight and bias (the same `Parameter` objects) with
@@ -325,10 +325,7 @@ extension Conv2D: RectifyingLayer {
         return output
     }
 
-    public func visitOwnParameters(_ body: ParameterVisitor) {
-        body(&weight.value, weight.gradient, true)
-        if let bias { body(&bias.value, bias.gradient, false) }
-    }
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 }
 
 extension Conv2D: LaneLayer {

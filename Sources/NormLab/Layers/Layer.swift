@@ -17,9 +17,8 @@ public protocol Layer: AnyObject {
     /// - Throws: `ModelError` when the layer cannot take that input.
     func outputShape(for shape: [Int]) throws -> [Int]
 
-    /// Calls `body` for each of the layer's own trainable arrays (not its sublayers'), with its
-    /// gradient and whether weight decay applies to it.
-    func visitOwnParameters(_ body: ParameterVisitor)
+    /// The layer's own trainable arrays (not its sublayers'), in a fixed order.
+    var parameters: [Parameter] { get }
 
     /// The layers this one is made of, in order.
     var sublayers: [any Layer] { get }
@@ -30,13 +29,18 @@ public protocol Layer: AnyObject {
 public typealias ParameterVisitor = (_ value: inout [Float], _ gradient: [Float], _ decays: Bool) -> Void
 
 extension Layer {
-    public func visitOwnParameters(_ body: ParameterVisitor) {}
+    public var parameters: [Parameter] { [] }
     public var sublayers: [any Layer] { [] }
 
     /// Every trainable array of this layer and the layers inside it, in a fixed order.
-    public func visitParameters(_ body: ParameterVisitor) {
-        visitOwnParameters(body)
+    public func visitParameters(_ body: (Parameter) -> Void) {
+        for parameter in parameters { body(parameter) }
         for layer in sublayers { layer.visitParameters(body) }
+    }
+
+    /// `visitParameters`, with each parameter's value, gradient and whether it decays.
+    public func visitParameters(_ body: ParameterVisitor) {
+        visitParameters { (parameter: Parameter) in body(&parameter.value, parameter.gradient, parameter.decays) }
     }
 
     /// This layer and every layer inside it, depth first.

@@ -16,8 +16,8 @@ public final class Linear {
     public init(inputCount: Int, outputCount: Int, generator: inout SeededGenerator) {
         self.inputCount = inputCount
         self.outputCount = outputCount
-        weight = Parameter(generator.normals(outputCount * inputCount, std: Float((2.0 / Double(inputCount)).squareRoot())))
-        bias = Parameter([Float](repeating: 0, count: outputCount))
+        weight = Parameter("weight", generator.normals(outputCount * inputCount, std: Float((2.0 / Double(inputCount)).squareRoot())), decays: true)
+        bias = Parameter("bias", repeating: 0, count: outputCount, decays: false)
     }
 
     /// A layer that shares `other`'s weight and bias (the same `Parameter` objects) with buffers
@@ -129,10 +129,7 @@ extension Linear: Layer {
         return [shape[0], outputCount]
     }
 
-    public func visitOwnParameters(_ body: ParameterVisitor) {
-        body(&weight.value, weight.gradient, true)
-        body(&bias.value, bias.gradient, false)
-    }
+    public var parameters: [Parameter] { [weight, bias] }
 }
 
 extension Linear: LaneLayer {

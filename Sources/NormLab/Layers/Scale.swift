@@ -14,7 +14,7 @@ public final class Scale: Layer {
     private var laneTotal = 0.0
 
     public init(initialValue: Float) {
-        scale = Parameter([initialValue])
+        scale = Parameter("alpha", [initialValue], decays: false)
     }
 
     private init(sharingParametersOf other: Scale) {
@@ -55,9 +55,7 @@ public final class Scale: Layer {
     public func outputShape(for shape: [Int]) throws -> [Int] { shape }
 
     /// α, which weight decay leaves alone (like gamma).
-    public func visitOwnParameters(_ body: ParameterVisitor) {
-        body(&scale.value, scale.gradient, false)
-    }
+    public var parameters: [Parameter] { [scale] }
 }
 
 extension Scale: LaneLayer {

@@ -11,12 +11,19 @@ public protocol Model: AnyObject {
     /// gradient, unless the loss is not finite, and returns the batch's mean loss.
     func trainingGradients(images: Tensor, labels: ArraySlice<UInt8>) throws -> Double
 
-    /// Calls `body` for every trainable array in a fixed order, with its gradient and whether
-    /// weight decay applies to it (convolution and linear weights only).
-    func visitParameters(_ body: ParameterVisitor)
+    /// Calls `body` for every trainable array in a fixed order.
+    func visitParameters(_ body: (Parameter) -> Void)
 
     /// The normalizers, in the order of their layers.
     var normalizers: [any Normalizer] { get }
+}
+
+extension Model {
+    /// `visitParameters`, with each parameter's value, gradient and whether weight decay applies
+    /// to it (convolution and linear weights only).
+    public func visitParameters(_ body: ParameterVisitor) {
+        visitParameters { (parameter: Parameter) in body(&parameter.value, parameter.gradient, parameter.decays) }
+    }
 }
 
 /// A network made of layers. Its training step runs in lanes (`NetworkLanes`) when every layer
@@ -80,7 +87,7 @@ public final class Network: Model {
         return lanes
     }
 
-    public func visitParameters(_ visit: ParameterVisitor) {
+    public func visitParameters(_ visit: (Parameter) -> Void) {
         body.visitParameters(visit)
     }
 

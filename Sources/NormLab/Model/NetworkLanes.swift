@@ -148,9 +148,7 @@ final class NetworkLanes {
         meets = lanes.contains { $0.context.meets }
         let laneLayers = lanes.map(\.body.allLayers)
         parameterLayers = body.allLayers.enumerated().compactMap { index, layer in
-            var arrays = 0
-            layer.visitOwnParameters { _, _, _ in arrays += 1 }
-            guard arrays > 0, let layer = layer as? any LaneLayer else { return nil }
+            guard !layer.parameters.isEmpty, let layer = layer as? any LaneLayer else { return nil }
             return (layer, laneLayers.map { $0[index] })
         }
     }

@@ -38,8 +38,7 @@ public struct NormSlots {
     /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none".
     public func norm(_ channels: Int) throws -> [any Layer] {
         guard normalizes else { return [] }
-        let make = makeNormalizer
-        return [NormalizerLayer(try make(channels), makeNormalizer: { try make(channels) })]
+        return [NormalizerLayer(try makeNormalizer(channels))]
     }
 
     /// conv → norm → ReLU, or conv → ReLU → norm with placement `after`.

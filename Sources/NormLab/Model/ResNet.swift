@@ -48,8 +48,8 @@ public enum ResNet {
         let lastNorm = try slots.norm(output)
         body += lastNorm
         if zeroInitResidual {
-            if let slot = lastNorm.first as? NormalizerLayer {
-                slot.normalizer.parameters.gamma = [Float](repeating: 0, count: output)
+            if let gamma = (lastNorm.first as? NormalizerLayer)?.normalizer.parameter(named: "gamma") {
+                gamma.value = [Float](repeating: 0, count: output)
             } else {
                 body.append(Scale(initialValue: 0))
             }

@@ -12,8 +12,9 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     public let epsilon: Float
     /// The weight of the current batch in the running statistics.
     public let momentum: Float
-    public var parameters: AffineParameters
-    public private(set) var gradients: AffineParameters
+    /// The per-channel scale, also known as gamma, and shift, beta.
+    public let gamma: Parameter, beta: Parameter
+    public var parameters: [Parameter] { [gamma, beta] }
     /// The running per-channel mean, used in inference.
     public private(set) var runningMean: [Float]
     /// The running per-channel (unbiased) variance, used in inference.
@@ -33,8 +34,8 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
         self.channelCount = channelCount
         self.epsilon = epsilon
         self.momentum = momentum
-        parameters = AffineParameters(channelCount: channelCount)
-        gradients = .zeros(channelCount: channelCount)
+        gamma = .gamma(channelCount: channelCount)
+        beta = .beta(channelCount: channelCount)
         runningMean = [Float](repeating: 0, count: channelCount)
         runningVariance = [Float](repeating: 1, count: channelCount)
     }
@@ -66,7 +67,7 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
             let invStd = runningVariance.map { 1 / ($0 + epsilon).squareRoot() }
             pass.forwardWithStatistics(
                 input, layout, mean: runningMean, invStd: invStd,
-                scale: parameters.gamma, shift: parameters.beta, into: &output, rectifying: rectifying)
+                scale: gamma.value, shift: beta.value, into: &output, rectifying: rectifying)
         }
     }
 
@@ -76,7 +77,7 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     ) -> Result {
         let count = Float(count)
         let unbiasing = count / (count - 1)
-        let (gamma, beta) = (parameters.gamma, parameters.beta)
+        let (gamma, beta) = (gamma.value, beta.value)
         var momentum = self.momentum
         if let batches = estimatedBatches {
             // An equal-weight average of the batches seen since the estimation began.
@@ -107,7 +108,8 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     }
 
     func setGradients(sumDy: [Float], sumDyNormalized: [Float]) {
-        gradients = AffineParameters(gamma: sumDyNormalized, beta: sumDy)
+        gamma.gradient = sumDyNormalized
+        beta.gradient = sumDy
     }
 
     public func releaseSavedInput() {

@@ -18,8 +18,9 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     public private(set) var dmax: Float = 0
     /// How rmax and dmax change over training; nil keeps them as set.
     public let schedule: RenormSchedule?
-    public var parameters: AffineParameters
-    public private(set) var gradients: AffineParameters
+    /// The per-channel scale, also known as gamma, and shift, beta.
+    public let gamma: Parameter, beta: Parameter
+    public var parameters: [Parameter] { [gamma, beta] }
     /// The running per-channel mean μ.
     public private(set) var runningMean: [Float]
     /// The running per-channel standard deviation σ.
@@ -43,8 +44,8 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         self.channelCount = channelCount
         self.epsilon = epsilon
         self.momentum = momentum
-        parameters = AffineParameters(channelCount: channelCount)
-        gradients = .zeros(channelCount: channelCount)
+        gamma = .gamma(channelCount: channelCount)
+        beta = .beta(channelCount: channelCount)
         runningMean = [Float](repeating: 0, count: channelCount)
         runningStd = [Float](repeating: 1, count: channelCount)
         r = runningStd
@@ -95,7 +96,7 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         case .inference:
             pass.forwardWithStatistics(
                 input, layout, mean: runningMean, invStd: runningStd.map { 1 / $0 },
-                scale: parameters.gamma, shift: parameters.beta, into: &output, rectifying: rectifying)
+                scale: gamma.value, shift: beta.value, into: &output, rectifying: rectifying)
             for c in 0..<channelCount {
                 r[c] = 1
                 d[c] = 0
@@ -107,7 +108,7 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         valuesPerChannel _: Int,
         _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
     ) -> Result {
-        let (gamma, beta, epsilon) = (parameters.gamma, parameters.beta, epsilon)
+        let (gamma, beta, epsilon) = (gamma.value, beta.value, epsilon)
         var (momentum, rmax, dmax) = (self.momentum, self.rmax, self.dmax)
         if let batches = estimatedBatches {
             // Plain batch normalization, averaging the batch statistics with equal weights.
@@ -151,7 +152,8 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         for c in 0..<channelCount {
             gradGamma[c] = r[c] * sumDyNormalized[c] + d[c] * sumDy[c]
         }
-        gradients = AffineParameters(gamma: gradGamma, beta: sumDy)
+        gamma.gradient = gradGamma
+        beta.gradient = sumDy
     }
 
     public func releaseSavedInput() {

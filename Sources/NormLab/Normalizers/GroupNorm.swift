@@ -25,8 +25,9 @@ public final class GroupNorm: PerSampleNormalizer {
     /// G; it divides `channelCount`.
     public let groupCount: Int
     public let epsilon: Float
-    public var parameters: AffineParameters
-    public private(set) var gradients: AffineParameters
+    /// The per-channel scale, also known as gamma, and shift, beta.
+    public let gamma: Parameter, beta: Parameter
+    public var parameters: [Parameter] { [gamma, beta] }
     /// Whether the input must be `[N, C, H, W]` (instance norm: a plane of one value has no spread).
     private let requiresSpatial: Bool
     private var pass = GroupNormalizationPass()
@@ -48,8 +49,14 @@ public final class GroupNorm: PerSampleNormalizer {
         try NormalizerError.checkEpsilon(epsilon)
         self.channelCount = channelCount
         self.epsilon = epsilon
-        parameters = AffineParameters(channelCount: channelCount)
-        gradients = .zeros(channelCount: channelCount)
+        gamma = .gamma(channelCount: channelCount)
+        beta = .beta(channelCount: channelCount)
+    }
+
+    /// A lane's copy: the same settings and the same `gamma` and `beta` objects.
+    private init(sharingParametersOf other: GroupNorm) {
+        (kind, channelCount, groupCount, epsilon) = (other.kind, other.channelCount, other.groupCount, other.epsilon)
+        (gamma, beta, requiresSpatial) = (other.gamma, other.beta, other.requiresSpatial)
     }
 
     /// Group norm with `groupCount` groups.
@@ -59,20 +66,28 @@ public final class GroupNorm: PerSampleNormalizer {
 
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         try pass.forward(
-            input, groups: groupCount, epsilon: epsilon, parameters: parameters, kind: kind,
+            input, groups: groupCount, epsilon: epsilon, gamma: gamma.value, beta: beta.value, kind: kind,
             requiresSpatial: requiresSpatial, into: &output, rectifying: rectifying)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        gradients = try pass.backward(gradOutput, gamma: parameters.gamma, into: &gradInput)
+        try inputGradient(gradOutput, into: &gradInput)
+        for parameter in parameters { parameter.gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        addParameterGradients(to: parameters)
     }
 
-    public func gradients(continuing partial: AffineParameters) -> AffineParameters {
-        pass.gradients(continuing: partial)
+    public func sharingParameters() -> any PerSampleNormalizer { GroupNorm(sharingParametersOf: self) }
+
+    public func inputGradient(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        try pass.backward(gradOutput, gamma: gamma.value, into: &gradInput)
     }
 
-    public func setGradients(_ gradients: AffineParameters) {
-        self.gradients = gradients
+    public func addParameterGradients(to parameters: [Parameter]) {
+        parameters[0].gradient.withUnsafeMutableBufferPointer { gamma in
+            parameters[1].gradient.withUnsafeMutableBufferPointer { beta in
+                pass.addGradients(gamma: gamma, beta: beta)
+            }
+        }
     }
 
     public func releaseSavedInput() {

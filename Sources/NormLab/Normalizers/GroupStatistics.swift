@@ -95,11 +95,11 @@ struct GroupNormalizationPass {
 
     /// Validates `input`, normalizes it into `output` and remembers what backward needs.
     mutating func forward(
-        _ input: Tensor, groups: Int, epsilon: Float, parameters: AffineParameters, kind: NormalizerKind,
+        _ input: Tensor, groups: Int, epsilon: Float, gamma: [Float], beta: [Float], kind: NormalizerKind,
         requiresSpatial: Bool, into output: inout Tensor, rectifying: Bool
     ) throws {
         let layout = try NormalizationLayout(
-            shape: input.shape, channelCount: parameters.gamma.count, kind: kind, requiresSpatial: requiresSpatial)
+            shape: input.shape, channelCount: gamma.count, kind: kind, requiresSpatial: requiresSpatial)
         let blocks = layout.batch * groups
         if mean.count != blocks {
             mean = [Float](repeating: 0, count: blocks)
@@ -114,17 +114,16 @@ struct GroupNormalizationPass {
                 invStd.withUnsafeMutableBufferPointer { invStd in
                     GroupStatistics.forward(
                         input.scalars, y.baseAddress!, layout, groups: groups, epsilon: epsilon, rectifying: rectifying,
-                        gamma: parameters.gamma, beta: parameters.beta,
+                        gamma: gamma, beta: beta,
                         mean: mean.baseAddress!, invStd: invStd.baseAddress!)
                 }
             }
         }
     }
 
-    /// Writes dx for the last forward pass and returns dL/dgamma and dL/dbeta.
-    mutating func backward(
-        _ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor
-    ) throws -> AffineParameters {
+    /// Writes dx for the last forward pass, and keeps each sample's Σdy and Σdy·x̂ per channel
+    /// for `addGradients`.
+    mutating func backward(_ gradOutput: Tensor, gamma: [Float], into gradInput: inout Tensor) throws {
         guard let input, let layout else { throw NormalizerError.backwardWithoutForward }
         guard gradOutput.shape == input.shape else {
             throw NormalizerError.gradientShapeMismatch(expected: input.shape, got: gradOutput.shape)
@@ -146,22 +145,19 @@ struct GroupNormalizationPass {
                 }
             }
         }
-        return gradients(continuing: .zeros(channelCount: c))
     }
 
-    /// dL/dgamma and dL/dbeta summed on from `partial` over the last backward pass's samples,
-    /// in order.
-    func gradients(continuing partial: AffineParameters) -> AffineParameters {
-        guard let layout else { return partial }
+    /// Adds the last backward pass's terms of dL/dgamma and dL/dbeta to `gamma` and `beta`,
+    /// sample by sample, in order.
+    func addGradients(gamma: UnsafeMutableBufferPointer<Float>, beta: UnsafeMutableBufferPointer<Float>) {
+        guard let layout else { return }
         let c = layout.channels
-        var gradients = partial
         for sample in 0..<layout.batch {
             for channel in 0..<c {
-                gradients.gamma[channel] += sampleSumDyNormalized[sample * c + channel]
-                gradients.beta[channel] += sampleSumDy[sample * c + channel]
+                gamma[channel] += sampleSumDyNormalized[sample * c + channel]
+                beta[channel] += sampleSumDy[sample * c + channel]
             }
         }
-        return gradients
     }
 
     mutating func releaseInput() {

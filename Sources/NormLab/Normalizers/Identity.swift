@@ -3,12 +3,8 @@
 public final class Identity: RectifyingNormalizer, InputReleasingNormalizer {
     public var kind: NormalizerKind { .none }
     public let channelCount: Int
-    /// Always empty: there is nothing to train, and setting values has no effect.
-    public var parameters: AffineParameters {
-        get { AffineParameters(gamma: [], beta: []) }
-        set {}
-    }
-    public var gradients: AffineParameters { parameters }
+    /// None: there is nothing to train.
+    public var parameters: [Parameter] { [] }
     private var lastShape: [Int]?
 
     public init(channelCount: Int) throws {

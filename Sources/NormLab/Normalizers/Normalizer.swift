@@ -1,13 +1,14 @@
-/// A normalization layer: standardizes its input with some statistics, then applies a learnable
-/// per-channel scale (gamma) and shift (beta).
+/// A normalization layer: standardizes its input with some statistics, then applies learnable
+/// per-channel parameters (a scale gamma and a shift beta, for the classic methods).
 ///
-/// The five methods differ only in which elements share statistics: batch norm and batch renorm
-/// share them per channel across the batch (`ChannelStatistics`), layer, instance and group norm
-/// per sample over a contiguous block of channels (`GroupStatistics`).
+/// The methods differ in which elements share statistics: batch norm and batch renorm share
+/// them per channel across the batch (`ChannelStatistics`), layer, instance and group norm per
+/// sample over a contiguous block of channels (`GroupStatistics`).
 ///
 /// A forward pass remembers what its backward pass needs; `backward` must follow the `forward`
-/// it differentiates and sets `gradients`. Each forward serves one backward (as in PyTorch): the
-/// backward lets go of the saved input, so a second backward throws until the next forward.
+/// it differentiates and sets every parameter's gradient. Each forward serves one backward (as
+/// in PyTorch): the backward lets go of the saved input, so a second backward throws until the
+/// next forward.
 ///
 /// This protocol names only what a normalizer is. What makes training faster is asked for
 /// through optional capabilities — `RectifyingNormalizer` (the ReLU after it, fused),
@@ -19,10 +20,9 @@ public protocol Normalizer: AnyObject {
     var kind: NormalizerKind { get }
     /// C, the size of axis 1 of the inputs.
     var channelCount: Int { get }
-    /// The trainable per-channel scale and shift.
-    var parameters: AffineParameters { get set }
-    /// dL/dgamma and dL/dbeta from the last `backward`.
-    var gradients: AffineParameters { get }
+    /// The learnable per-channel vectors, in a fixed order (`gamma`, `beta`), which weight
+    /// decay leaves alone; `backward` sets their gradients.
+    var parameters: [Parameter] { get }
 
     /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
     ///
@@ -31,7 +31,8 @@ public protocol Normalizer: AnyObject {
     /// - Throws: `NormalizerError` when the input cannot be normalized by this method.
     func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws
 
-    /// Writes dL/dx for the last forward pass into `gradInput` and sets `gradients`.
+    /// Writes dL/dx for the last forward pass into `gradInput` and sets every parameter's
+    /// gradient.
     /// - Throws: `NormalizerError` when no forward pass preceded it or the shapes differ.
     func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws
 }
@@ -89,15 +90,21 @@ public protocol StatefulNormalizer: Normalizer {
 
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
 /// a training step can take a batch through it a few samples at a time, in pieces or lanes
-/// (`NetworkLanes`).
+/// (`NetworkLanes`): copies of it that share its parameters, each with a share of the samples,
+/// whose gradient terms the engine adds up in sample order.
 public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
-    /// dL/dgamma and dL/dbeta summed on from `partial` over the samples of the last backward
-    /// pass, in order: with the sums the samples before left as `partial`, the same bits as one
-    /// backward pass over all of them.
-    func gradients(continuing partial: AffineParameters) -> AffineParameters
+    /// A normalizer of the same settings with buffers of its own that shares this one's
+    /// `parameters` (the same objects): a lane's copy.
+    func sharingParameters() -> any PerSampleNormalizer
 
-    /// Replaces `gradients`: with the sums over a batch's pieces or a step's lanes.
-    func setGradients(_ gradients: AffineParameters)
+    /// `backward` without touching the parameters' gradients: writes dL/dx and keeps each
+    /// sample's terms of the parameters' gradients for `addParameterGradients`.
+    func inputGradient(_ gradOutput: Tensor, into gradInput: inout Tensor) throws
+
+    /// Adds the last backward pass's gradient terms to `parameters`' gradients (this
+    /// normalizer's `parameters` or those of the normalizer it shares them with), sample by
+    /// sample, in order: added to zeros, the same bits as `backward` over all the samples.
+    func addParameterGradients(to parameters: [Parameter])
 }
 
 /// A normalizer whose training statistics are each channel's over the whole batch (batch norm
@@ -129,19 +136,22 @@ extension Normalizer {
         return output
     }
 
-    /// dL/dx for the last forward pass, as a new tensor; also sets `gradients`.
+    /// dL/dx for the last forward pass, as a new tensor; also sets every parameter's gradient.
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
         var gradInput = Tensor(shape: gradOutput.shape)
         try backward(gradOutput, into: &gradInput)
         return gradInput
     }
 
-    /// Replaces gamma and beta.
-    /// - Throws: `NormalizerError.parameterLength` unless both have `channelCount` values.
-    public func setParameters(gamma: [Float], beta: [Float]) throws {
-        try NormalizerError.checkLength(gamma, "gamma", channelCount)
-        try NormalizerError.checkLength(beta, "beta", channelCount)
-        parameters = AffineParameters(gamma: gamma, beta: beta)
+    /// The parameter called `name` (`gamma`, `beta`), if the normalizer has one.
+    public func parameter(named name: String) -> Parameter? { parameters.first { $0.name == name } }
+
+    /// Replaces the values of the parameter called `name`.
+    /// - Throws: `NormalizerError.unknownParameter` when it has none of that name,
+    ///   `NormalizerError.parameterLength` unless `values` has one value per channel.
+    public func setParameter(named name: String, to values: [Float]) throws {
+        guard let parameter = parameter(named: name) else { throw NormalizerError.unknownParameter(kind: kind, name: name) }
+        try parameter.set(values)
     }
 }
 
@@ -150,28 +160,11 @@ public enum NormalizationMode: Sendable {
     case training, inference
 }
 
-/// Learnable per-channel scale and shift, or their gradients.
-public struct AffineParameters: Equatable, Sendable {
-    /// The scale, also known as gamma.
-    public var gamma: [Float]
-    /// The shift, also known as beta.
-    public var beta: [Float]
-
-    /// gamma = 1, beta = 0: the identity affine map, the usual initialization.
-    public init(channelCount: Int) {
-        gamma = [Float](repeating: 1, count: channelCount)
-        beta = [Float](repeating: 0, count: channelCount)
-    }
-
-    /// All zeros: the gradients before any backward pass.
-    public static func zeros(channelCount: Int) -> AffineParameters {
-        AffineParameters(gamma: [Float](repeating: 0, count: channelCount), beta: [Float](repeating: 0, count: channelCount))
-    }
-
-    public init(gamma: [Float], beta: [Float]) {
-        self.gamma = gamma
-        self.beta = beta
-    }
+extension Parameter {
+    /// A normalizer's per-channel scale gamma, starting at 1.
+    static func gamma(channelCount: Int) -> Parameter { Parameter("gamma", repeating: 1, count: channelCount, decays: false) }
+    /// A normalizer's per-channel shift beta, starting at 0.
+    static func beta(channelCount: Int) -> Parameter { Parameter("beta", repeating: 0, count: channelCount, decays: false) }
 }
 
 /// The ways a normalizer can be misconfigured or misused. Each says what was wrong and what
@@ -196,6 +189,7 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
     case unknownSetting(kind: NormalizerKind, key: String)
     case invalidSetting(key: String, reason: String)
     case unknownState(kind: NormalizerKind, name: String)
+    case unknownParameter(kind: NormalizerKind, name: String)
 
     public var description: String {
         switch self {
@@ -238,6 +232,8 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
             return "\(key): \(reason)"
         case .unknownState(let kind, let name):
             return "\(kind.displayName) has no state \"\(name)\""
+        case .unknownParameter(let kind, let name):
+            return "\(kind.displayName) has no parameter \"\(name)\""
         }
     }
 

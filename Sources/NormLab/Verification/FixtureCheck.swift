@@ -34,7 +34,8 @@ extension Fixture {
     private struct Outputs {
         var output: [Float]
         var gradInput: [Float]
-        var gradients: AffineParameters
+        /// Each parameter's gradient, by name.
+        var gradients: [String: [Float]]
         var state: [String: [Float]]
     }
 
@@ -49,7 +50,9 @@ extension Fixture {
                 path: name, reason: "normalizer.channels is \(description.channels), but the input's shape is \(input.shape)")
         }
         let layer = try description.settings.makeNormalizer(channelCount: description.channels)
-        try layer.setParameters(gamma: gamma.map(Float.init), beta: beta.map(Float.init))
+        for (name, values) in [("gamma", gamma), ("beta", beta)] {
+            try layer.setParameter(named: name, to: values.map(Float.init))
+        }
         let stateful = layer as? any StatefulNormalizer
         if let state, !state.isEmpty {
             guard let stateful else { throw NormalizerError.unknownState(kind: layer.kind, name: state.keys.sorted()[0]) }
@@ -57,7 +60,8 @@ extension Fixture {
         }
         let y = try layer.forward(x, mode: mode == "training" ? .training : .inference)
         let dx = try layer.backward(dy)
-        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: layer.gradients, state: stateful?.state ?? [:])
+        let gradients = Dictionary(uniqueKeysWithValues: layer.parameters.map { ($0.name, $0.gradient) })
+        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: gradients, state: stateful?.state ?? [:])
     }
 
     private func compare(_ got: Outputs) -> FixtureResult {
@@ -66,8 +70,8 @@ extension Fixture {
         var pairs: [(String, [Float], [Double])] = [
             ("output", got.output, expected.output),
             ("grad_input", got.gradInput, expected.grad_input),
-            ("grad_gamma", got.gradients.gamma, expected.grad_gamma),
-            ("grad_beta", got.gradients.beta, expected.grad_beta),
+            ("grad_gamma", got.gradients["gamma"] ?? [], expected.grad_gamma),
+            ("grad_beta", got.gradients["beta"] ?? [], expected.grad_beta),
         ]
         for (key, values) in (expected.state ?? [:]).sorted(by: { $0.key < $1.key }) {
             pairs.append(("state." + key, got.state[key] ?? [], values))

@@ -40,20 +40,21 @@ struct NormalizerChecks {
     ) throws {
         let x = randomTensor(shape, seed: 1)
         let weights = randomTensor(shape, seed: 2)
-        let channels = shape[1]
+        // Every parameter, by name, at seeded values away from its initial ones.
         var generator = SeededGenerator(seed: 3)
-        let gamma = (0..<channels).map { _ in Float(0.5 + generator.nextUnit()) }
-        let beta = generator.normals(channels)
+        let initial = Dictionary(uniqueKeysWithValues: make().parameters.map { parameter in
+            (parameter.name, parameter.value.map { $0 + Float(0.5 * generator.nextUnit() - 0.25) })
+        })
 
-        func loss(_ x: Tensor, gamma: [Float], beta: [Float]) throws -> Double {
+        func loss(_ x: Tensor, _ values: [String: [Float]]) throws -> Double {
             let layer = make()
-            if !layer.parameters.gamma.isEmpty { try layer.setParameters(gamma: gamma, beta: beta) }
+            for (name, value) in values { try layer.setParameter(named: name, to: value) }
             let y = try layer.forward(x, mode: mode)
             return zip(y.scalars, weights.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         }
 
         let layer = make()
-        if !layer.parameters.gamma.isEmpty { try layer.setParameters(gamma: gamma, beta: beta) }
+        for (name, value) in initial { try layer.setParameter(named: name, to: value) }
         _ = try layer.forward(x, mode: mode)
         let gradInput = try layer.backward(weights)
 
@@ -70,24 +71,19 @@ struct NormalizerChecks {
             let value = try numeric { h in
                 var shifted = x
                 shifted.scalars[index] += h
-                return try loss(shifted, gamma: gamma, beta: beta)
+                return try loss(shifted, initial)
             }
             record(gradInput.scalars[index], value, "dx[\(index)]")
         }
-        guard !layer.parameters.gamma.isEmpty else { return }
-        for channel in 0..<channels {
-            let dGamma = try numeric { h in
-                var shifted = gamma
-                shifted[channel] += h
-                return try loss(x, gamma: shifted, beta: beta)
+        for parameter in layer.parameters {
+            for channel in parameter.value.indices {
+                let derivative = try numeric { h in
+                    var shifted = initial
+                    shifted[parameter.name]![channel] += h
+                    return try loss(x, shifted)
+                }
+                record(parameter.gradient[channel], derivative, "d\(parameter.name)[\(channel)]")
             }
-            record(layer.gradients.gamma[channel], dGamma, "dgamma[\(channel)]")
-            let dBeta = try numeric { h in
-                var shifted = beta
-                shifted[channel] += h
-                return try loss(x, gamma: gamma, beta: shifted)
-            }
-            record(layer.gradients.beta[channel], dBeta, "dbeta[\(channel)]")
         }
     }
 
@@ -119,7 +115,7 @@ struct NormalizerChecks {
         assertError(.unsupportedRank(shape: [2, 4, 3], kind: kind)) { _ = try layer.forward(Tensor(shape: [2, 4, 3]), mode: .training) }
         assertError(.channelMismatch(expected: 4, shape: [2, 5, 3, 3])) { _ = try layer.forward(Tensor(shape: [2, 5, 3, 3]), mode: .training) }
         assertError(.emptyInput(shape: [0, 4, 3, 3])) { _ = try layer.forward(Tensor(shape: [0, 4, 3, 3]), mode: .training) }
-        if !layer.parameters.gamma.isEmpty {
+        if !layer.parameters.isEmpty {
             assertError(.parameterLength(name: "gamma", expected: 4, got: 2)) { try layer.setParameters(gamma: [1, 1], beta: [0, 0, 0, 0]) }
             assertError(.parameterLength(name: "beta", expected: 4, got: 5)) { try layer.setParameters(gamma: [1, 1, 1, 1], beta: [0, 0, 0, 0, 0]) }
         }
@@ -179,7 +175,7 @@ struct NormalizerChecks {
                 let layer = make(channels: 16)
                 let y = try layer.forward(x, mode: .training)
                 let dx = try layer.backward(dy)
-                runs.append((y, dx, layer.gradients))
+                runs.append((y, dx, layer.affineGradients))
             }
         }
         for run in runs.dropFirst() {
