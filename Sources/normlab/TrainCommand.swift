@@ -17,10 +17,13 @@ enum TrainCommand {
                                  [--seed N] [--placement before|after] [--zero-init-residual]
                                  [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
                                  \(options)
-              --model       smallcnn (default), resnet-D or plain-D for D = 6n + 2 (8, 14, 20, 32, …)
-              --norm        the normalizer (default batch):
+              --model       the network (default smallcnn):
 
             """
+        for registration in ModelRegistry.all {
+            text += "                  \(registration.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(registration.summary)\n"
+        }
+        text += "  --norm        the normalizer (default batch):\n"
         for registration in NormalizerRegistry.all {
             text += "                  \(registration.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(registration.summary)\n"
         }

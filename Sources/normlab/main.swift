@@ -7,7 +7,7 @@ let usage = """
 
     commands:
       verify FILE_OR_DIR...     check the normalizers against reference fixtures
-      train [options]           train a model once (smallcnn, resnet-D, plain-D; normlab train --help)
+      train [options]           train a model once (normlab train --help lists the models and normalizers)
       sweep EXPERIMENT.json [--out DIR] [--jobs J] [--threads N]
                                 run an experiment's grid of trainings (resumable), write tables;
                                 J trainings at once of N threads each (default: every processor)

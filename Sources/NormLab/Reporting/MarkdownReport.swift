@@ -148,16 +148,7 @@ public enum MarkdownReport {
         var seen = Set<String>()
         for record in table.records where seen.insert(record.spec.model).inserted {
             guard let model = try? record.spec.modelSettings() else { continue }
-            switch model.architecture {
-            case .smallCNN:
-                parts.append("smallcnn: conv3×3(C→16) → norm → ReLU → maxpool → conv3×3(16→32) → norm → ReLU → maxpool → conv3×3(32→64) → norm → ReLU → global average pool → linear(64→10)")
-            case .resNet(let depth, let shortcuts):
-                let blocks = (depth - 2) / 6
-                var text = "\(model.name): conv3×3(C→16) → norm → ReLU, 3 stages of \(blocks) basic block\(blocks == 1 ? "" : "s") (widths 16, 32, 64; stride 2 into stages 2 and 3)"
-                text += shortcuts ? " with identity shortcuts, or conv1×1 → norm where the shape changes" : ", no shortcuts"
-                if model.zeroInitResidual { text += ", each residual branch starting at zero" }
-                parts.append(text + ", global average pool → linear(64→10)")
-            }
+            parts.append(model.architecture.pageDescription(zeroInitResidual: model.zeroInitResidual))
         }
         if table.records.contains(where: { $0.spec.placement == .after }) {
             let all = table.records.allSatisfy { $0.spec.placement == .after }

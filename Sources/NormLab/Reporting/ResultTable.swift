@@ -176,8 +176,7 @@ public struct ResultTable: Sendable {
 
     /// The depth D of `resnet-D` or `plain-D`; nil for other models.
     static func depth(of model: String) -> Int? {
-        guard let settings = try? ModelSettings(name: model), case .resNet(let depth, _) = settings.architecture else { return nil }
-        return depth
+        (try? ModelSettings(name: model))?.architecture.tableDepth
     }
 
     /// The models of the records, in order of appearance: "resnet-8", or "resnet-D and plain-D"
