@@ -26,6 +26,11 @@ enum TrainCommand {
         text += "  --norm        the normalizer (default batch):\n"
         for registration in NormalizerRegistry.all {
             text += "                  \(registration.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(registration.summary)\n"
+            // Its settings in experiment files, with their defaults.
+            for setting in registration.settings(in: .experiment) {
+                let value = setting.defaultValue.map { " (default \(jsonText($0)))" } ?? ""
+                text += "                               \"\(setting.key)\"\(value): \(setting.help)\n"
+            }
         }
         for (registration, setting) in settingOptions {
             text += "  \(setting.option.padding(toLength: 13, withPad: " ", startingAt: 0)) \(registration.kind.rawValue): \(setting.help)\n"
@@ -127,6 +132,13 @@ enum TrainCommand {
         }
         return outcome.diverged ? 3 : 0
     }
+}
+
+/// A setting's value as JSON text: `0.1`, `{"dmax":5,…}`.
+private func jsonText(_ value: any SettingValue) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
 }
 
 /// One updating status line on a terminal; nothing when output goes elsewhere (the caller
