@@ -18,6 +18,8 @@ public final class Conv2D {
     public let weight: Parameter
     /// [Cout], or nil for a convolution followed by a normalizer.
     public let bias: Parameter?
+    /// The weight, then the bias if any (kept, so that a training step asks without allocating).
+    public let parameters: [Parameter]
 
     /// The most column-matrix entries a chunk may hold: 1 MiB, so that each of two threads'
     /// halves of a product is about one core's 512 KiB L2 cache. Chunks of 256 KiB to 2 MiB timed
@@ -75,6 +77,7 @@ public final class Conv2D {
         let std = Float((2.0 / Double(inputChannels * geometry.windowSize)).squareRoot())
         weight = Parameter("weight", generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std), decays: true)
         self.bias = bias ? Parameter("bias", repeating: 0, count: outputChannels, decays: false) : nil
+        parameters = [weight] + (self.bias.map { [$0] } ?? [])
     }
 
     /// A convolution that shares `other`'s weight and bias (the same `Parameter` objects) with
@@ -85,6 +88,7 @@ public final class Conv2D {
         geometry = other.geometry
         weight = other.weight
         bias = other.bias
+        parameters = other.parameters
         chunkEntries = other.chunkEntries
     }
 
@@ -325,7 +329,7 @@ extension Conv2D: RectifyingLayer {
         return output
     }
 
-    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
 }
 
 extension Conv2D: LaneLayer {

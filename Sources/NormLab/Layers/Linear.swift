@@ -5,6 +5,8 @@ public final class Linear {
     /// [out, in], row-major.
     public let weight: Parameter
     public let bias: Parameter
+    /// The weight and the bias (kept, so that a training step asks without allocating).
+    public let parameters: [Parameter]
     private var input = Tensor(shape: [0, 0])
     /// As a `Layer`: its output and input gradient.
     private var layerOutput = Tensor(shape: [0])
@@ -18,6 +20,7 @@ public final class Linear {
         self.outputCount = outputCount
         weight = Parameter("weight", generator.normals(outputCount * inputCount, std: Float((2.0 / Double(inputCount)).squareRoot())), decays: true)
         bias = Parameter("bias", repeating: 0, count: outputCount, decays: false)
+        parameters = [weight, bias]
     }
 
     /// A layer that shares `other`'s weight and bias (the same `Parameter` objects) with buffers
@@ -27,6 +30,7 @@ public final class Linear {
         outputCount = other.outputCount
         weight = other.weight
         bias = other.bias
+        parameters = other.parameters
     }
 
     public func forward(_ x: Tensor, into y: inout Tensor) {
@@ -129,7 +133,7 @@ extension Linear: Layer {
         return [shape[0], outputCount]
     }
 
-    public var parameters: [Parameter] { [weight, bias] }
+
 }
 
 extension Linear: LaneLayer {

@@ -4,6 +4,8 @@
 public final class Scale: Layer {
     /// [α]
     public let scale: Parameter
+    /// α, which weight decay leaves alone (like gamma).
+    public let parameters: [Parameter]
     private var input = Tensor(shape: [0])
     private var output = Tensor(shape: [0])
     private var inputGradient = Tensor(shape: [0])
@@ -15,10 +17,12 @@ public final class Scale: Layer {
 
     public init(initialValue: Float) {
         scale = Parameter("alpha", [initialValue], decays: false)
+        parameters = [scale]
     }
 
     private init(sharingParametersOf other: Scale) {
         scale = other.scale
+        parameters = other.parameters
         laneOutputGradient = Tensor(shape: [0])
     }
 
@@ -54,8 +58,7 @@ public final class Scale: Layer {
 
     public func outputShape(for shape: [Int]) throws -> [Int] { shape }
 
-    /// α, which weight decay leaves alone (like gamma).
-    public var parameters: [Parameter] { [scale] }
+
 }
 
 extension Scale: LaneLayer {

@@ -14,7 +14,8 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     public let momentum: Float
     /// The per-channel scale, also known as gamma, and shift, beta.
     public let gamma: Parameter, beta: Parameter
-    public var parameters: [Parameter] { [gamma, beta] }
+    /// gamma and beta, in that order (kept, so that a training step asks without allocating).
+    public let parameters: [Parameter]
     /// The running per-channel mean, used in inference.
     public private(set) var runningMean: [Float]
     /// The running per-channel (unbiased) variance, used in inference.
@@ -36,6 +37,7 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
         self.momentum = momentum
         gamma = .gamma(channelCount: channelCount)
         beta = .beta(channelCount: channelCount)
+        parameters = [gamma, beta]
         runningMean = [Float](repeating: 0, count: channelCount)
         runningVariance = [Float](repeating: 1, count: channelCount)
     }

@@ -20,7 +20,8 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     public let schedule: RenormSchedule?
     /// The per-channel scale, also known as gamma, and shift, beta.
     public let gamma: Parameter, beta: Parameter
-    public var parameters: [Parameter] { [gamma, beta] }
+    /// gamma and beta, in that order (kept, so that a training step asks without allocating).
+    public let parameters: [Parameter]
     /// The running per-channel mean μ.
     public private(set) var runningMean: [Float]
     /// The running per-channel standard deviation σ.
@@ -46,6 +47,7 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         self.momentum = momentum
         gamma = .gamma(channelCount: channelCount)
         beta = .beta(channelCount: channelCount)
+        parameters = [gamma, beta]
         runningMean = [Float](repeating: 0, count: channelCount)
         runningStd = [Float](repeating: 1, count: channelCount)
         r = runningStd

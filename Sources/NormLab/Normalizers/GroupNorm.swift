@@ -27,7 +27,8 @@ public final class GroupNorm: PerSampleNormalizer {
     public let epsilon: Float
     /// The per-channel scale, also known as gamma, and shift, beta.
     public let gamma: Parameter, beta: Parameter
-    public var parameters: [Parameter] { [gamma, beta] }
+    /// gamma and beta, in that order (kept, so that a training step asks without allocating).
+    public let parameters: [Parameter]
     /// Whether the input must be `[N, C, H, W]` (instance norm: a plane of one value has no spread).
     private let requiresSpatial: Bool
     private var pass = GroupNormalizationPass()
@@ -51,12 +52,14 @@ public final class GroupNorm: PerSampleNormalizer {
         self.epsilon = epsilon
         gamma = .gamma(channelCount: channelCount)
         beta = .beta(channelCount: channelCount)
+        parameters = [gamma, beta]
     }
 
     /// A lane's copy: the same settings and the same `gamma` and `beta` objects.
     private init(sharingParametersOf other: GroupNorm) {
         (kind, channelCount, groupCount, epsilon) = (other.kind, other.channelCount, other.groupCount, other.epsilon)
         (gamma, beta, requiresSpatial) = (other.gamma, other.beta, other.requiresSpatial)
+        parameters = other.parameters
     }
 
     /// Group norm with `groupCount` groups.
