@@ -5,7 +5,7 @@
 /// `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch variance
 /// (so the running value estimates the population variance). Inference uses the running
 /// statistics and changes nothing.
-public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, StatefulNormalizer {
+public final class BatchNorm: BatchStatisticsNormalizer {
     public var kind: NormalizerKind { .batch }
     public let channelCount: Int
     /// ε, added to the variance inside the square root.
@@ -16,11 +16,12 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     public let gamma: Parameter, beta: Parameter
     /// gamma and beta, in that order (kept, so that a training step asks without allocating).
     public let parameters: [Parameter]
+    public var running: RunningStatistics
     /// The running per-channel mean, used in inference.
-    public private(set) var runningMean: [Float]
+    public var runningMean: [Float] { running.mean }
     /// The running per-channel (unbiased) variance, used in inference.
-    public private(set) var runningVariance: [Float]
-    private var pass = ChannelNormalizationPass()
+    public var runningVariance: [Float] { running.spread }
+    public var saved = ChannelNormalizationPass()
     /// During a population re-estimation, the number of batches averaged so far.
     private var estimatedBatches: Int?
 
@@ -29,51 +30,21 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     public init(
         channelCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon, momentum: Float = NormalizerSettings.defaultMomentum
     ) throws {
-        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
-        try NormalizerError.checkEpsilon(epsilon)
-        try NormalizerError.checkMomentum(momentum)
-        self.channelCount = channelCount
-        self.epsilon = epsilon
-        self.momentum = momentum
-        gamma = .gamma(channelCount: channelCount)
-        beta = .beta(channelCount: channelCount)
-        parameters = [gamma, beta]
-        runningMean = [Float](repeating: 0, count: channelCount)
-        runningVariance = [Float](repeating: 1, count: channelCount)
+        (gamma, beta, running) = try Self.start(
+            channelCount: channelCount, epsilon: epsilon, momentum: momentum, spreadKey: "running_var", spreadName: "running variance")
+        (self.channelCount, self.epsilon, self.momentum, parameters) = (channelCount, epsilon, momentum, [gamma, beta])
     }
 
     /// Replaces the running statistics (for instance with re-estimated population statistics).
     public func setRunningStatistics(mean: [Float], variance: [Float]) throws {
-        try NormalizerError.checkLength(mean, "running mean", channelCount)
-        try NormalizerError.checkLength(variance, "running variance", channelCount)
-        runningMean = mean
-        runningVariance = variance
+        try running.set(mean: mean, spread: variance)
     }
 
-    public var state: [String: [Float]] { ["running_mean": runningMean, "running_var": runningVariance] }
-
-    public func setState(_ state: [String: [Float]]) throws {
-        for name in state.keys where self.state[name] == nil { throw NormalizerError.unknownState(kind: kind, name: name) }
-        try setRunningStatistics(mean: state["running_mean"] ?? runningMean, variance: state["running_var"] ?? runningVariance)
+    public func inferenceStatistics() -> (mean: [Float], invStd: [Float]) {
+        (runningMean, runningVariance.map { ChannelStatistics.inverseStandardDeviation($0, epsilon: epsilon) })
     }
 
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
-        let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
-        switch mode {
-        case .training:
-            withTrainingCoefficients(valuesPerChannel: layout.batch * layout.spatial) { coefficients in
-                pass.forwardTraining(
-                    input, layout, epsilon: epsilon, into: &output, rectifying: rectifying, coefficients: coefficients)
-            }
-        case .inference:
-            let invStd = runningVariance.map { 1 / ($0 + epsilon).squareRoot() }
-            pass.forwardWithStatistics(
-                input, layout, mean: runningMean, invStd: invStd,
-                scale: gamma.value, shift: beta.value, into: &output, rectifying: rectifying)
-        }
-    }
-
-    func withTrainingCoefficients<Result>(
+    public func withTrainingCoefficients<Result>(
         valuesPerChannel count: Int,
         _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
     ) -> Result {
@@ -86,13 +57,11 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
             momentum = 1 / Float(batches + 1)
             estimatedBatches = batches + 1
         }
-        return runningMean.withUnsafeMutableBufferPointer { runningMean in
-            runningVariance.withUnsafeMutableBufferPointer { runningVariance in
-                body { c, mean, variance in
-                    runningMean[c] += momentum * (mean - runningMean[c])
-                    runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
-                    return (gamma[c], beta[c])
-                }
+        return running.withUnsafeMutableBuffers { runningMean, runningVariance in
+            body { c, mean, variance in
+                runningMean[c] += momentum * (mean - runningMean[c])
+                runningVariance[c] += momentum * (variance * unbiasing - runningVariance[c])
+                return (gamma[c], beta[c])
             }
         }
     }
@@ -104,19 +73,7 @@ public final class BatchNorm: BatchStatisticsNormalizer, PopulationStatisticsNor
     /// Returns to the exponential running average.
     public func endPopulationEstimate() { estimatedBatches = nil }
 
-    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        let sums = try pass.backward(gradOutput, into: &gradInput)
-        setGradients(sumDy: sums.sumDy, sumDyNormalized: sums.sumDyNormalized)
-    }
-
-    func setGradients(sumDy: [Float], sumDyNormalized: [Float]) {
-        gamma.gradient = sumDyNormalized
-        beta.gradient = sumDy
-    }
-
-    public func releaseSavedInput() {
-        pass.releaseInput()
-    }
+    public func gammaGradient(sumDy: [Float], sumDyNormalized: [Float]) -> [Float] { sumDyNormalized }
 }
 
 extension NormalizerKind {

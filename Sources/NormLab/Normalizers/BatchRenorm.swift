@@ -6,7 +6,7 @@
 /// It keeps a running mean and a running standard deviation σ (not a variance), both updated
 /// with `momentum` (the paper's α) after the batch is normalized. Inference is
 /// `gamma · (x - μ) / σ + beta`. With rmax = 1 and dmax = 0 training equals batch norm.
-public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsNormalizer, ScheduledNormalizer, StatefulNormalizer {
+public final class BatchRenorm: BatchStatisticsNormalizer, ScheduledNormalizer {
     public var kind: NormalizerKind { .batchrenorm }
     public let channelCount: Int
     public let epsilon: Float
@@ -22,14 +22,15 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     public let gamma: Parameter, beta: Parameter
     /// gamma and beta, in that order (kept, so that a training step asks without allocating).
     public let parameters: [Parameter]
+    public var running: RunningStatistics
     /// The running per-channel mean μ.
-    public private(set) var runningMean: [Float]
+    public var runningMean: [Float] { running.mean }
     /// The running per-channel standard deviation σ.
-    public private(set) var runningStd: [Float]
+    public var runningStd: [Float] { running.spread }
     /// r and d from the last training forward, needed for dL/dgamma.
     private var r: [Float]
     private var d: [Float]
-    private var pass = ChannelNormalizationPass()
+    public var saved = ChannelNormalizationPass()
     /// During a population re-estimation, the number of batches averaged so far.
     private var estimatedBatches: Int?
 
@@ -39,19 +40,10 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
         channelCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon,
         momentum: Float = NormalizerSettings.defaultMomentum, rmax: Float = 1, dmax: Float = 0, schedule: RenormSchedule? = nil
     ) throws {
-        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
-        try NormalizerError.checkEpsilon(epsilon)
-        try NormalizerError.checkMomentum(momentum)
-        self.channelCount = channelCount
-        self.epsilon = epsilon
-        self.momentum = momentum
-        gamma = .gamma(channelCount: channelCount)
-        beta = .beta(channelCount: channelCount)
-        parameters = [gamma, beta]
-        runningMean = [Float](repeating: 0, count: channelCount)
-        runningStd = [Float](repeating: 1, count: channelCount)
-        r = runningStd
-        d = runningMean
+        (gamma, beta, running) = try Self.start(
+            channelCount: channelCount, epsilon: epsilon, momentum: momentum, spreadKey: "running_std", spreadName: "running std")
+        (self.channelCount, self.epsilon, self.momentum, parameters) = (channelCount, epsilon, momentum, [gamma, beta])
+        (r, d) = (running.spread, running.mean)
         self.schedule = schedule
         try setClipping(rmax: rmax, dmax: dmax)
     }
@@ -74,39 +66,20 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
 
     /// Replaces the running statistics.
     public func setRunningStatistics(mean: [Float], std: [Float]) throws {
-        try NormalizerError.checkLength(mean, "running mean", channelCount)
-        try NormalizerError.checkLength(std, "running std", channelCount)
-        runningMean = mean
-        runningStd = std
+        try running.set(mean: mean, spread: std)
     }
 
-    public var state: [String: [Float]] { ["running_mean": runningMean, "running_std": runningStd] }
-
-    public func setState(_ state: [String: [Float]]) throws {
-        for name in state.keys where self.state[name] == nil { throw NormalizerError.unknownState(kind: kind, name: name) }
-        try setRunningStatistics(mean: state["running_mean"] ?? runningMean, std: state["running_std"] ?? runningStd)
-    }
-
-    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
-        let layout = try pass.begin(input, channelCount: channelCount, kind: kind, mode: mode)
-        switch mode {
-        case .training:
-            withTrainingCoefficients(valuesPerChannel: layout.batch * layout.spatial) { coefficients in
-                pass.forwardTraining(
-                    input, layout, epsilon: epsilon, into: &output, rectifying: rectifying, coefficients: coefficients)
-            }
-        case .inference:
-            pass.forwardWithStatistics(
-                input, layout, mean: runningMean, invStd: runningStd.map { 1 / $0 },
-                scale: gamma.value, shift: beta.value, into: &output, rectifying: rectifying)
-            for c in 0..<channelCount {
-                r[c] = 1
-                d[c] = 0
-            }
+    /// `gamma · (x - μ) / σ + beta`: no correction, so r = 1 and d = 0 for a backward pass that
+    /// follows.
+    public func inferenceStatistics() -> (mean: [Float], invStd: [Float]) {
+        for c in 0..<channelCount {
+            r[c] = 1
+            d[c] = 0
         }
+        return (runningMean, runningStd.map { 1 / $0 })
     }
 
-    func withTrainingCoefficients<Result>(
+    public func withTrainingCoefficients<Result>(
         valuesPerChannel _: Int,
         _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
     ) -> Result {
@@ -117,18 +90,16 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
             (momentum, rmax, dmax) = (1 / Float(batches + 1), 1, 0)
             estimatedBatches = batches + 1
         }
-        return runningMean.withUnsafeMutableBufferPointer { runningMean in
-            runningStd.withUnsafeMutableBufferPointer { runningStd in
-                r.withUnsafeMutableBufferPointer { r in
-                    d.withUnsafeMutableBufferPointer { d in
-                        body { c, mean, variance in
-                            let batchStd = (variance + epsilon).squareRoot()
-                            r[c] = min(max(batchStd / runningStd[c], 1 / rmax), rmax)
-                            d[c] = min(max((mean - runningMean[c]) / runningStd[c], -dmax), dmax)
-                            runningMean[c] += momentum * (mean - runningMean[c])
-                            runningStd[c] += momentum * (batchStd - runningStd[c])
-                            return (gamma[c] * r[c], gamma[c] * d[c] + beta[c])
-                        }
+        return running.withUnsafeMutableBuffers { runningMean, runningStd in
+            r.withUnsafeMutableBufferPointer { r in
+                d.withUnsafeMutableBufferPointer { d in
+                    body { c, mean, variance in
+                        let batchStd = (variance + epsilon).squareRoot()
+                        r[c] = min(max(batchStd / runningStd[c], 1 / rmax), rmax)
+                        d[c] = min(max((mean - runningMean[c]) / runningStd[c], -dmax), dmax)
+                        runningMean[c] += momentum * (mean - runningMean[c])
+                        runningStd[c] += momentum * (batchStd - runningStd[c])
+                        return (gamma[c] * r[c], gamma[c] * d[c] + beta[c])
                     }
                 }
             }
@@ -143,23 +114,9 @@ public final class BatchRenorm: BatchStatisticsNormalizer, PopulationStatisticsN
     /// Returns to the exponential running average and the clipping bounds in force.
     public func endPopulationEstimate() { estimatedBatches = nil }
 
-    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        let sums = try pass.backward(gradOutput, into: &gradInput)
-        setGradients(sumDy: sums.sumDy, sumDyNormalized: sums.sumDyNormalized)
-    }
-
-    func setGradients(sumDy: [Float], sumDyNormalized: [Float]) {
-        // y = gamma · (x̂·r + d) + beta, so dL/dgamma = r·Σdy·x̂ + d·Σdy.
-        var gradGamma = sumDyNormalized
-        for c in 0..<channelCount {
-            gradGamma[c] = r[c] * sumDyNormalized[c] + d[c] * sumDy[c]
-        }
-        gamma.gradient = gradGamma
-        beta.gradient = sumDy
-    }
-
-    public func releaseSavedInput() {
-        pass.releaseInput()
+    /// y = gamma · (x̂·r + d) + beta, so dL/dgamma = r·Σdy·x̂ + d·Σdy.
+    public func gammaGradient(sumDy: [Float], sumDyNormalized: [Float]) -> [Float] {
+        (0..<channelCount).map { c in r[c] * sumDyNormalized[c] + d[c] * sumDy[c] }
     }
 }
 

@@ -128,7 +128,9 @@ extension ChannelStatistics {
 }
 
 /// What a batch-style forward pass keeps for its backward pass, and the buffers both reuse.
-struct ChannelNormalizationPass {
+public struct ChannelNormalizationPass {
+    public init() {}
+
     private var input: Tensor?
     private var layout: NormalizationLayout?
     private var statisticsFromBatch = true

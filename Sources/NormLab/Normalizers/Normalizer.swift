@@ -107,27 +107,6 @@ public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormali
     func addParameterGradients(to parameters: [Parameter])
 }
 
-/// A normalizer whose training statistics are each channel's over the whole batch (batch norm
-/// and batch renorm). A training step in lanes normalizes each lane's share of the batch with
-/// the statistics the lanes add up together (`SharedBatchStatistics`); these are the parts of
-/// a training pass that are the normalizer's own.
-protocol BatchStatisticsNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
-    /// ε, added to the variance inside the square root.
-    var epsilon: Float { get }
-
-    /// Calls `body` with the training forward pass's coefficients: for a channel's batch mean
-    /// and (biased) variance over `valuesPerChannel` values, the scale and shift that x̂ is
-    /// mapped with. Called once for each channel, from any thread, it updates that channel's
-    /// running statistics (and batch renorm's r and d).
-    func withTrainingCoefficients<Result>(
-        valuesPerChannel: Int,
-        _ body: (_ coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)) -> Result
-    ) -> Result
-
-    /// Sets `gradients` from a training backward pass's per-channel Σdy and Σdy·x̂.
-    func setGradients(sumDy: [Float], sumDyNormalized: [Float])
-}
-
 extension Normalizer {
     /// Normalizes `input`, returning a new tensor.
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
