@@ -54,7 +54,7 @@ final class ConvolutionGeometryTests: XCTestCase {
             let whole = Conv2D(inputChannels: 3, outputChannels: 5, geometry: geometry, bias: true, generator: &generator)
             generator = SeededGenerator(seed: 10)
             let chunked = Conv2D(inputChannels: 3, outputChannels: 5, geometry: geometry, bias: true, generator: &generator)
-            chunked.chunkEntries = 3 * 3 * geometry.windowSize * 12
+            chunked.kernel.chunkEntries = 3 * 3 * geometry.windowSize * 12
             let x = randomTensor([20, 3, 7, 6], seed: 11)
             var results: [[UInt32]] = []
             for conv in [whole, chunked] {

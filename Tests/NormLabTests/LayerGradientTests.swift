@@ -70,7 +70,7 @@ final class LayerGradientTests: XCTestCase {
             let whole = Conv2D(inputChannels: 3, outputChannels: 5, bias: bias, generator: &generator)
             generator = SeededGenerator(seed: 10)
             let chunked = Conv2D(inputChannels: 3, outputChannels: 5, bias: bias, generator: &generator)
-            chunked.chunkEntries = samplesPerChunk * 3 * 9 * 30
+            chunked.kernel.chunkEntries = samplesPerChunk * 3 * 9 * 30
             for step in 0..<2 {
                 let x = randomTensor([20, 3, 6, 5], seed: UInt64(11 + step)), dy = randomTensor([20, 5, 6, 5], seed: UInt64(13 + step))
                 var outputs: [[UInt32]] = [], gradients: [[UInt32]] = []

@@ -70,7 +70,7 @@ final class NetworkTests: XCTestCase {
                             normalizer: settings(kind, rmax: 1.5, dmax: 0.5), image: Self.data.imageShape, classes: 10,
                             seed: 2) as! Network
                         let bits = try train(network, batchSize: 24, steps: 3)
-                        XCTAssertEqual(network.ranInLanes, splits && (![.batch, .batchrenorm].contains(kind) || threads > 1), "\(name) \(kind), \(threads) threads")
+                        XCTAssertEqual(network.engine.ranInLanes, splits && (![.batch, .batchrenorm].contains(kind) || threads > 1), "\(name) \(kind), \(threads) threads")
                         return bits
                     }
                 }

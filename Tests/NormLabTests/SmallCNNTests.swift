@@ -69,7 +69,7 @@ final class SmallCNNTests: XCTestCase {
         // run across the pieces' boundaries. On one thread, pieces without lanes. Batch norm and
         // batch renorm take the whole batch in lanes that meet (here with renorm's r and d
         // unclipped enough to matter), and must also leave the same running statistics.
-        XCTAssertEqual(Network.pieceSize, 16)
+        XCTAssertEqual(NetworkEngine.pieceSize, 16)
         for (n, threads) in [(2, 2), (5, 2), (8, 2), (40, 2), (40, 1)] {
             let images = randomTensor([n, 1, 28, 28], seed: 5), otherImages = randomTensor([n, 1, 28, 28], seed: 6)
             let labels = (0..<n).map { UInt8($0 * 7 % 10) }
@@ -81,7 +81,7 @@ final class SmallCNNTests: XCTestCase {
                     let wholeLoss = try withExecution(threads: threads, splitsBatches: false) {
                         try whole.trainingGradients(images: images, labels: labels[...])
                     }
-                    XCTAssertFalse(whole.ranInLanes, context)
+                    XCTAssertFalse(whole.engine.ranInLanes, context)
 
                     let split = try SmallCNN.make(normalizer: normalizer, placement: placement, seed: 6)
                     let batchStatistics = [NormalizerKind.batch, .batchrenorm].contains(kind)
@@ -92,7 +92,7 @@ final class SmallCNNTests: XCTestCase {
                         if !batchStatistics { _ = try split.trainingGradients(images: otherImages, labels: labels[...]) }
                         return try split.trainingGradients(images: images, labels: labels[...])
                     }
-                    XCTAssertEqual(split.ranInLanes, !batchStatistics || threads > 1, context)
+                    XCTAssertEqual(split.engine.ranInLanes, !batchStatistics || threads > 1, context)
 
                     XCTAssertEqual(loss.bitPattern, wholeLoss.bitPattern, "\(context): loss")
                     var expected: [[Float]] = [], got: [[Float]] = []

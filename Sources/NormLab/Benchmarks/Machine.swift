@@ -41,13 +41,8 @@ public struct Machine: Equatable, Sendable {
         return nil
     }
 
-    /// The processors this process may run on: its CPU affinity (`taskset`, a batch system's
-    /// binding) where the system reports one, else every online processor; no more than its
-    /// control group's CPU quota allows (a container's `--cpus`), rounded up.
-    public static var availableProcessors: Int {
-        let affinity = max(1, Int(normlab_available_processors()))
-        return min(affinity, CPUQuota.ofThisProcess() ?? affinity)
-    }
+    /// The processors this process may run on (`Parallelism.availableProcessors`).
+    public static var availableProcessors: Int { Parallelism.availableProcessors }
 
     /// "Intel(R) Xeon(R) Processor, 2 processors".
     public var summary: String {

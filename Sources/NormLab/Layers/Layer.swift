@@ -69,8 +69,6 @@ protocol ReLUAbsorbingLayer: Layer {
 /// Layers applied one after the other.
 public final class Sequential: Layer {
     public let layers: [any Layer]
-    /// The layers as `LaneLayer`s, when every one is (cast once, not at every step).
-    let laneLayers: [any LaneLayer]?
 
     /// Where a layer is followed by a ReLU and can apply it itself (`RectifyingLayer`), the
     /// ReLU's forward pass is fused into it; where a ReLU is followed by a layer that can take
@@ -78,8 +76,6 @@ public final class Sequential: Layer {
     /// The same bits, with fewer passes over memory.
     public init(_ layers: [any Layer]) {
         self.layers = layers
-        let laneLayers = layers.compactMap { $0 as? any LaneLayer }
-        self.laneLayers = laneLayers.count == layers.count ? laneLayers : nil
         for (layer, next) in zip(layers, layers.dropFirst()) {
             if let fusing = layer as? any RectifyingLayer, fusing.canRectify, let relu = next as? ReLU {
                 fusing.rectifiesOutput = true

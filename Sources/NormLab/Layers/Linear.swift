@@ -7,12 +7,13 @@ public final class Linear {
     public let bias: Parameter
     /// The weight and the bias (kept, so that a training step asks without allocating).
     public let parameters: [Parameter]
-    private var input = Tensor(shape: [0, 0])
+    /// The last forward's input, for the weight gradient.
+    var input = Tensor(shape: [0, 0])
     /// As a `Layer`: its output and input gradient.
     private var layerOutput = Tensor(shape: [0])
-    private var layerInputGradient = Tensor(shape: [0])
-    /// In a lane (`LaneLayer`): dL/dy of its share, for the parameters' gradients.
-    private var laneOutputGradient = Tensor(shape: [0])
+    var layerInputGradient = Tensor(shape: [0])
+    /// dL/dy, kept when the parameters' gradients are added later (by the engine).
+    var keptOutputGradient = Tensor(shape: [0])
 
     /// Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / in)) and a zero bias.
     public init(inputCount: Int, outputCount: Int, generator: inout SeededGenerator) {
@@ -23,8 +24,8 @@ public final class Linear {
         parameters = [weight, bias]
     }
 
-    /// A layer that shares `other`'s weight and bias (the same `Parameter` objects) with buffers
-    /// of its own: a lane of a training step (`NetworkLanes`).
+    /// A layer that shares `other`'s weight and bias (the same `Parameter` objects), with
+    /// buffers of its own.
     init(sharingParametersOf other: Linear) {
         inputCount = other.inputCount
         outputCount = other.outputCount
@@ -55,43 +56,11 @@ public final class Linear {
         }
     }
 
-    /// Sets the weight and bias gradients and writes dL/dx.
+    /// Sets the weight and bias gradients (`LinearGradients`) and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
-        backward(dy, into: &dx, piece: .whole(dy.shape[0]))
-    }
-
-    /// `backward(_:into:)` for one piece of a batch: each gradient's sum over the samples goes
-    /// on from where the pieces before left it.
-    func backward(_ dy: Tensor, into dx: inout Tensor, piece: SamplePiece) {
-        parameterGradients(dy, piece: piece)
+        precondition(dy.shape.count == 2 && dy.shape == [input.shape[0], outputCount])
+        LinearGradients.add(dy, input, weightGradient: &weight.gradient, biasGradient: &bias.gradient, startingFromZero: true)
         inputGradient(dy, into: &dx)
-    }
-
-    /// The weight and bias gradients' sums over the piece's samples, going on from the pieces
-    /// before, from the piece's forward pass through `source`: this layer (the default), or a
-    /// lane's copy of it (`init(sharingParametersOf:)`).
-    func parameterGradients(_ dy: Tensor, piece: SamplePiece, source: Linear? = nil) {
-        let input = (source ?? self).input
-        precondition(dy.shape.count == 2 && dy.shape == [input.shape[0], outputCount] && piece.count == dy.shape[0])
-        let (n, inputs, outputs) = (dy.shape[0], inputCount, outputCount)
-        dy.scalars.withUnsafeBufferPointer { dy in
-            input.scalars.withUnsafeBufferPointer { x in
-                weight.gradient.withUnsafeMutableBufferPointer { weightGradient in
-                    bias.gradient.withUnsafeMutableBufferPointer { biasGradient in
-                        for o in 0..<outputs {
-                            var biasTotal: Float = piece.isFirst ? 0 : biasGradient[o]
-                            for sample in 0..<n { biasTotal += dy[sample * outputs + o] }
-                            biasGradient[o] = biasTotal
-                            for i in 0..<inputs {
-                                var total: Float = piece.isFirst ? 0 : weightGradient[o * inputs + i]
-                                for sample in 0..<n { total += dy[sample * outputs + o] * x[sample * inputs + i] }
-                                weightGradient[o * inputs + i] = total
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Writes dL/dx for the last forward pass, leaving the parameters' gradients alone.
@@ -131,28 +100,5 @@ extension Linear: Layer {
             throw ModelError.invalidShape("a linear layer from \(inputCount) features needs [N, \(inputCount)] input, got \(shape)")
         }
         return [shape[0], outputCount]
-    }
-
-
-}
-
-extension Linear: LaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Linear(sharingParametersOf: self) }
-
-    func prepare(_ lane: any Layer) {}
-
-    func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
-        laneOutputGradient = outputGradient
-        inputGradient(outputGradient, into: &layerInputGradient)
-        return layerInputGradient
-    }
-
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
-        let lane = lane as! Linear
-        parameterGradients(lane.laneOutputGradient, piece: piece, source: lane)
-    }
-
-    func parameterGradientCost(from lane: any Layer) -> Int {
-        weight.value.count * max(1, (lane as! Linear).laneOutputGradient.shape[0])
     }
 }

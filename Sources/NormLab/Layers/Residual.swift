@@ -29,7 +29,7 @@ public final class Residual: Layer {
     }
 
     /// `backward`, each branch's pass by `pass`.
-    private func backward(_ outputGradient: Tensor, through pass: (Sequential, Tensor) throws -> Tensor) throws -> Tensor {
+    func backward(_ outputGradient: Tensor, through pass: (Sequential, Tensor) throws -> Tensor) throws -> Tensor {
         sumGradient.reshape(to: outputGradient.shape)
         elementwise(outputGradient, output, into: &sumGradient) { $1 > 0 ? $0 : 0 }
         let throughBody = try pass(body, sumGradient)
@@ -49,30 +49,4 @@ public final class Residual: Layer {
     }
 
     public var sublayers: [any Layer] { [body] + (shortcut.map { [$0] } ?? []) }
-}
-
-extension Residual: LaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
-        guard let body = try body.makeLane(context) as? Sequential else { return nil }
-        guard let shortcut else { return Residual(body: body) }
-        guard let laneShortcut = try shortcut.makeLane(context) as? Sequential else { return nil }
-        return Residual(body: body, shortcut: laneShortcut)
-    }
-
-    func prepare(_ lane: any Layer) {
-        let lane = lane as! Residual
-        body.prepare(lane.body)
-        if let shortcut, let laneShortcut = lane.shortcut { shortcut.prepare(laneShortcut) }
-    }
-
-    /// `backward` through `inputGradient` of the branches.
-    func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
-        try backward(outputGradient, through: { try $0.inputGradient($1) })
-    }
-
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
-        let lane = lane as! Residual
-        body.addParameterGradients(from: lane.body, piece: piece)
-        if let shortcut, let laneShortcut = lane.shortcut { shortcut.addParameterGradients(from: laneShortcut, piece: piece) }
-    }
 }

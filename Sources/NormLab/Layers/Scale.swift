@@ -6,24 +6,26 @@ public final class Scale: Layer {
     public let scale: Parameter
     /// α, which weight decay leaves alone (like gamma).
     public let parameters: [Parameter]
-    private var input = Tensor(shape: [0])
+    var input = Tensor(shape: [0])
     private var output = Tensor(shape: [0])
     private var inputGradient = Tensor(shape: [0])
 
-    /// In a lane (`LaneLayer`): dL/dy of its share, for dα; nil outside lanes.
-    private var laneOutputGradient: Tensor?
-    /// dα's sum over the shares of a batch so far.
-    private var laneTotal = 0.0
+    /// dL/dy, kept with the input when dα is added up later (by the engine); nil
+    /// when the backward pass sets dα itself and lets go of the input.
+    var keptOutputGradient: Tensor?
+    /// dα's sum over the samples so far, when it is added up later.
+    var gradientTotal = 0.0
 
     public init(initialValue: Float) {
         scale = Parameter("alpha", [initialValue], decays: false)
         parameters = [scale]
     }
 
-    private init(sharingParametersOf other: Scale) {
+    /// A layer that shares `other`'s α (the same `Parameter`) and keeps dL/dy for dα.
+    init(sharingParametersOf other: Scale) {
         scale = other.scale
         parameters = other.parameters
-        laneOutputGradient = Tensor(shape: [0])
+        keptOutputGradient = Tensor(shape: [0])
     }
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
@@ -43,13 +45,13 @@ public final class Scale: Layer {
     }
 
     /// Adds Σ dy·x over the last forward's elements, in order, to `total`.
-    private func addProducts(_ outputGradient: Tensor, to total: inout Double) {
+    func addProducts(_ outputGradient: Tensor, to total: inout Double) {
         for (dy, x) in zip(outputGradient.scalars, input.scalars) { total += Double(dy * x) }
     }
 
-    /// dx = α·dy; lets go of the input, after `addProducts` in a lane's case.
+    /// dx = α·dy; lets go of the input, or keeps dL/dy with it for dα.
     func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
-        if laneOutputGradient == nil { input = Tensor(shape: [0]) } else { laneOutputGradient = outputGradient }
+        if keptOutputGradient == nil { input = Tensor(shape: [0]) } else { keptOutputGradient = outputGradient }
         let alpha = scale.value[0]
         inputGradient.reshape(to: outputGradient.shape)
         elementwise(outputGradient, outputGradient, into: &inputGradient) { dy, _ in alpha * dy }
@@ -57,20 +59,4 @@ public final class Scale: Layer {
     }
 
     public func outputShape(for shape: [Int]) throws -> [Int] { shape }
-
-
-}
-
-extension Scale: LaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Scale(sharingParametersOf: self) }
-    func prepare(_ lane: any Layer) {}
-
-    /// The shares' Σ dy·x go on in sample order, in one Double: the same sum as one pass.
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
-        let lane = lane as! Scale
-        if piece.isFirst { laneTotal = 0 }
-        lane.addProducts(lane.laneOutputGradient!, to: &laneTotal)
-        lane.input = Tensor(shape: [0])
-        if piece.isLast { scale.gradient[0] = Float(laneTotal) }
-    }
 }

@@ -17,10 +17,10 @@ public enum SoftmaxCrossEntropy {
         return (loss / Double(n), correct)
     }
 
-    /// `evaluate` for a piece of a batch of `batchSize` samples (`logits` and `labels` hold the
-    /// piece's): hands each sample's loss, and whether it was predicted right, to `record` in
-    /// order, and writes the piece's dL/dlogits for the batch's mean loss. Adding the losses of
-    /// the whole batch's pieces in sample order gives the same sum as one pass.
+    /// `evaluate` for some of the samples of a batch of `batchSize` (`logits` and `labels` hold
+    /// theirs): hands each sample's loss, and whether it was predicted right, to `record` in
+    /// order, and writes their dL/dlogits for the batch's mean loss. Adding the losses of all
+    /// the batch's samples in order gives the same sum as one pass.
     static func accumulate(
         logits: Tensor, labels: ArraySlice<UInt8>, batchSize: Int, gradient: inout Tensor,
         _ record: (_ loss: Double, _ correct: Bool) -> Void

@@ -3,7 +3,7 @@ import Synchronization
 /// The networks the lab can build, in the order `--help` lists them.
 ///
 /// Adding a model to the lab: its own file, with a type that conforms to `Architecture` and its
-/// `registration`, and one line in `builtIn` below. Training, evaluation, SGD, PreciseBN, lanes,
+/// `registration`, and one line in `builtIn` below. Training, evaluation, SGD, PreciseBN, the engine,
 /// experiment files and report pages then have it. A program that uses the library can
 /// `register` one of its own.
 public enum ModelRegistry {

@@ -6,7 +6,7 @@
 /// statistics inference uses, and dL/dγ from the backward pass's per-channel sums. The forward
 /// and backward passes are this protocol's (below), and the same
 /// declarations drive a training step that splits the batch between threads
-/// (`Engine/SharedBatchStatistics.swift`), so the two ways cannot compute different things. A
+/// (`Engine/`), so the two ways cannot compute different things. A
 /// method whose statistics are not the whole batch's (ghost batch norm's groups of samples) is
 /// not one of these.
 public protocol BatchStatisticsNormalizer: RectifyingNormalizer, InputReleasingNormalizer, PopulationStatisticsNormalizer, StatefulNormalizer {

@@ -55,7 +55,7 @@ public final class GroupNorm: PerSampleNormalizer {
         parameters = [gamma, beta]
     }
 
-    /// A lane's copy: the same settings and the same `gamma` and `beta` objects.
+    /// A copy with the same settings and the same `gamma` and `beta` objects.
     private init(sharingParametersOf other: GroupNorm) {
         (kind, channelCount, groupCount, epsilon) = (other.kind, other.channelCount, other.groupCount, other.epsilon)
         (gamma, beta, requiresSpatial) = (other.gamma, other.beta, other.requiresSpatial)

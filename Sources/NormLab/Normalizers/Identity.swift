@@ -16,7 +16,8 @@ public final class Identity: RectifyingNormalizer, InputReleasingNormalizer {
         _ = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind)
         lastShape = input.shape
         if rectifying {
-            ReLU().forward(input, into: &output)
+            output.reshape(to: input.shape)
+            elementwise(input, input, into: &output) { x, _ in max(x, 0) }
         } else {
             output.copyValues(of: input)
         }

@@ -13,8 +13,11 @@
 /// This protocol names only what a normalizer is. What makes training faster is asked for
 /// through optional capabilities — `RectifyingNormalizer` (the ReLU after it, fused),
 /// `InputReleasingNormalizer` (buffers reused in place), `PerSampleNormalizer` and
-/// `BatchStatisticsNormalizer` (a batch in pieces and lanes) — and a normalizer that offers none
-/// of them trains to the same numbers in every model, only more slowly.
+/// `BatchStatisticsNormalizer` (its statistics declared, so that the engine can split a batch
+/// between threads) — and a normalizer that offers none of them trains to the same numbers in
+/// every model, only more slowly. A claim a capability makes is checked: a normalizer that is
+/// asked to fuse the ReLU and writes a negative value is an error (`NormalizerLayer`), and the
+/// tests hold every registered normalizer's split training steps to its whole-batch ones.
 public protocol Normalizer: AnyObject {
     /// The method's name, as users write it.
     var kind: NormalizerKind { get }
@@ -27,7 +30,7 @@ public protocol Normalizer: AnyObject {
     /// Normalizes `input` (`[N, C]` or `[N, C, H, W]`) into `output`, reusing its storage.
     ///
     /// In `.training` mode a method with running statistics uses and updates them from the
-    /// batch; `.inference` uses them and leaves every piece of state unchanged.
+    /// batch; `.inference` uses them and leaves all of its state unchanged.
     /// - Throws: `NormalizerError` when the input cannot be normalized by this method.
     func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws
 
@@ -89,12 +92,12 @@ public protocol StatefulNormalizer: Normalizer {
 }
 
 /// A normalizer whose statistics are each sample's own (layer, instance and group norm), so that
-/// a training step can take a batch through it a few samples at a time, in pieces or lanes
-/// (`NetworkLanes`): copies of it that share its parameters, each with a share of the samples,
+/// a training step can take a batch through it a few samples at a time and on several threads
+/// at once (`Engine/`): copies of it that share its parameters, each with some of the samples,
 /// whose gradient terms the engine adds up in sample order.
 public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
     /// A normalizer of the same settings with buffers of its own that shares this one's
-    /// `parameters` (the same objects): a lane's copy.
+    /// `parameters` (the same objects).
     func sharingParameters() -> any PerSampleNormalizer
 
     /// `backward` without touching the parameters' gradients: writes dL/dx and keeps each
@@ -130,7 +133,8 @@ extension Normalizer {
     ///   `NormalizerError.parameterLength` unless `values` has one value per channel.
     public func setParameter(named name: String, to values: [Float]) throws {
         guard let parameter = parameter(named: name) else { throw NormalizerError.unknownParameter(kind: kind, name: name) }
-        try parameter.set(values)
+        try NormalizerError.checkLength(values, name, parameter.value.count)
+        parameter.value = values
     }
 }
 
@@ -169,6 +173,7 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
     case invalidSetting(key: String, reason: String)
     case unknownState(kind: NormalizerKind, name: String)
     case unknownParameter(kind: NormalizerKind, name: String)
+    case ignoresRectifying(NormalizerKind)
 
     public var description: String {
         switch self {
@@ -213,6 +218,8 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
             return "\(kind.displayName) has no state \"\(name)\""
         case .unknownParameter(let kind, let name):
             return "\(kind.displayName) has no parameter \"\(name)\""
+        case .ignoresRectifying(let kind):
+            return "\(kind.displayName) is a RectifyingNormalizer but wrote a negative value when asked to apply the ReLU after it: its forward pass must honour `rectifying`, or it must not claim the capability"
         }
     }
 
@@ -231,13 +238,10 @@ public enum NormalizerError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// An input viewed as `[N, C, S]`, S the number of spatial positions (1 for `[N, C]`).
-struct NormalizationLayout: Equatable {
-    let batch: Int
-    let channels: Int
-    let spatial: Int
-
+extension NormalizationLayout {
     /// Checks `shape` against a normalizer with `channelCount` channels.
+    /// - Throws: `NormalizerError` for a rank other than 2 or 4 (4 only, with
+    ///   `requiresSpatial`), another channel count, or an empty axis.
     init(shape: [Int], channelCount: Int, kind: NormalizerKind, requiresSpatial: Bool = false) throws {
         guard shape.count == 4 || (shape.count == 2 && !requiresSpatial) else {
             throw shape.count == 2 ? NormalizerError.needsSpatialInput(shape: shape, kind: kind)
@@ -247,10 +251,6 @@ struct NormalizationLayout: Equatable {
             throw NormalizerError.channelMismatch(expected: channelCount, shape: shape)
         }
         guard shape.allSatisfy({ $0 > 0 }) else { throw NormalizerError.emptyInput(shape: shape) }
-        batch = shape[0]
-        channels = shape[1]
-        spatial = shape.count == 4 ? shape[2] * shape[3] : 1
+        self.init(batch: shape[0], channels: shape[1], spatial: shape.count == 4 ? shape[2] * shape[3] : 1)
     }
-
-    var count: Int { batch * channels * spatial }
 }

@@ -105,24 +105,3 @@ public enum FixtureError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// A readable account of a JSON decoding failure: which key, and what was wrong with it.
-func describe(_ error: DecodingError) -> String {
-    func path(_ codingPath: [any CodingKey]) -> String {
-        codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
-    }
-    switch error {
-    case .keyNotFound(let key, let context):
-        return "missing key \"\(key.stringValue)\" in \(path(context.codingPath))"
-    case .typeMismatch(let type, let context):
-        return "\(path(context.codingPath)) should be \(type): \(context.debugDescription)"
-    case .valueNotFound(let type, let context):
-        return "\(path(context.codingPath)) is null, expected \(type)"
-    case .dataCorrupted(let context):
-        let underlying = (context.underlyingError as NSError?)?.localizedDescription ?? ""
-        return "\(context.debugDescription) at \(path(context.codingPath)) \(underlying)"
-    @unknown default:
-        return "\(error)"
-    }
-}

@@ -15,7 +15,7 @@ import Synchronization
 /// inline on its caller, which gives the same results because work is split the same way.
 final class WorkerPool: @unchecked Sendable {
     /// The shared pool, with one worker per processor beyond the first.
-    static let shared = WorkerPool(workers: max(1, Machine.availableProcessors - 1))
+    static let shared = WorkerPool(workers: max(1, Parallelism.availableProcessors - 1))
 
     let workerCount: Int
     /// The current job's claims in one word: generation (bumped once per job) in the high bits,

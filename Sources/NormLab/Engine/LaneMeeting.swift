@@ -12,7 +12,31 @@ final class LaneContext {
     /// step then takes the batch as one piece, and the lanes run at the same time and meet.
     var meets = false
 
-    init(meeting: LaneMeeting) { self.meeting = meeting }
+    /// Each batch-statistics slot's statistics, one object for all the lanes of a network.
+    private let statistics: SharedStatisticsTable
+
+    init(meeting: LaneMeeting, statistics: SharedStatisticsTable) {
+        self.meeting = meeting
+        self.statistics = statistics
+    }
+
+    /// The statistics that every lane's copy of `normalizer`'s slot shares.
+    func sharedStatistics(of normalizer: any BatchStatisticsNormalizer) -> BatchStatisticsLane.Shared {
+        statistics.shared(of: normalizer)
+    }
+}
+
+/// The statistics of a network's batch-statistics slots, by normalizer, for its lanes; filled
+/// as the lanes are made, on one thread.
+final class SharedStatisticsTable {
+    private var table: [ObjectIdentifier: BatchStatisticsLane.Shared] = [:]
+
+    func shared(of normalizer: any BatchStatisticsNormalizer) -> BatchStatisticsLane.Shared {
+        if let shared = table[ObjectIdentifier(normalizer)] { return shared }
+        let shared = BatchStatisticsLane.Shared(normalizer)
+        table[ObjectIdentifier(normalizer)] = shared
+        return shared
+    }
 }
 
 /// Where the lanes of a training step wait for each other. A layer that needs the whole batch

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Any key, for listing what an object really holds.
 struct AnyKey: CodingKey {
     var stringValue: String
@@ -13,10 +15,16 @@ extension Decoder {
         let container = try container(keyedBy: AnyKey.self)
         for key in container.allKeys where !allowed.contains(key.stringValue) {
             let place = codingPath.isEmpty ? "" : " in \(pathDescription(codingPath))"
-            throw ExperimentError.invalid(
-                "unknown key \"\(key.stringValue)\"\(place); \(context) takes \(allowed.sorted().joined(separator: ", "))")
+            throw UnknownKeyError(
+                message: "unknown key \"\(key.stringValue)\"\(place); \(context) takes \(allowed.sorted().joined(separator: ", "))")
         }
     }
+}
+
+/// A key that the object it stands in does not take.
+struct UnknownKeyError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// `normalizers[2].groups`, from a coding path.
@@ -42,5 +50,26 @@ struct OneOrMany<Element: Decodable & Equatable>: Decodable, Equatable {
         } else {
             values = try container.decode([Element].self)
         }
+    }
+}
+
+/// A readable account of a JSON decoding failure: which key, and what was wrong with it.
+func describe(_ error: DecodingError) -> String {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "missing key \"\(key.stringValue)\" in \(path(context.codingPath))"
+    case .typeMismatch(let type, let context):
+        return "\(path(context.codingPath)) should be \(type): \(context.debugDescription)"
+    case .valueNotFound(let type, let context):
+        return "\(path(context.codingPath)) is null, expected \(type)"
+    case .dataCorrupted(let context):
+        let underlying = (context.underlyingError as NSError?)?.localizedDescription ?? ""
+        return "\(context.debugDescription) at \(path(context.codingPath)) \(underlying)"
+    @unknown default:
+        return "\(error)"
     }
 }

@@ -1,3 +1,5 @@
+import WideKernels
+
 /// How the lab's kernels run: the thread count, and the switches an A/B benchmark flips to time
 /// what a technique gains. None of them changes a bit of any result, only the speed.
 ///
@@ -12,7 +14,7 @@ public struct Execution: Equatable, Sendable {
     /// Whether training steps take a batch through the network in pieces and lanes where the
     /// layers allow it (`normlab bench train --whole-batches` turns it off).
     public var splitsBatches: Bool
-    /// Whether convolutions unfold their input in cache-sized chunks (`Conv2D.defaultChunkEntries`)
+    /// Whether convolutions unfold their input in cache-sized chunks (`ConvolutionKernel.defaultChunkEntries`)
     /// rather than the whole batch at once (`--whole-batch-columns` turns it off).
     public var chunksColumns: Bool
     /// Whether matrix products use the 512-bit tiles where the processor has AVX-512
@@ -20,13 +22,13 @@ public struct Execution: Equatable, Sendable {
     public var wideTiles: Bool
 
     public init(
-        threads: Int = Machine.availableProcessors, splitsBatches: Bool = true, chunksColumns: Bool = true,
-        wideTiles: Bool = MatrixMultiply.wideTilesAvailable
+        threads: Int = Parallelism.availableProcessors, splitsBatches: Bool = true, chunksColumns: Bool = true,
+        wideTiles: Bool = WideTiles.available
     ) {
         self.threads = max(1, threads)
         self.splitsBatches = splitsBatches
         self.chunksColumns = chunksColumns
-        self.wideTiles = wideTiles && MatrixMultiply.wideTilesAvailable
+        self.wideTiles = wideTiles && WideTiles.available
     }
 
     /// The settings in force here.

@@ -2,7 +2,8 @@
 ///
 /// Every layer's parameters, a normalizer's included, are visited by one traversal
 /// (`Layer.visitParameters`) and updated by the same optimizer; whether weight decay applies is
-/// the parameter's own property. A training step's lanes hold references to the same objects.
+/// the parameter's own property. Copies of a layer that share its parameters (the engine's,
+/// one per thread) hold references to the same objects.
 public final class Parameter {
     /// What the layer calls it (`weight`, `bias`, `gamma`, `beta`), as fixtures name it.
     public let name: String
@@ -23,12 +24,5 @@ public final class Parameter {
     /// `count` copies of `value`.
     public convenience init(_ name: String, repeating value: Float, count: Int, decays: Bool) {
         self.init(name, [Float](repeating: value, count: count), decays: decays)
-    }
-
-    /// Replaces the values.
-    /// - Throws: `NormalizerError.parameterLength` for a length other than the parameter's.
-    public func set(_ values: [Float]) throws {
-        try NormalizerError.checkLength(values, name, value.count)
-        value = values
     }
 }

@@ -30,60 +30,6 @@ extension LaneLayer {
     func parameterGradientCost(from lane: any Layer) -> Int { 0 }
 }
 
-/// A layer with no trainable values runs in lanes as a fresh copy of itself.
-protocol StatelessLaneLayer: LaneLayer {
-    init()
-}
-
-extension StatelessLaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? { Self() }
-    func prepare(_ lane: any Layer) {}
-    func inputGradient(_ outputGradient: Tensor) throws -> Tensor { try backward(outputGradient) }
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {}
-}
-
-extension MaxPool2D: StatelessLaneLayer {}
-extension GlobalAveragePool: StatelessLaneLayer {}
-
-extension ReLU: LaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
-        let lane = ReLU()
-        lane.inputIsRectified = inputIsRectified
-        return lane
-    }
-    func prepare(_ lane: any Layer) {}
-    func inputGradient(_ outputGradient: Tensor) throws -> Tensor { try backward(outputGradient) }
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {}
-}
-
-extension Sequential: LaneLayer {
-    func makeLane(_ context: LaneContext) throws -> (any Layer)? {
-        guard let laneLayers else { return nil }
-        var lanes: [any Layer] = []
-        for layer in laneLayers {
-            guard let lane = try layer.makeLane(context) else { return nil }
-            lanes.append(lane)
-        }
-        return Sequential(lanes)
-    }
-
-    func prepare(_ lane: any Layer) {
-        for (layer, laneLayer) in zip(laneLayers!, (lane as! Sequential).layers) { layer.prepare(laneLayer) }
-    }
-
-    func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
-        var gradient = outputGradient
-        for layer in laneLayers!.reversed() { gradient = try layer.inputGradient(gradient) }
-        return gradient
-    }
-
-    func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
-        for (layer, laneLayer) in zip(laneLayers!, (lane as! Sequential).layers) {
-            layer.addParameterGradients(from: laneLayer, piece: piece)
-        }
-    }
-}
-
 /// The lanes of a `Network`'s training step: copies of its layers that share their trainable
 /// values, one per thread.
 ///
@@ -131,6 +77,7 @@ final class NetworkLanes {
     /// Whether the lanes meet (`LaneContext.meets`): whole batches, lanes run together.
     let meets: Bool
     private let meeting = LaneMeeting()
+    private let statistics = SharedStatisticsTable()
     /// The network's layers with trainable values, each with its copies in the lanes.
     private let parameterLayers: [(layer: any LaneLayer, lanes: [any Layer])]
 
@@ -139,7 +86,7 @@ final class NetworkLanes {
     init?(_ body: Sequential, count: Int) throws {
         var lanes: [Lane] = []
         for _ in 0..<count {
-            let context = LaneContext(meeting: meeting)
+            let context = LaneContext(meeting: meeting, statistics: statistics)
             guard let lane = try body.makeLane(context) as? Sequential else { return nil }
             lanes.append(Lane(body: lane, context: context))
             if context.meets && lanes.count == Parallelism.togetherLimit { break }

@@ -1,3 +1,4 @@
+import CPUFeatures
 import Foundation
 
 /// The CPU time a Linux control group may use, in processors' worth: a container started with
@@ -72,5 +73,15 @@ enum CPUQuota {
             guard !parts.isEmpty else { return result }
             parts.removeLast()
         }
+    }
+}
+
+extension Parallelism {
+    /// The processors this process may run on: its CPU affinity (`taskset`, a batch system's
+    /// binding) where the system reports one, else every online processor; no more than its
+    /// control group's CPU quota allows (a container's `--cpus`), rounded up.
+    public static var availableProcessors: Int {
+        let affinity = max(1, Int(normlab_available_processors()))
+        return min(affinity, CPUQuota.ofThisProcess() ?? affinity)
     }
 }
