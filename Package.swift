@@ -27,6 +27,7 @@ let package = Package(
         .target(
             name: "NormLab",
             dependencies: ["CZlib", "CPUFeatures", "WideKernels"],
+            exclude: ["README.md"],
             swiftSettings: kernelFlags
         ),
 

@@ -18,6 +18,12 @@ func randomTensor(_ shape: [Int], seed: UInt64, mean: Float = 0, std: Float = 1)
 /// The lab's own normalizers, in registry order (a test may register more).
 var builtInKinds: [NormalizerKind] { NormalizerRegistry.builtIn.map(\.kind) }
 
+/// The placements a model can give `kind`: not `after` for a normalizer whose own
+/// non-linearity replaces the ReLU.
+func placements(for kind: NormalizerKind) -> [NormalizerPlacement] {
+    NormalizerPlacement.allCases
+}
+
 /// `kind`'s settings with `groups` where it takes a group count, and batch renorm's r and d
 /// clipped at `rmax`, `dmax` (the defaults 1 and 0 make it batch norm in training).
 func settings(_ kind: NormalizerKind, groups: Int? = nil, rmax: Float = 1, dmax: Float = 0) -> NormalizerSettings {
@@ -52,12 +58,11 @@ extension Normalizer {
         AffineParameters(gamma: parameter(named: "gamma")?.gradient ?? [], beta: parameter(named: "beta")?.gradient ?? [])
     }
 
-    /// Replaces gamma and beta, checking their lengths; a normalizer without them (the
-    /// identity) is left as it is.
+    /// Replaces gamma and beta, checking their lengths, where the normalizer has them (the
+    /// identity has neither, RMSNorm no beta).
     func setParameters(gamma: [Float], beta: [Float]) throws {
-        guard !parameters.isEmpty else { return }
-        try setParameter(named: "gamma", to: gamma)
-        try setParameter(named: "beta", to: beta)
+        if parameter(named: "gamma") != nil { try setParameter(named: "gamma", to: gamma) }
+        if parameter(named: "beta") != nil { try setParameter(named: "beta", to: beta) }
     }
 }
 

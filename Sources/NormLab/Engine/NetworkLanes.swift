@@ -1,5 +1,5 @@
 /// A layer that a training step can run in lanes: copies of the layer that share its trainable
-/// values, one per thread, each taking a share of the batch (`Network.trainingGradients`).
+/// values, one per thread, each taking a share of the batch (`NetworkEngine`).
 ///
 /// A lane runs forward and then `inputGradient` back to its input, keeping what the parameters'
 /// gradients need; the layer then adds each lane's share to its own gradients with
@@ -33,7 +33,7 @@ extension LaneLayer {
 /// The lanes of a `Network`'s training step: copies of its layers that share their trainable
 /// values, one per thread.
 ///
-/// A batch of more than `Network.pieceSize` samples goes through a piece at a time, forward and
+/// A batch of more than `NetworkEngine.pieceSize` samples goes through a piece at a time, forward and
 /// backward, so that what one piece's layers write and read stays in the processor's caches;
 /// each piece is shared out between the lanes, and each lane runs its samples forward and back
 /// to the input gradients on its own thread, with no hand-offs between threads. Then each

@@ -1,5 +1,5 @@
 /// Samples `first..<first + count` of a batch of `batch`, when a training step takes the batch
-/// through the network a piece at a time, forward and backward (`Network.pieceSize`), or
+/// through the network a piece at a time, forward and backward (`NetworkEngine.pieceSize`), or
 /// shares it out between lanes (`NetworkLanes`).
 ///
 /// A parameter's gradient sums over the whole batch, so each layer's backward pass for a piece

@@ -11,9 +11,12 @@ struct NormalizerChecks {
     let kind: NormalizerKind
     /// Group norm's group count in these checks (it must divide the channel counts used: 4, 6, 16).
     var groups: Int? = nil
+    /// Other settings of the kind's, by key.
+    var settings: [String: any SettingValue] = [:]
 
     func make(channels: Int) -> any Normalizer {
-        makeNormalizer(kind, channels: channels, groups: groups)
+        guard !settings.isEmpty else { return makeNormalizer(kind, channels: channels, groups: groups) }
+        return try! NormalizerSettings(kind: kind, settings).makeNormalizer(channelCount: channels)
     }
 
     /// Every fixture of this kind in `Tests/Fixtures/normalizers` passes, as `normlab verify`
@@ -115,9 +118,8 @@ struct NormalizerChecks {
         assertError(.unsupportedRank(shape: [2, 4, 3], kind: kind)) { _ = try layer.forward(Tensor(shape: [2, 4, 3]), mode: .training) }
         assertError(.channelMismatch(expected: 4, shape: [2, 5, 3, 3])) { _ = try layer.forward(Tensor(shape: [2, 5, 3, 3]), mode: .training) }
         assertError(.emptyInput(shape: [0, 4, 3, 3])) { _ = try layer.forward(Tensor(shape: [0, 4, 3, 3]), mode: .training) }
-        if !layer.parameters.isEmpty {
-            assertError(.parameterLength(name: "gamma", expected: 4, got: 2)) { try layer.setParameters(gamma: [1, 1], beta: [0, 0, 0, 0]) }
-            assertError(.parameterLength(name: "beta", expected: 4, got: 5)) { try layer.setParameters(gamma: [1, 1, 1, 1], beta: [0, 0, 0, 0, 0]) }
+        for parameter in layer.parameters {
+            assertError(.parameterLength(name: parameter.name, expected: 4, got: 2)) { try layer.setParameter(named: parameter.name, to: [1, 1]) }
         }
 
         let fresh = make(channels: 4)
@@ -136,20 +138,27 @@ struct NormalizerChecks {
     }
 
     /// Values around 1000 with a spread of 10, as in an un-normalized feature: Σx² − (Σx)²/n in
-    /// Float32 would lose the variance entirely. The output matches a Float64 standardization
-    /// over `members` (the index sets the normalizer shares statistics over).
-    func accurateWithALargeOffset(members: (_ shape: [Int]) -> [[Int]], file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Float32 would lose the variance entirely. The output matches `reference` computed in
+    /// Float64 over `members` (the index sets the normalizer shares statistics over): by default
+    /// a standardization, (x − mean) / sqrt(var + 1e-5).
+    func accurateWithALargeOffset(
+        members: (_ shape: [Int]) -> [[Int]], reference: ((_ values: [Double]) -> [Double])? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let shape = [16, 4, 14, 14]
         let x = randomTensor(shape, seed: 11, mean: 1000, std: 10)
         let layer = make(channels: 4)
         let y = try layer.forward(x, mode: .training)
         let dx = try layer.backward(randomTensor(shape, seed: 12))
         var expected = [Float](repeating: 0, count: x.count)
-        for indices in members(shape) {
-            let values = indices.map { Double(x.scalars[$0]) }
+        func standardized(_ values: [Double]) -> [Double] {
             let mean = values.reduce(0, +) / Double(values.count)
             let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
-            for (i, v) in zip(indices, values) { expected[i] = Float((v - mean) / (variance + 1e-5).squareRoot()) }
+            return values.map { ($0 - mean) / (variance + 1e-5).squareRoot() }
+        }
+        for indices in members(shape) {
+            let values = indices.map { Double(x.scalars[$0]) }
+            for (i, y) in zip(indices, (reference ?? standardized)(values)) { expected[i] = Float(y) }
         }
         assertClose(y.scalars, expected, tolerance: 2e-4, "\(kind)", file: file, line: line)
         XCTAssertTrue(dx.scalars.allSatisfy(\.isFinite), "\(kind)", file: file, line: line)
@@ -169,13 +178,13 @@ struct NormalizerChecks {
         let shape = [32, 16, 28, 28]
         let x = randomTensor(shape, seed: 21, mean: 1, std: 2)
         let dy = randomTensor(shape, seed: 22)
-        var runs: [(Tensor, Tensor, AffineParameters)] = []
+        var runs: [(Tensor, Tensor, [[Float]])] = []
         for threads in [1, 2, 3] {
             try withExecution(threads: threads) {
                 let layer = make(channels: 16)
                 let y = try layer.forward(x, mode: .training)
                 let dx = try layer.backward(dy)
-                runs.append((y, dx, layer.affineGradients))
+                runs.append((y, dx, layer.parameters.map(\.gradient)))
             }
         }
         for run in runs.dropFirst() {
@@ -198,6 +207,9 @@ struct NormalizerChecks {
             return indices
         }
     }
+
+    /// One per (sample, channel) plane: each over H, W.
+    static func perPlane(_ shape: [Int]) -> [[Int]] { perSampleGroup(shape, channelsPerGroup: 1) }
 
     /// One per sample and block of `channelsPerGroup` channels: layer (all C), group, instance (1).
     static func perSampleGroup(_ shape: [Int], channelsPerGroup: Int) -> [[Int]] {
