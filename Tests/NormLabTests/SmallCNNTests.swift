@@ -90,11 +90,12 @@ final class SmallCNNTests: XCTestCase {
                     let split = try SmallCNN.make(normalizer: normalizer, placement: placement, seed: 6)
                     let batchStatistics = split.normalizers.contains { $0 is any BatchStatisticsNormalizer }
                     let perSample = split.normalizers.allSatisfy { $0 is any PerSampleNormalizer }
+                    let keepsRunningStatistics = split.normalizers.contains { $0 is any StatefulNormalizer }
                     let loss = try withExecution(threads: threads) {
-                        // Per-sample statistics: a step on other images first, as the next
+                        // Without running statistics: a step on other images first, as the next
                         // step's sums must start from zero, not from what this one left. (With
-                        // batch statistics, it would move the running statistics.)
-                        if !batchStatistics { _ = try split.trainingGradients(images: otherImages, labels: labels[...]) }
+                        // them, it would move the running statistics.)
+                        if !keepsRunningStatistics { _ = try split.trainingGradients(images: otherImages, labels: labels[...]) }
                         return try split.trainingGradients(images: images, labels: labels[...])
                     }
                     XCTAssertEqual(split.engine.ranInLanes, batchStatistics ? threads > 1 : perSample, context)

@@ -21,7 +21,7 @@ var builtInKinds: [NormalizerKind] { NormalizerRegistry.builtIn.map(\.kind) }
 /// The placements a model can give `kind`: not `after` for a normalizer whose own
 /// non-linearity replaces the ReLU.
 func placements(for kind: NormalizerKind) -> [NormalizerPlacement] {
-    NormalizerPlacement.allCases
+    NormalizerPlacement.allCases.filter { $0 == .before || !kind.registration.replacesReLU }
 }
 
 /// `kind`'s settings with `groups` where it takes a group count, and batch renorm's r and d

@@ -40,6 +40,10 @@ public struct ModelSettings: Equatable, Sendable {
         if zeroInitResidual && !hasShortcuts {
             throw ModelError.unsupported("zero_init_residual starts each residual branch at zero: \(name) has no residual blocks (use resnet-D)")
         }
+        let registration = normalizer.kind.registration
+        if placement == .after && registration.replacesReLU {
+            throw ModelError.placedAfterReLU(registration)
+        }
         if placement == .after && hasShortcuts {
             throw ModelError.unsupported(
                 "placement \"after\" (conv → ReLU → norm) does not fit \(name): a residual block's last normalizer comes before the addition and the ReLU after it. Use \"before\", or a model without residual blocks")
@@ -70,5 +74,13 @@ public struct ModelSettings: Equatable, Sendable {
         try validate(normalizer: normalizer, placement: placement, image: image)
         var slots = NormSlots(normalizer: normalizer, placement: placement, seed: seed, makeNormalizer: makeNormalizer)
         return try architecture.make(image: image, classes: classes, zeroInitResidual: zeroInitResidual, slots: &slots)
+    }
+}
+
+extension ModelError {
+    /// Placement `after` for a normalizer whose own non-linearity replaces the ReLU after it.
+    static func placedAfterReLU(_ registration: NormalizerRegistration) -> ModelError {
+        .unsupported(
+            "\(registration.displayName) has its own non-linearity in place of the ReLU after it, so it cannot be placed after the ReLU: use placement \"before\"")
     }
 }

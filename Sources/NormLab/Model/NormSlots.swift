@@ -41,11 +41,17 @@ public struct NormSlots {
         return [NormalizerLayer(try makeNormalizer(channels))]
     }
 
-    /// conv → norm → ReLU, or conv → ReLU → norm with placement `after`.
+    /// conv → norm → ReLU, or conv → ReLU → norm with placement `after`; conv → norm for a
+    /// normalizer whose own non-linearity replaces the ReLU (`NormalizerRegistration.replacesReLU`).
+    /// - Throws: `ModelError.unsupported` for such a normalizer with placement `after`.
     public mutating func convolutionNormReLU(_ input: Int, _ output: Int, stride: Int = 1) throws -> [any Layer] {
+        let registration = normalizer.kind.registration
+        if registration.replacesReLU && placement == .after {
+            throw ModelError.placedAfterReLU(registration)
+        }
         let convolution = convolution(input, output, stride: stride)
         switch placement {
-        case .before: return [convolution] + (try norm(output)) + [ReLU()]
+        case .before: return [convolution] + (try norm(output)) + (registration.replacesReLU ? [] : [ReLU()])
         case .after: return [convolution, ReLU()] + (try norm(output))
         }
     }

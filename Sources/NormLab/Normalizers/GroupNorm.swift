@@ -9,7 +9,7 @@
 ///   `LayerNorm(C)` on features);
 /// - instance norm (Ulyanov, Vedaldi & Lempitsky 2016, https://arxiv.org/abs/1607.08022), one
 ///   group per channel: each (sample, channel) plane over H and W; it needs `[N, C, H, W]` input.
-public final class GroupNorm: PerSampleNormalizer {
+public final class GroupNorm: PerSampleNormalizer, RectifyingNormalizer {
     /// How the channels are grouped.
     public enum Grouping: Equatable, Sendable {
         /// One group: layer norm.
@@ -73,12 +73,6 @@ public final class GroupNorm: PerSampleNormalizer {
             requiresSpatial: requiresSpatial, into: &output, rectifying: rectifying)
     }
 
-    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
-        try inputGradient(gradOutput, into: &gradInput)
-        for parameter in parameters { parameter.gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
-        addParameterGradients(to: parameters)
-    }
-
     public func sharingParameters() -> any PerSampleNormalizer { GroupNorm(sharingParametersOf: self) }
 
     public func inputGradient(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
@@ -122,15 +116,18 @@ extension GroupNorm {
     /// Group norm's entry in the lab (`NormalizerRegistry`).
     static let registration = NormalizerRegistration(
         kind: .group, displayName: "group norm", summary: "per sample and group of C/G channels, over H, W",
-        settings: [
-            NormalizerSetting(
-                "groups", default: Int?.none, help: "G, the number of groups; it must divide every norm slot's channels (default min(8, C))",
-                places: [.experiment, .record, .fixture, .commandLine],
-                problem: { $0 > 0 ? nil : "the group count must be positive, got \($0)" },
-                describe: { "\($0.map(String.init) ?? "min(8, C)") groups" }, layerDefault: { min(8, $0) }),
-        ],
+        settings: [.groups],
         benchmark: .init(settings: ["groups": 8])
     ) { settings, channels in
         try GroupNorm(channelCount: channels, groupCount: settings.value("groups") ?? min(8, channels), epsilon: settings.epsilon)
     }
+}
+
+extension NormalizerSetting {
+    /// Group norm's and EvoNorm's G.
+    static let groups = NormalizerSetting(
+        "groups", default: Int?.none, help: "G, the number of groups; it must divide every norm slot's channels (default min(8, C))",
+        places: [.experiment, .record, .fixture, .commandLine],
+        problem: { $0 > 0 ? nil : "the group count must be positive, got \($0)" },
+        describe: { "\($0.map(String.init) ?? "min(8, C)") groups" }, layerDefault: { min(8, $0) })
 }

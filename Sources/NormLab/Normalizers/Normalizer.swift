@@ -41,7 +41,7 @@ public protocol Normalizer: AnyObject {
 }
 
 /// A normalizer that can apply the ReLU after it in the pass that writes its output, instead
-/// of leaving the ReLU a pass of its own (every built-in normalizer can).
+/// of leaving the ReLU a pass of its own (every built-in normalizer that a ReLU follows can).
 public protocol RectifyingNormalizer: Normalizer {
     /// `forward(_:mode:into:)`; with `rectifying`, writes max(y, 0) instead of y: the same bits
     /// as `ReLU` after it. `backward` stays the normalizer's alone: the ReLU's mask comes first,
@@ -95,7 +95,7 @@ public protocol StatefulNormalizer: Normalizer {
 /// a training step can take a batch through it a few samples at a time and on several threads
 /// at once (`Engine/`): copies of it that share its parameters, each with some of the samples,
 /// whose gradient terms the engine adds up in sample order.
-public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormalizer {
+public protocol PerSampleNormalizer: InputReleasingNormalizer {
     /// A normalizer of the same settings with buffers of its own that shares this one's
     /// `parameters` (the same objects).
     func sharingParameters() -> any PerSampleNormalizer
@@ -108,6 +108,47 @@ public protocol PerSampleNormalizer: RectifyingNormalizer, InputReleasingNormali
     /// normalizer's `parameters` or those of the normalizer it shares them with), sample by
     /// sample, in order: added to zeros, the same bits as `backward` over all the samples.
     func addParameterGradients(to parameters: [Parameter])
+}
+
+extension PerSampleNormalizer {
+    /// `inputGradient`, then the parameters' gradients from zero.
+    public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        try inputGradient(gradOutput, into: &gradInput)
+        for parameter in parameters { parameter.gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        addParameterGradients(to: parameters)
+    }
+}
+
+/// A per-sample normalizer's terms of its parameters' gradients: for each parameter, one value
+/// per (sample, channel), which `add(to:)` adds into the gradients sample by sample, in order.
+struct SampleGradientTerms {
+    private var terms: [[Float]] = []
+    private(set) var batch = 0, channels = 0
+
+    /// Room for `parameterCount` parameters' terms over `batch` samples of `channels` channels.
+    mutating func reset(parameterCount: Int, batch: Int, channels: Int) {
+        (self.batch, self.channels) = (batch, channels)
+        if terms.count != parameterCount || terms.first?.count != batch * channels {
+            terms = Array(repeating: [Float](repeating: 0, count: batch * channels), count: parameterCount)
+        }
+    }
+
+    /// Parameter `parameter`'s term for sample `sample` and channel `channel`.
+    subscript(parameter: Int, sample: Int, channel: Int) -> Float {
+        get { terms[parameter][sample * channels + channel] }
+        set { terms[parameter][sample * channels + channel] = newValue }
+    }
+
+    /// Adds the terms into `parameters`' gradients (in the order of the terms), sample by sample.
+    func add(to parameters: [Parameter]) {
+        for (parameter, terms) in zip(parameters, terms) {
+            parameter.gradient.withUnsafeMutableBufferPointer { gradient in
+                for sample in 0..<batch {
+                    for channel in 0..<channels { gradient[channel] += terms[sample * channels + channel] }
+                }
+            }
+        }
+    }
 }
 
 extension Normalizer {

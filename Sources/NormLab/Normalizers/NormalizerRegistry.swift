@@ -16,6 +16,10 @@ public enum NormalizerRegistry {
         GroupNorm.instanceRegistration,
         GroupNorm.registration,
         BatchRenorm.registration,
+        GhostBatchNorm.registration,
+        RMSNorm.registration,
+        FilterResponseNorm.registration,
+        EvoNorm.registration,
     ]
 
     private static let entries = Mutex<[NormalizerRegistration]>(builtIn)
@@ -105,6 +109,10 @@ public struct NormalizerRegistration: Sendable {
     /// Whether a model's norm slots hold it; false for the identity, whose slots stay empty
     /// (and whose convolutions keep their bias).
     public let fillsSlots: Bool
+    /// Whether its output already has its own non-linearity (FRN's threshold, EvoNorm's
+    /// sigmoid gate), which takes the place of the ReLU that would follow it; such a normalizer
+    /// cannot be placed after the ReLU.
+    public let replacesReLU: Bool
     /// How a page describes a run of it when that is not its settings (the identity's "no
     /// normalization").
     public let pageDescription: String?
@@ -132,7 +140,7 @@ public struct NormalizerRegistration: Sendable {
 
     public init(
         kind: NormalizerKind, displayName: String, summary: String, defaultEpsilon: Float? = NormalizerSettings.defaultEpsilon,
-        settings: [NormalizerSetting] = [], fillsSlots: Bool = true, pageDescription: String? = nil,
+        settings: [NormalizerSetting] = [], fillsSlots: Bool = true, replacesReLU: Bool = false, pageDescription: String? = nil,
         benchmark: Benchmark? = Benchmark(),
         make: @escaping @Sendable (_ settings: NormalizerSettings, _ channelCount: Int) throws -> any Normalizer
     ) {
@@ -142,6 +150,7 @@ public struct NormalizerRegistration: Sendable {
         self.defaultEpsilon = defaultEpsilon
         self.settings = settings
         self.fillsSlots = fillsSlots
+        self.replacesReLU = replacesReLU
         self.pageDescription = pageDescription
         self.benchmark = benchmark
         self.make = make

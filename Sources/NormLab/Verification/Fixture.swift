@@ -34,9 +34,25 @@ public struct Fixture: Decodable, Sendable {
     public struct Expected: Decodable, Sendable {
         public var output: [Double]
         public var grad_input: [Double]
-        public var grad_gamma: [Double]
-        public var grad_beta: [Double]
+        /// dL/d of each parameter, by the parameter's name (`grad_gamma` → `gamma`).
+        public var parameterGradients: [String: [Double]]
         public var state: [String: [Double]]?
+
+        enum CodingKeys: String, CodingKey {
+            case output, grad_input, state
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            output = try container.decode([Double].self, forKey: .output)
+            grad_input = try container.decode([Double].self, forKey: .grad_input)
+            state = try container.decodeIfPresent([String: [Double]].self, forKey: .state)
+            let all = try decoder.container(keyedBy: AnyKey.self)
+            parameterGradients = [:]
+            for key in all.allKeys where key.stringValue.hasPrefix("grad_") && key.stringValue != "grad_input" {
+                parameterGradients[String(key.stringValue.dropFirst("grad_".count))] = try all.decode([Double].self, forKey: key)
+            }
+        }
     }
 
     public struct Tolerance: Decodable, Sendable {
@@ -49,13 +65,38 @@ public struct Fixture: Decodable, Sendable {
     public var normalizer: NormalizerDescription
     public var mode: String
     public var input: Input
-    public var gamma: [Double]
-    public var beta: [Double]
+    /// The normalizer's parameters by name (`gamma`, `beta`, FRN's `tau`, EvoNorm's `v`): every
+    /// top-level list of numbers that is not one of the fields above or below.
+    public var parameters: [String: [Double]]
     public var grad_output: [Double]
     public var state: [String: [Double]]?
     public var expected: Expected?
     public var expect_error: String?
     public var tolerance: Tolerance?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case format, name, normalizer, mode, input, grad_output, state, expected, expect_error, tolerance
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        format = try container.decode(String.self, forKey: .format)
+        name = try container.decode(String.self, forKey: .name)
+        normalizer = try container.decode(NormalizerDescription.self, forKey: .normalizer)
+        mode = try container.decode(String.self, forKey: .mode)
+        input = try container.decode(Input.self, forKey: .input)
+        grad_output = try container.decode([Double].self, forKey: .grad_output)
+        state = try container.decodeIfPresent([String: [Double]].self, forKey: .state)
+        expected = try container.decodeIfPresent(Expected.self, forKey: .expected)
+        expect_error = try container.decodeIfPresent(String.self, forKey: .expect_error)
+        tolerance = try container.decodeIfPresent(Tolerance.self, forKey: .tolerance)
+        let fixed = Set(CodingKeys.allCases.map(\.rawValue))
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        parameters = [:]
+        for key in all.allKeys where !fixed.contains(key.stringValue) {
+            parameters[key.stringValue] = try all.decode([Double].self, forKey: key)
+        }
+    }
 
     /// Reads and checks a fixture file.
     /// - Throws: `FixtureError` when the file cannot be read or is not a valid fixture.

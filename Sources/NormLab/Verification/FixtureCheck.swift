@@ -50,7 +50,7 @@ extension Fixture {
                 path: name, reason: "normalizer.channels is \(description.channels), but the input's shape is \(input.shape)")
         }
         let layer = try description.settings.makeNormalizer(channelCount: description.channels)
-        for (name, values) in [("gamma", gamma), ("beta", beta)] {
+        for (name, values) in parameters.sorted(by: { $0.key < $1.key }) {
             try layer.setParameter(named: name, to: values.map(Float.init))
         }
         let stateful = layer as? any StatefulNormalizer
@@ -70,9 +70,11 @@ extension Fixture {
         var pairs: [(String, [Float], [Double])] = [
             ("output", got.output, expected.output),
             ("grad_input", got.gradInput, expected.grad_input),
-            ("grad_gamma", got.gradients["gamma"] ?? [], expected.grad_gamma),
-            ("grad_beta", got.gradients["beta"] ?? [], expected.grad_beta),
         ]
+        // Every parameter the normalizer has is compared, and every gradient the fixture gives.
+        for name in Set(got.gradients.keys).union(expected.parameterGradients.keys).sorted() {
+            pairs.append(("grad_" + name, got.gradients[name] ?? [], expected.parameterGradients[name] ?? []))
+        }
         for (key, values) in (expected.state ?? [:]).sorted(by: { $0.key < $1.key }) {
             pairs.append(("state." + key, got.state[key] ?? [], values))
         }

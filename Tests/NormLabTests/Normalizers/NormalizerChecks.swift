@@ -38,7 +38,7 @@ struct NormalizerChecks {
     /// Float32 with a step large enough that rounding stays well below the tolerance. `make`
     /// builds a fresh normalizer, so each evaluation starts from the same state.
     func gradientsMatchFiniteDifferences(
-        _ name: String, shape: [Int], mode: NormalizationMode = .training,
+        _ name: String, shape: [Int], mode: NormalizationMode = .training, step: Float = 1e-2,
         make: () -> any Normalizer, file: StaticString = #filePath, line: UInt = #line
     ) throws {
         let x = randomTensor(shape, seed: 1)
@@ -61,7 +61,6 @@ struct NormalizerChecks {
         _ = try layer.forward(x, mode: mode)
         let gradInput = try layer.backward(weights)
 
-        let step: Float = 1e-2
         func numeric(_ perturb: (Float) throws -> Double) rethrows -> Double {
             (try perturb(step) - perturb(-step)) / Double(2 * step)
         }

@@ -1,0 +1,147 @@
+import Foundation
+
+/// EvoNorm-S0 (Liu et al. 2020, https://arxiv.org/abs/2004.02967): a normalizer and activation
+/// in one, found by search, with no batch dependence. With G groups of channels as in group norm,
+/// `y = x · sigmoid(v · x) / sqrt(var_g(x) + ε) · γ + β`, where var_g is the biased variance over
+/// the sample's group of channels and H, W (the numerator is not centred) and v a learnable
+/// per-channel vector that starts at 1 and takes no weight decay. Its sigmoid gate replaces the
+/// ReLU after it. Training and inference are the same; it needs `[N, C, H, W]` input.
+///
+/// Backward, with s = sigmoid(v·x), u = x·s, r = 1/sqrt(var + ε) and M values per group:
+/// `dβ = Σ dy`, `dγ = Σ dy·u·r`, du = dy·γ·r, `dv = Σ du·x²·s(1−s)`, and
+/// `dx = du·(s + v·x·s(1−s)) − r³·(x − μ)/M · Σ_group dy·γ·u`.
+public final class EvoNorm: PerSampleNormalizer {
+    public var kind: NormalizerKind { .evonorm }
+    public let channelCount: Int
+    /// G; it divides `channelCount`.
+    public let groupCount: Int
+    public let epsilon: Float
+    /// The per-channel scale, shift and gate slope.
+    public let gamma: Parameter, beta: Parameter, v: Parameter
+    public let parameters: [Parameter]
+    /// The last forward's input and each group's mean and r, for the backward pass.
+    private var input: Tensor?
+    private var layout: NormalizationLayout?
+    private var groupMean: [Float] = []
+    private var groupInverse: [Float] = []
+    /// Each (sample, channel)'s terms of dγ, dβ and dv from the last backward pass.
+    private var terms = SampleGradientTerms()
+
+    /// - Throws: `NormalizerError` when the channel or group count is not positive, the group
+    ///   count does not divide the channel count, or epsilon is not positive.
+    public init(channelCount: Int, groupCount: Int, epsilon: Float = NormalizerSettings.defaultEpsilon) throws {
+        guard channelCount > 0 else { throw NormalizerError.invalidChannelCount(channelCount) }
+        guard groupCount > 0 else { throw NormalizerError.invalidGroupCount(groupCount) }
+        guard channelCount % groupCount == 0 else {
+            throw NormalizerError.groupsDoNotDivideChannels(channels: channelCount, groups: groupCount)
+        }
+        try NormalizerError.checkEpsilon(epsilon)
+        (self.channelCount, self.groupCount, self.epsilon) = (channelCount, groupCount, epsilon)
+        (gamma, beta) = (.gamma(channelCount: channelCount), .beta(channelCount: channelCount))
+        v = Parameter("v", repeating: 1, count: channelCount, decays: false)
+        parameters = [gamma, beta, v]
+    }
+
+    /// A copy with the same settings and the same parameter objects.
+    private init(sharingParametersOf other: EvoNorm) {
+        (channelCount, groupCount, epsilon) = (other.channelCount, other.groupCount, other.epsilon)
+        (gamma, beta, v, parameters) = (other.gamma, other.beta, other.v, other.parameters)
+    }
+
+    @inline(__always)
+    private static func sigmoid(_ t: Float) -> Float { 1 / (1 + exp(-t)) }
+
+    public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
+        let layout = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind, requiresSpatial: true)
+        let (c, p) = (layout.channels, layout.spatial), perGroup = c / groupCount, size = perGroup * p
+        let groups = layout.batch * groupCount
+        if groupMean.count != groups { (groupMean, groupInverse) = ([Float](repeating: 0, count: groups), [Float](repeating: 0, count: groups)) }
+        output.reshape(to: input.shape)
+        let (gamma, beta, v) = (gamma.value, beta.value, v.value)
+        input.scalars.withUnsafeBufferPointer { x in
+            output.scalars.withUnsafeMutableBufferPointer { y in
+                for group in 0..<groups {
+                    let first = group * size
+                    let mean = Float(VectorKernels.sum(x.baseAddress! + first, size) / Double(size))
+                    let variance = Float(VectorKernels.sumOfSquaredDeviations(x.baseAddress! + first, size, mean: mean) / Double(size))
+                    let r = 1 / (variance + epsilon).squareRoot()
+                    (groupMean[group], groupInverse[group]) = (mean, r)
+                    for i in first..<first + size {
+                        let channel = i / p % c
+                        y[i] = x[i] * Self.sigmoid(v[channel] * x[i]) * r * gamma[channel] + beta[channel]
+                    }
+                }
+            }
+        }
+        self.input = input
+        self.layout = layout
+    }
+
+    public func sharingParameters() -> any PerSampleNormalizer { EvoNorm(sharingParametersOf: self) }
+
+    public func inputGradient(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
+        guard let input, let layout else { throw NormalizerError.backwardWithoutForward }
+        guard gradOutput.shape == input.shape else {
+            throw NormalizerError.gradientShapeMismatch(expected: input.shape, got: gradOutput.shape)
+        }
+        self.input = nil
+        let (c, p) = (layout.channels, layout.spatial), perGroup = c / groupCount, size = perGroup * p
+        terms.reset(parameterCount: 3, batch: layout.batch, channels: c)
+        let (gamma, v) = (gamma.value, v.value)
+        gradInput.reshape(to: input.shape)
+        input.scalars.withUnsafeBufferPointer { x in
+            gradOutput.scalars.withUnsafeBufferPointer { dy in
+                gradInput.scalars.withUnsafeMutableBufferPointer { dx in
+                    for group in 0..<layout.batch * groupCount {
+                        let first = group * size, r = groupInverse[group], mean = groupMean[group]
+                        // Σ dy·γ·u over the group: dL/dr.
+                        var gradientOfInverse = 0.0
+                        for plane in 0..<perGroup {
+                            let planeIndex = group * perGroup + plane, channel = planeIndex % c
+                            var (sumDyU, sumDy, sumDv) = (0.0, 0.0, 0.0)
+                            for i in planeIndex * p..<(planeIndex + 1) * p {
+                                let s = Self.sigmoid(v[channel] * x[i]), u = x[i] * s
+                                sumDyU += Double(dy[i] * u)
+                                sumDy += Double(dy[i])
+                                sumDv += Double(dy[i] * gamma[channel] * r * x[i] * x[i] * s * (1 - s))
+                            }
+                            let sample = planeIndex / c
+                            terms[0, sample, channel] = Float(sumDyU) * r
+                            terms[1, sample, channel] = Float(sumDy)
+                            terms[2, sample, channel] = Float(sumDv)
+                            gradientOfInverse += Double(gamma[channel]) * sumDyU
+                        }
+                        let varianceTerm = -r * r * r * Float(gradientOfInverse) / Float(size)
+                        for i in first..<first + size {
+                            let channel = i / p % c
+                            let s = Self.sigmoid(v[channel] * x[i])
+                            let du = dy[i] * gamma[channel] * r
+                            dx[i] = du * (s + v[channel] * x[i] * s * (1 - s)) + varianceTerm * (x[i] - mean)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public func addParameterGradients(to parameters: [Parameter]) { terms.add(to: parameters) }
+
+    public func releaseSavedInput() {
+        input = nil
+    }
+}
+
+extension NormalizerKind {
+    public static let evonorm = NormalizerKind(registering: "evonorm")
+}
+
+extension EvoNorm {
+    /// Its entry in the lab (`NormalizerRegistry`).
+    static let registration = NormalizerRegistration(
+        kind: .evonorm, displayName: "EvoNorm-S0",
+        summary: "x·sigmoid(v·x) over the standard deviation of the sample's group of C/G channels and H, W; replaces the ReLU after it",
+        settings: [.groups], replacesReLU: true, benchmark: .init(settings: ["groups": 8])
+    ) { settings, channels in
+        try EvoNorm(channelCount: channels, groupCount: settings.value("groups") ?? min(8, channels), epsilon: settings.epsilon)
+    }
+}
