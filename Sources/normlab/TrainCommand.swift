@@ -15,6 +15,7 @@ enum TrainCommand {
         var text = """
             usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
                                  [--seed N] [--placement before|after] [--zero-init-residual]
+                                 [--weight-standardization]
                                  [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
                                  \(options)
               --model       the network (default smallcnn):
@@ -40,6 +41,7 @@ enum TrainCommand {
               --data        a folder of Fashion-MNIST IDX files or of CIFAR-10's binary files
                             (default: the embedded Fashion-MNIST subset)
               --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
+              --weight-standardization  every convolution standardizes its weights over its fan-in (Qiao et al. 2019)
             """
         return text
     }
@@ -52,7 +54,8 @@ enum TrainCommand {
         }
         let json = options.flag("--json")
         let model = try ModelSettings(
-            name: options.value("--model") ?? ModelSettings.smallCNN.name, zeroInitResidual: options.flag("--zero-init-residual"))
+            name: options.value("--model") ?? ModelSettings.smallCNN.name, zeroInitResidual: options.flag("--zero-init-residual"),
+            weightStandardization: options.flag("--weight-standardization"))
         let kind = try normalizerKind(named: options.value("--norm") ?? "batch")
         var normalizer = NormalizerSettings(kind: kind)
         var seen = Set<String>()
@@ -120,6 +123,7 @@ enum TrainCommand {
                 if let value, let json = setting.jsonObject(value) { object[setting.recordKey] = json }
             }
             if model.hasShortcuts { object["zero_init_residual"] = model.zeroInitResidual }
+            if model.weightStandardization { object["weight_standardization"] = true }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

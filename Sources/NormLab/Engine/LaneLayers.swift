@@ -67,13 +67,14 @@ extension Conv2D: LaneLayer {
     func inputGradient(_ outputGradient: Tensor) throws -> Tensor {
         keptOutputGradient = outputGradient
         guard computesInputGradient else { return Tensor(shape: [0]) }
-        kernel.inputGradient(outputGradient, weight: weight, into: &layerInputGradient)
+        kernel.inputGradient(outputGradient, weight: computedWeight, into: &layerInputGradient)
         return layerInputGradient
     }
 
     func addParameterGradients(from lane: any Layer, piece: SamplePiece) {
         let lane = lane as! Conv2D
-        kernel.parameterGradients(lane.keptOutputGradient, piece: piece, source: lane.kernel, weight: weight, bias: bias)
+        kernel.parameterGradients(lane.keptOutputGradient, piece: piece, source: lane.kernel, weight: computedWeight, bias: bias)
+        if piece.isLast { finishWeightGradient() }
     }
 
     /// The weight gradient's product: K · Cout · (the share's output positions).

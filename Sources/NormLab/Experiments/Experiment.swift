@@ -38,6 +38,8 @@ public struct Experiment: Equatable, Sendable {
     public struct NormalizerEntry: Equatable, Sendable {
         public var label: String
         public var settings: NormalizerSettings
+        /// Whether the model's convolutions standardize their weights in this entry's runs.
+        public var weightStandardization = false
     }
 
     public struct PreciseBNPlan: Equatable, Sendable, Codable {
@@ -177,6 +179,8 @@ public struct Experiment: Equatable, Sendable {
                     for base in baseLearningRates {
                         for placement in placements {
                             for entry in normalizers {
+                                var model = model
+                                model.weightStandardization = entry.weightStandardization
                                 runs.append(RunSpec(
                                     experiment: name, model: model, label: entry.label, normalizer: entry.settings,
                                     placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
@@ -233,9 +237,10 @@ private struct ExperimentFile: Decodable {
     struct Normalizer: Decodable {
         var label: String?
         var settings: NormalizerSettings
+        var weightStandardization: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case kind, label, eps
+            case kind, label, eps, weightStandardization = "weight_standardization"
         }
 
         init(from decoder: any Decoder) throws {
@@ -244,9 +249,10 @@ private struct ExperimentFile: Decodable {
             let registration = kind.registration
             let keys = registration.settings(in: .experiment).map(\.key)
             try decoder.rejectUnknownKeys(
-                Set(keys + ["kind", "label"] + (registration.defaultEpsilon == nil ? [] : ["eps"])),
+                Set(keys + ["kind", "label", "weight_standardization"] + (registration.defaultEpsilon == nil ? [] : ["eps"])),
                 context: "a \"\(kind.rawValue)\" normalizer")
             label = try container.decodeIfPresent(String.self, forKey: .label)
+            weightStandardization = try container.decodeIfPresent(Bool.self, forKey: .weightStandardization)
             settings = NormalizerSettings(kind: kind)
             if let eps = try container.decodeIfPresent(Float.self, forKey: .eps) { settings.epsilon = eps }
             let values = try decoder.container(keyedBy: AnyKey.self)
@@ -284,6 +290,7 @@ private struct ExperimentFile: Decodable {
     var testSize: Int?
     var model: OneOrMany<String>?
     var zeroInitResidual: Bool?
+    var weightStandardization: Bool?
     var epochs: Int
     var learningRate: LearningRate
     var weightDecay: Float?
@@ -297,7 +304,7 @@ private struct ExperimentFile: Decodable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case format, name, description, data, trainSize = "train_size", testSize = "test_size", model
-        case zeroInitResidual = "zero_init_residual", epochs
+        case zeroInitResidual = "zero_init_residual", weightStandardization = "weight_standardization", epochs
         case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
         case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", outputs
     }
@@ -316,6 +323,7 @@ private struct ExperimentFile: Decodable {
         testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
         model = try container.decodeIfPresent(OneOrMany<String>.self, forKey: .model)
         zeroInitResidual = try container.decodeIfPresent(Bool.self, forKey: .zeroInitResidual)
+        weightStandardization = try container.decodeIfPresent(Bool.self, forKey: .weightStandardization)
         epochs = try container.decode(Int.self, forKey: .epochs)
         learningRate = try container.decode(LearningRate.self, forKey: .learningRate)
         weightDecay = try container.decodeIfPresent(Float.self, forKey: .weightDecay)
@@ -357,7 +365,11 @@ private struct ExperimentFile: Decodable {
             throw ExperimentError.invalid("\"learning_rate.schedule\" is \"\(schedule)\"; the lab has \"cosine\"")
         }
         let entries = normalizers.map { entry in
-            Experiment.NormalizerEntry(label: entry.label ?? entry.settings.kind.rawValue, settings: entry.settings)
+            // An entry's own "weight_standardization" overrides the file's.
+            let standardizes = entry.weightStandardization ?? weightStandardization ?? false
+            return Experiment.NormalizerEntry(
+                label: entry.label ?? entry.settings.kind.rawValue + (standardizes ? "+ws" : ""), settings: entry.settings,
+                weightStandardization: standardizes)
         }
         return Experiment(
             name: name, description: description ?? "", models: models, data: data ?? "embedded", trainSize: trainSize, testSize: testSize,

@@ -7,6 +7,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var model: String
     /// Residual networks: whether each residual branch starts at zero; absent otherwise.
     public var zeroInitResidual: Bool?
+    /// `true` when the convolutions standardize their weights; absent otherwise.
+    public var weightStandardization: Bool?
     /// The normalizer's row label (its kind unless the experiment names it otherwise).
     public var label: String
     /// The normalizer and its settings, recorded as `normalizer`, `epsilon` and each recorded
@@ -29,7 +31,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var testSize: Int?
 
     enum CodingKeys: String, CodingKey {
-        case experiment, model, zeroInitResidual = "zero_init_residual", label, normalizer, epsilon
+        case experiment, model, zeroInitResidual = "zero_init_residual", weightStandardization = "weight_standardization"
+        case label, normalizer, epsilon
         case placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
@@ -45,6 +48,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         self.experiment = experiment
         self.model = model.name
         zeroInitResidual = model.hasShortcuts ? model.zeroInitResidual : nil
+        weightStandardization = model.weightStandardization ? true : nil
         self.label = label
         normalizerSettings = settings
         self.placement = placement
@@ -66,6 +70,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         experiment = try container.decode(String.self, forKey: .experiment)
         model = try container.decodeIfPresent(String.self, forKey: .model) ?? ModelSettings.smallCNN.name
         zeroInitResidual = try container.decodeIfPresent(Bool.self, forKey: .zeroInitResidual)
+        weightStandardization = try container.decodeIfPresent(Bool.self, forKey: .weightStandardization)
         label = try container.decode(String.self, forKey: .label)
         normalizerSettings = NormalizerSettings(kind: try container.decode(NormalizerKind.self, forKey: .normalizer))
         normalizerSettings.epsilon = try container.decode(Float.self, forKey: .epsilon)
@@ -109,6 +114,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try container.encode(experiment, forKey: .experiment)
         try container.encode(model, forKey: .model)
         try container.encodeIfPresent(zeroInitResidual, forKey: .zeroInitResidual)
+        try container.encodeIfPresent(weightStandardization == true ? true : nil, forKey: .weightStandardization)
         try container.encode(label, forKey: .label)
         try container.encode(normalizer, forKey: .normalizer)
         try container.encode(normalizerSettings.epsilon, forKey: .epsilon)
@@ -138,7 +144,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
     /// The network this run trains.
     /// - Throws: `ModelError` for a model name the lab does not have.
     public func modelSettings() throws -> ModelSettings {
-        try ModelSettings(name: model, zeroInitResidual: zeroInitResidual ?? false)
+        try ModelSettings(name: model, zeroInitResidual: zeroInitResidual ?? false, weightStandardization: weightStandardization ?? false)
     }
 
     /// The trainer's settings for this run: it trains at the recorded peak rate `learningRate`,

@@ -16,6 +16,11 @@ public final class Conv2D {
     public let bias: Parameter?
     /// The weight, then the bias if any (kept, so that a training step asks without allocating).
     public let parameters: [Parameter]
+    /// Whether the weights are standardized over each output channel's fan-in before use
+    /// (`WeightStandardization`); weight decay still applies to W.
+    public let standardizesWeights: Bool
+    /// Ŵ and dL/dŴ when the weights are standardized: what the computation uses in place of W.
+    private let standardized: Parameter?
 
     /// The computation, and the buffers it reuses.
     let kernel: ConvolutionKernel
@@ -32,7 +37,7 @@ public final class Conv2D {
     /// and a zero bias.
     public init(
         inputChannels: Int, outputChannels: Int, geometry: ConvolutionGeometry = .same3x3, bias: Bool,
-        generator: inout SeededGenerator
+        standardizesWeights: Bool = false, generator: inout SeededGenerator
     ) {
         precondition(inputChannels > 0 && outputChannels > 0)
         self.inputChannels = inputChannels
@@ -42,6 +47,8 @@ public final class Conv2D {
         weight = Parameter("weight", generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std), decays: true)
         self.bias = bias ? Parameter("bias", repeating: 0, count: outputChannels, decays: false) : nil
         parameters = [weight] + (self.bias.map { [$0] } ?? [])
+        self.standardizesWeights = standardizesWeights
+        standardized = Self.standardizedWeight(like: weight, if: standardizesWeights)
         kernel = ConvolutionKernel(inputChannels: inputChannels, outputChannels: outputChannels, geometry: geometry)
     }
 
@@ -54,9 +61,19 @@ public final class Conv2D {
         weight = other.weight
         bias = other.bias
         parameters = other.parameters
+        standardizesWeights = other.standardizesWeights
+        standardized = Self.standardizedWeight(like: weight, if: standardizesWeights)
         kernel = ConvolutionKernel(inputChannels: inputChannels, outputChannels: outputChannels, geometry: geometry)
         kernel.chunkEntries = other.kernel.chunkEntries
     }
+
+    /// Room for Ŵ, when the weights are standardized.
+    private static func standardizedWeight(like weight: Parameter, if standardizes: Bool) -> Parameter? {
+        standardizes ? Parameter("standardized weight", repeating: 0, count: weight.value.count, decays: false) : nil
+    }
+
+    /// The weights the computation uses: W, or Ŵ when they are standardized.
+    var computedWeight: Parameter { standardized ?? weight }
 
     /// The output's shape for an input of `shape` [N, Cin, H, W].
     public func outputShape(_ shape: [Int]) -> [Int] { kernel.outputShape(shape) }
@@ -65,19 +82,29 @@ public final class Conv2D {
     /// max(y, 0): the ReLU after a convolution with no normalizer. Without `keepingInput` (an
     /// inference pass, which no backward follows) nothing is kept for a backward pass.
     public func forward(_ x: Tensor, into y: inout Tensor, rectifying: Bool = false, keepingInput: Bool = true) {
-        kernel.forward(x, weight: weight, bias: bias, into: &y, rectifying: rectifying, keepingInput: keepingInput)
+        if let standardized {
+            WeightStandardization.standardize(weight.value, into: &standardized.value, outputs: outputChannels)
+        }
+        kernel.forward(x, weight: computedWeight, bias: bias, into: &y, rectifying: rectifying, keepingInput: keepingInput)
     }
 
     /// Sets the weight (and bias) gradients from dL/dy and writes dL/dx.
     public func backward(_ dy: Tensor, into dx: inout Tensor) {
         parameterGradients(dy)
-        kernel.inputGradient(dy, weight: weight, into: &dx)
+        kernel.inputGradient(dy, weight: computedWeight, into: &dx)
     }
 
     /// Sets the weight (and bias) gradients from dL/dy, for a first layer whose input needs no
     /// gradient.
     public func parameterGradients(_ dy: Tensor) {
-        kernel.parameterGradients(dy, weight: weight, bias: bias)
+        kernel.parameterGradients(dy, weight: computedWeight, bias: bias)
+        finishWeightGradient()
+    }
+
+    /// With standardized weights: dL/dW from the dL/dŴ that the computation left.
+    func finishWeightGradient() {
+        guard let standardized else { return }
+        weight.gradient = WeightStandardization.weightGradient(standardized.gradient, weight: weight.value, outputs: outputChannels)
     }
 }
 

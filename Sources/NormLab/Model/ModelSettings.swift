@@ -5,6 +5,8 @@ public struct ModelSettings: Equatable, Sendable {
     public let architecture: any Architecture
     /// Residual networks: each block's last gamma starts at 0 (with no normalizer: SkipInit).
     public var zeroInitResidual: Bool
+    /// Whether every convolution standardizes its weights (`WeightStandardization`).
+    public var weightStandardization = false
 
     /// The name as users write it.
     public var name: String { architecture.name }
@@ -12,20 +14,21 @@ public struct ModelSettings: Equatable, Sendable {
     public static let smallCNN = ModelSettings(architecture: SmallCNN(), zeroInitResidual: false)
 
     /// - Throws: `ModelError.unknownModel` for a name the lab does not have.
-    public init(name: String, zeroInitResidual: Bool = false) throws {
+    public init(name: String, zeroInitResidual: Bool = false, weightStandardization: Bool = false) throws {
         guard let architecture = try ModelRegistry.architecture(named: name) else {
             throw ModelError.unknownModel("unknown model \"\(name)\": the lab has \(ModelRegistry.nameList)")
         }
-        self.init(architecture: architecture, zeroInitResidual: zeroInitResidual)
+        self.init(architecture: architecture, zeroInitResidual: zeroInitResidual, weightStandardization: weightStandardization)
     }
 
-    public init(architecture: any Architecture, zeroInitResidual: Bool = false) {
+    public init(architecture: any Architecture, zeroInitResidual: Bool = false, weightStandardization: Bool = false) {
         self.architecture = architecture
         self.zeroInitResidual = zeroInitResidual
+        self.weightStandardization = weightStandardization
     }
 
     public static func == (a: ModelSettings, b: ModelSettings) -> Bool {
-        a.name == b.name && a.zeroInitResidual == b.zeroInitResidual
+        a.name == b.name && a.zeroInitResidual == b.zeroInitResidual && a.weightStandardization == b.weightStandardization
     }
 
     /// The channel counts of the model's norm slots.
@@ -73,6 +76,7 @@ public struct ModelSettings: Equatable, Sendable {
     ) throws -> any Model {
         try validate(normalizer: normalizer, placement: placement, image: image)
         var slots = NormSlots(normalizer: normalizer, placement: placement, seed: seed, makeNormalizer: makeNormalizer)
+        slots.weightStandardization = weightStandardization
         return try architecture.make(image: image, classes: classes, zeroInitResidual: zeroInitResidual, slots: &slots)
     }
 }

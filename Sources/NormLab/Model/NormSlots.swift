@@ -6,6 +6,8 @@ public struct NormSlots {
 
     public let normalizer: NormalizerSettings
     public let placement: NormalizerPlacement
+    /// Whether the convolutions standardize their weights (`WeightStandardization`).
+    public var weightStandardization = false
     private let makeNormalizer: MakeNormalizer
     public var generator: SeededGenerator
 
@@ -32,7 +34,7 @@ public struct NormSlots {
         return Conv2D(
             inputChannels: input, outputChannels: output,
             geometry: ConvolutionGeometry(kernel: kernel, stride: stride, padding: kernel / 2), bias: bias,
-            generator: &generator)
+            standardizesWeights: weightStandardization, generator: &generator)
     }
 
     /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none".

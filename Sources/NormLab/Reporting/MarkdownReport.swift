@@ -173,7 +173,10 @@ public enum MarkdownReport {
         var parts: [String] = []
         var seen = Set<String>()
         for record in table.records where seen.insert(record.spec.label).inserted {
-            parts.append("\(record.spec.label): \(record.spec.normalizerSettings.pageDescription)")
+            let settings = record.spec.normalizerSettings
+            let standardized = record.spec.weightStandardization == true
+                ? " — \(settings.kind.registration.displayName) + WS (each convolution's weights standardized over its fan-in)" : ""
+            parts.append("\(record.spec.label): \(settings.pageDescription)\(standardized)")
         }
         return parts.joined(separator: "; ")
     }

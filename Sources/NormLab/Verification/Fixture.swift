@@ -31,6 +31,17 @@ public struct Fixture: Decodable, Sendable {
         public var data: [Double]
     }
 
+    /// A weight-standardized convolution (`conv_ws` cases): its channels, square kernel,
+    /// stride, zero padding and the standardization's ε.
+    public struct StandardizedConvolution: Decodable, Sendable {
+        public var in_channels: Int
+        public var out_channels: Int
+        public var kernel: Int
+        public var stride: Int
+        public var padding: Int
+        public var eps: Double
+    }
+
     public struct Expected: Decodable, Sendable {
         public var output: [Double]
         public var grad_input: [Double]
@@ -62,7 +73,11 @@ public struct Fixture: Decodable, Sendable {
 
     public var format: String
     public var name: String
-    public var normalizer: NormalizerDescription
+    /// What the case checks: a normalizer, or (`conv_ws`) a weight-standardized convolution
+    /// with its raw weights.
+    public var normalizer: NormalizerDescription?
+    public var convolution: StandardizedConvolution?
+    public var weight: Input?
     public var mode: String
     public var input: Input
     /// The normalizer's parameters by name (`gamma`, `beta`, FRN's `tau`, EvoNorm's `v`): every
@@ -75,17 +90,32 @@ public struct Fixture: Decodable, Sendable {
     public var tolerance: Tolerance?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case format, name, normalizer, mode, input, grad_output, state, expected, expect_error, tolerance
+        case format, name, normalizer, convolution = "conv_ws", weight, mode, input, grad_output, state, expected, expect_error
+        case tolerance
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         format = try container.decode(String.self, forKey: .format)
         name = try container.decode(String.self, forKey: .name)
-        normalizer = try container.decode(NormalizerDescription.self, forKey: .normalizer)
-        mode = try container.decode(String.self, forKey: .mode)
+        normalizer = try container.decodeIfPresent(NormalizerDescription.self, forKey: .normalizer)
+        convolution = try container.decodeIfPresent(StandardizedConvolution.self, forKey: .convolution)
+        weight = try container.decodeIfPresent(Input.self, forKey: .weight)
+        guard (normalizer == nil) != (convolution == nil) else {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath, debugDescription: "a fixture has exactly one of \"normalizer\" and \"conv_ws\""))
+        }
+        if convolution != nil && weight == nil {
+            throw DecodingError.keyNotFound(CodingKeys.weight, .init(codingPath: decoder.codingPath, debugDescription: "a conv_ws case needs its weights"))
+        }
+        mode = try container.decodeIfPresent(String.self, forKey: .mode) ?? "training"
         input = try container.decode(Input.self, forKey: .input)
-        grad_output = try container.decode([Double].self, forKey: .grad_output)
+        // A list, or (`conv_ws` cases) a tensor with its own shape.
+        if let tensor = try? container.decode(Input.self, forKey: .grad_output) {
+            grad_output = tensor.data
+        } else {
+            grad_output = try container.decode([Double].self, forKey: .grad_output)
+        }
         state = try container.decodeIfPresent([String: [Double]].self, forKey: .state)
         expected = try container.decodeIfPresent(Expected.self, forKey: .expected)
         expect_error = try container.decodeIfPresent(String.self, forKey: .expect_error)

@@ -40,7 +40,7 @@ extension Fixture {
     }
 
     private func run() throws -> Outputs {
-        let description = normalizer
+        guard let description = normalizer else { return try runConvolution() }
         // The tensors first: their sizes are bounded by the file's, and the channel count must
         // be theirs before any per-channel array is made.
         let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
@@ -62,6 +62,35 @@ extension Fixture {
         let dx = try layer.backward(dy)
         let gradients = Dictionary(uniqueKeysWithValues: layer.parameters.map { ($0.name, $0.gradient) })
         return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: gradients, state: stateful?.state ?? [:])
+    }
+
+    /// A `conv_ws` case: the convolution forward, then backward through the standardization.
+    private func runConvolution() throws -> Outputs {
+        guard let convolution, let weight else { preconditionFailure("a conv_ws case has its convolution and weights") }
+        func malformed(_ reason: String) -> FixtureError { .malformed(path: name, reason: reason) }
+        guard Float(convolution.eps) == WeightStandardization.epsilon else {
+            throw malformed("conv_ws.eps is \(convolution.eps); the lab standardizes weights with ε \(WeightStandardization.epsilon)")
+        }
+        guard convolution.in_channels > 0, convolution.out_channels > 0, convolution.kernel > 0, convolution.stride > 0,
+              convolution.padding >= 0
+        else { throw malformed("conv_ws needs positive channel counts, kernel and stride, and a padding of 0 or more") }
+        let geometry = ConvolutionGeometry(kernel: convolution.kernel, stride: convolution.stride, padding: convolution.padding)
+        let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
+        let weights = try Tensor(shape: weight.shape, scalars: weight.data.map(Float.init))
+        guard x.shape.count == 4, x.shape[1] == convolution.in_channels,
+              weights.shape == [convolution.out_channels, convolution.in_channels, convolution.kernel, convolution.kernel]
+        else { throw malformed("input \(x.shape) and weight \(weights.shape) do not fit conv_ws") }
+        var generator = SeededGenerator(seed: 0)
+        let layer = Conv2D(
+            inputChannels: convolution.in_channels, outputChannels: convolution.out_channels, geometry: geometry, bias: false,
+            standardizesWeights: true, generator: &generator)
+        guard try layer.outputShape(for: x.shape).reduce(1, *) == grad_output.count else {
+            throw malformed("grad_output has \(grad_output.count) values, the output \(try layer.outputShape(for: x.shape))")
+        }
+        layer.weight.value = weights.scalars
+        let y = try layer.forward(x, mode: .training)
+        let dx = try layer.backward(try Tensor(shape: y.shape, scalars: grad_output.map(Float.init)))
+        return Outputs(output: y.scalars, gradInput: dx.scalars, gradients: ["weight": layer.weight.gradient], state: [:])
     }
 
     private func compare(_ got: Outputs) -> FixtureResult {

@@ -26,7 +26,7 @@ struct NormalizerChecks {
         var checked = 0
         for name in names {
             let fixture = try Fixture.load(from: normalizerFixtures.appendingPathComponent(name))
-            guard fixture.normalizer.kind == kind else { continue }
+            guard fixture.normalizer?.kind == kind else { continue }
             let result = fixture.check()
             XCTAssertTrue(result.passed, "\(name): \(result.message ?? "") \(result.comparisons)", file: file, line: line)
             checked += 1
