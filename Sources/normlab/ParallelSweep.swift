@@ -6,7 +6,8 @@ import Synchronization
 /// (`normlab sweep FILE --task I --threads T`) and leaves its record in the task folder.
 ///
 /// This process is the results file's only writer: as each child exits it moves the child's
-/// record into the results file, so the file is never torn and resumes like a sequential sweep's.
+/// record into the results file, so the file is never torn and resumes like a sequential sweep's;
+/// once every run is in, it rewrites the file in the grid's order.
 ///
 /// Stopped by SIGINT, SIGTERM or SIGHUP, or by its output closing (`sweep … | head`), it stops
 /// its children (SIGTERM; after a second signal, SIGKILL), records what finished, and exits: the
@@ -118,6 +119,9 @@ enum ParallelSweep {
                 failures.joined(separator: "; ")
                     + ". The runs that finished are recorded; running the sweep again runs the rest.")
         }
+        // The runs finished in whatever order they took; the complete file lists them in the
+        // grid's order, as a sequential sweep's does (so pages list the rows as the file does).
+        _ = try Merge.merge(plan, outputDirectory: outputDirectory, partial: false)
         return Sweep.Summary(
             totalRuns: plan.runs.count, alreadyRecorded: plan.runs.count - pending.count, ran: ran, diverged: diverged,
             seconds: Sweep.seconds(clock.now - start), resultsPath: log.path)

@@ -57,18 +57,26 @@ public final class EvoNorm: PerSampleNormalizer {
         let groups = layout.batch * groupCount
         if groupMean.count != groups { (groupMean, groupInverse) = ([Float](repeating: 0, count: groups), [Float](repeating: 0, count: groups)) }
         output.reshape(to: input.shape)
-        let (gamma, beta, v) = (gamma.value, beta.value, v.value)
+        let (gamma, beta, v, epsilon) = (gamma.value, beta.value, v.value, epsilon)
+        // Each group on one thread, start to finish: the same bits on any thread count.
         input.scalars.withUnsafeBufferPointer { x in
             output.scalars.withUnsafeMutableBufferPointer { y in
-                for group in 0..<groups {
-                    let first = group * size
-                    let mean = Float(VectorKernels.sum(x.baseAddress! + first, size) / Double(size))
-                    let variance = Float(VectorKernels.sumOfSquaredDeviations(x.baseAddress! + first, size, mean: mean) / Double(size))
-                    let r = 1 / (variance + epsilon).squareRoot()
-                    (groupMean[group], groupInverse[group]) = (mean, r)
-                    for i in first..<first + size {
-                        let channel = i / p % c
-                        y[i] = x[i] * Self.sigmoid(v[channel] * x[i]) * r * gamma[channel] + beta[channel]
+                groupMean.withUnsafeMutableBufferPointer { groupMean in
+                    groupInverse.withUnsafeMutableBufferPointer { groupInverse in
+                        let (x, y) = (x.baseAddress!, y.baseAddress!)
+                        Parallelism.forEach(groups, cost: 8 * size) { groupRange in
+                            for group in groupRange {
+                                let first = group * size
+                                let mean = Float(VectorKernels.sum(x + first, size) / Double(size))
+                                let variance = Float(VectorKernels.sumOfSquaredDeviations(x + first, size, mean: mean) / Double(size))
+                                let r = 1 / (variance + epsilon).squareRoot()
+                                (groupMean[group], groupInverse[group]) = (mean, r)
+                                for plane in first / p..<(first + size) / p {
+                                    let channel = plane % c, (g, b, slope) = (gamma[channel] * r, beta[channel], v[channel])
+                                    for i in plane * p..<(plane + 1) * p { y[i] = x[i] * Self.sigmoid(slope * x[i]) * g + b }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -88,39 +96,52 @@ public final class EvoNorm: PerSampleNormalizer {
         let (c, p) = (layout.channels, layout.spatial), perGroup = c / groupCount, size = perGroup * p
         terms.reset(parameterCount: 3, batch: layout.batch, channels: c)
         let (gamma, v) = (gamma.value, v.value)
+        let planes = layout.batch * c
+        var planeTerms = [Float](repeating: 0, count: 3 * planes)
         gradInput.reshape(to: input.shape)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    for group in 0..<layout.batch * groupCount {
-                        let first = group * size, r = groupInverse[group], mean = groupMean[group]
-                        // Σ dy·γ·u over the group: dL/dr.
-                        var gradientOfInverse = 0.0
-                        for plane in 0..<perGroup {
-                            let planeIndex = group * perGroup + plane, channel = planeIndex % c
-                            var (sumDyU, sumDy, sumDv) = (0.0, 0.0, 0.0)
-                            for i in planeIndex * p..<(planeIndex + 1) * p {
-                                let s = Self.sigmoid(v[channel] * x[i]), u = x[i] * s
-                                sumDyU += Double(dy[i] * u)
-                                sumDy += Double(dy[i])
-                                sumDv += Double(dy[i] * gamma[channel] * r * x[i] * x[i] * s * (1 - s))
+                    planeTerms.withUnsafeMutableBufferPointer { planeTerms in
+                        groupMean.withUnsafeBufferPointer { groupMean in
+                            groupInverse.withUnsafeBufferPointer { groupInverse in
+                                let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
+                                Parallelism.forEach(layout.batch * groupCount, cost: 16 * size) { groupRange in
+                                    for group in groupRange {
+                                        let first = group * size, r = groupInverse[group], mean = groupMean[group]
+                                        // Σ dy·γ·u over the group: dL/dr.
+                                        var gradientOfInverse = 0.0
+                                        for planeIndex in group * perGroup..<(group + 1) * perGroup {
+                                            let channel = planeIndex % c, (g, slope) = (gamma[channel], v[channel])
+                                            var (sumDyU, sumDy, sumDv) = (0.0, 0.0, 0.0)
+                                            for i in planeIndex * p..<(planeIndex + 1) * p {
+                                                let s = Self.sigmoid(slope * x[i]), u = x[i] * s
+                                                sumDyU += Double(dy[i] * u)
+                                                sumDy += Double(dy[i])
+                                                sumDv += Double(dy[i] * g * r * x[i] * x[i] * s * (1 - s))
+                                            }
+                                            (planeTerms[planeIndex], planeTerms[planes + planeIndex], planeTerms[2 * planes + planeIndex]) =
+                                                (Float(sumDyU) * r, Float(sumDy), Float(sumDv))
+                                            gradientOfInverse += Double(g) * sumDyU
+                                        }
+                                        let varianceTerm = -r * r * r * Float(gradientOfInverse) / Float(size)
+                                        for planeIndex in group * perGroup..<(group + 1) * perGroup {
+                                            let channel = planeIndex % c, (g, slope) = (gamma[channel] * r, v[channel])
+                                            for i in planeIndex * p..<(planeIndex + 1) * p {
+                                                let s = Self.sigmoid(slope * x[i])
+                                                dx[i] = dy[i] * g * (s + slope * x[i] * s * (1 - s)) + varianceTerm * (x[i] - mean)
+                                            }
+                                        }
+                                    }
+                                }
                             }
-                            let sample = planeIndex / c
-                            terms[0, sample, channel] = Float(sumDyU) * r
-                            terms[1, sample, channel] = Float(sumDy)
-                            terms[2, sample, channel] = Float(sumDv)
-                            gradientOfInverse += Double(gamma[channel]) * sumDyU
-                        }
-                        let varianceTerm = -r * r * r * Float(gradientOfInverse) / Float(size)
-                        for i in first..<first + size {
-                            let channel = i / p % c
-                            let s = Self.sigmoid(v[channel] * x[i])
-                            let du = dy[i] * gamma[channel] * r
-                            dx[i] = du * (s + v[channel] * x[i] * s * (1 - s)) + varianceTerm * (x[i] - mean)
                         }
                     }
                 }
             }
+        }
+        for plane in 0..<planes {
+            for parameter in 0..<3 { terms[parameter, plane / c, plane % c] = planeTerms[parameter * planes + plane] }
         }
     }
 

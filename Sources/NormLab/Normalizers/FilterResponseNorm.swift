@@ -46,16 +46,22 @@ public final class FilterResponseNorm: PerSampleNormalizer {
         let (c, p) = (layout.channels, layout.spatial)
         if inverseRMS.count != layout.batch * c { inverseRMS = [Float](repeating: 0, count: layout.batch * c) }
         output.reshape(to: input.shape)
-        let (gamma, beta, tau) = (gamma.value, beta.value, tau.value)
+        let (gamma, beta, tau, epsilon) = (gamma.value, beta.value, tau.value, epsilon)
+        // Each plane on one thread, start to finish: the same bits on any thread count.
         input.scalars.withUnsafeBufferPointer { x in
             output.scalars.withUnsafeMutableBufferPointer { y in
-                for plane in 0..<layout.batch * c {
-                    let channel = plane % c, first = plane * p
-                    var squares = 0.0
-                    for i in first..<first + p { squares += Double(x[i] * x[i]) }
-                    let r = 1 / (Float(squares / Double(p)) + epsilon).squareRoot()
-                    inverseRMS[plane] = r
-                    for i in first..<first + p { y[i] = max(gamma[channel] * (x[i] * r) + beta[channel], tau[channel]) }
+                inverseRMS.withUnsafeMutableBufferPointer { inverseRMS in
+                    let (x, y) = (x.baseAddress!, y.baseAddress!)
+                    Parallelism.forEach(layout.batch * c, cost: 2 * p) { planes in
+                        for plane in planes {
+                            let channel = plane % c, first = plane * p
+                            let meanSquare = Float(VectorKernels.sumOfSquaredDeviations(x + first, p, mean: 0) / Double(p))
+                            let r = 1 / (meanSquare + epsilon).squareRoot()
+                            inverseRMS[plane] = r
+                            let (g, b, t) = (gamma[channel], beta[channel], tau[channel])
+                            for i in first..<first + p { y[i] = max(g * (x[i] * r) + b, t) }
+                        }
+                    }
                 }
             }
         }
@@ -74,35 +80,39 @@ public final class FilterResponseNorm: PerSampleNormalizer {
         let (c, p) = (layout.channels, layout.spatial), planes = layout.batch * c
         terms.reset(parameterCount: 3, batch: layout.batch, channels: c)
         let (gamma, beta, tau) = (gamma.value, beta.value, tau.value)
+        var planeTerms = [Float](repeating: 0, count: 3 * planes)
         gradInput.reshape(to: input.shape)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    for plane in 0..<planes {
-                        let channel = plane % c, first = plane * p, r = inverseRMS[plane]
-                        var (sumDz, sumDzNormalized, sumDtau) = (0.0, 0.0, 0.0)
-                        for i in first..<first + p {
-                            let normalized = x[i] * r
-                            if gamma[channel] * normalized + beta[channel] > tau[channel] {
-                                sumDz += Double(dy[i])
-                                sumDzNormalized += Double(dy[i] * normalized)
-                            } else {
-                                sumDtau += Double(dy[i])
+                    planeTerms.withUnsafeMutableBufferPointer { planeTerms in
+                        inverseRMS.withUnsafeBufferPointer { inverseRMS in
+                            let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
+                            Parallelism.forEach(planes, cost: 3 * p) { planeRange in
+                                for plane in planeRange {
+                                    let channel = plane % c, first = plane * p, r = inverseRMS[plane]
+                                    let (g, b, t) = (gamma[channel], beta[channel], tau[channel])
+                                    // dy goes to z where z = γ·x̂ + β > τ, to τ elsewhere: dz, written
+                                    // into dx first.
+                                    for i in first..<first + p { dx[i] = g * (x[i] * r) + b > t ? dy[i] : 0 }
+                                    let sums = VectorKernels.gradientSums(dx + first, x + first, p, mean: 0)
+                                    let sumDtau = VectorKernels.sum(dy + first, p) - sums.sumDy
+                                    let sumDzNormalized = Double(r) * sums.sumDyCentered
+                                    (planeTerms[plane], planeTerms[planes + plane], planeTerms[2 * planes + plane]) =
+                                        (Float(sumDzNormalized), Float(sums.sumDy), Float(sumDtau))
+                                    // dx = γ·r·(dz − x̂·mean(dz·x̂)), in place over dz.
+                                    let meanProjection = Float(sumDzNormalized / Double(p))
+                                    VectorKernels.linearCombination(
+                                        dx + first, x + first, dx + first, p, a: g * r, b: -g * r * r * meanProjection, c: 0)
+                                }
                             }
-                        }
-                        let sample = plane / c
-                        terms[0, sample, channel] = Float(sumDzNormalized)
-                        terms[1, sample, channel] = Float(sumDz)
-                        terms[2, sample, channel] = Float(sumDtau)
-                        let scale = gamma[channel] * r, meanProjection = Float(sumDzNormalized / Double(p))
-                        for i in first..<first + p {
-                            let normalized = x[i] * r
-                            let dz = gamma[channel] * normalized + beta[channel] > tau[channel] ? dy[i] : 0
-                            dx[i] = scale * (dz - normalized * meanProjection)
                         }
                     }
                 }
             }
+        }
+        for plane in 0..<planes {
+            for parameter in 0..<3 { terms[parameter, plane / c, plane % c] = planeTerms[parameter * planes + plane] }
         }
     }
 

@@ -56,20 +56,22 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
             throw NormalizerError.singleValuePerChannel(kind: kind, shape: [last.count] + input.shape.dropFirst())
         }
         while groupInputs.count < groups.count { groupInputs.append(Tensor(shape: [0])) }
-        saved = []
+        while saved.count < groups.count { saved.append(ChannelNormalizationPass()) }
         inputShape = input.shape
         output.reshape(to: input.shape)
         for (index, samples) in groups.enumerated() {
             copySamples(samples, of: input, into: &groupInputs[index])
+            // Each virtual batch keeps its own pass (swapped in and out, not copied).
+            swap(&core.saved, &saved[index])
+            defer { swap(&core.saved, &saved[index]) }
             try core.forward(groupInputs[index], mode: .training, into: &groupOutput, rectifying: rectifying)
-            saved.append(core.saved)
             Self.copy(groupOutput, into: &output, at: samples)
         }
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         guard !groups.isEmpty else { return try core.backward(gradOutput, into: &gradInput) }
-        guard saved.count == groups.count else { throw NormalizerError.backwardWithoutForward }
+        guard saved.count >= groups.count else { throw NormalizerError.backwardWithoutForward }
         guard gradOutput.shape == inputShape else {
             throw NormalizerError.gradientShapeMismatch(expected: inputShape, got: gradOutput.shape)
         }
@@ -77,7 +79,8 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
         gradInput.reshape(to: gradOutput.shape)
         for (index, samples) in groups.enumerated() {
             copySamples(samples, of: gradOutput, into: &groupGradient)
-            core.saved = saved[index]
+            swap(&core.saved, &saved[index])
+            defer { swap(&core.saved, &saved[index]) }
             try core.backward(groupGradient, into: &groupInputGradient)
             for c in 0..<channelCount {
                 gammaGradient[c] += core.gamma.gradient[c]
@@ -85,13 +88,12 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
             }
             Self.copy(groupInputGradient, into: &gradInput, at: samples)
         }
-        saved = []
         (core.gamma.gradient, core.beta.gradient) = (gammaGradient, betaGradient)
     }
 
     public func releaseSavedInput() {
         core.releaseSavedInput()
-        saved = []
+        for index in saved.indices { saved[index].releaseInput() }
     }
 
     /// Writes `part` into samples `samples` of `whole`, which has its shape but for axis 0.

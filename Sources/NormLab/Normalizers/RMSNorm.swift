@@ -38,19 +38,23 @@ public final class RMSNorm: PerSampleNormalizer, RectifyingNormalizer {
         let (c, s) = (layout.channels, layout.spatial), size = c * s
         if inverseRMS.count != layout.batch { inverseRMS = [Float](repeating: 0, count: layout.batch) }
         output.reshape(to: input.shape)
+        // Each sample on one thread, start to finish: the same bits on any thread count.
         input.scalars.withUnsafeBufferPointer { x in
             output.scalars.withUnsafeMutableBufferPointer { y in
-                for sample in 0..<layout.batch {
-                    let first = sample * size
-                    var squares = 0.0
-                    for i in first..<first + size { squares += Double(x[i] * x[i]) }
-                    let r = 1 / (Float(squares / Double(size)) + epsilon).squareRoot()
-                    inverseRMS[sample] = r
-                    for channel in 0..<c {
-                        let scale = gamma.value[channel] * r, start = first + channel * s
-                        for i in start..<start + s {
-                            let value = x[i] * scale
-                            y[i] = rectifying ? max(value, 0) : value
+                inverseRMS.withUnsafeMutableBufferPointer { inverseRMS in
+                    gamma.value.withUnsafeBufferPointer { gamma in
+                        let (x, y) = (x.baseAddress!, y.baseAddress!)
+                        Parallelism.forEach(layout.batch, cost: 2 * size) { samples in
+                            for sample in samples {
+                                let first = sample * size
+                                let meanSquare = Float(VectorKernels.sumOfSquaredDeviations(x + first, size, mean: 0) / Double(size))
+                                let r = 1 / (meanSquare + epsilon).squareRoot()
+                                inverseRMS[sample] = r
+                                for channel in 0..<c {
+                                    let start = first + channel * s
+                                    VectorKernels.affine(x + start, y + start, s, scale: gamma[channel] * r, shift: 0, rectifying: rectifying)
+                                }
+                            }
                         }
                     }
                 }
@@ -71,28 +75,39 @@ public final class RMSNorm: PerSampleNormalizer, RectifyingNormalizer {
         let (c, s) = (layout.channels, layout.spatial), size = c * s
         terms.reset(parameterCount: 1, batch: layout.batch, channels: c)
         gradInput.reshape(to: input.shape)
+        var sampleTerms = [Float](repeating: 0, count: layout.batch * c)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    for sample in 0..<layout.batch {
-                        let first = sample * size, r = inverseRMS[sample]
-                        // mean(γ·dy·x̂) over the sample, and each channel's Σ dy·x̂.
-                        var projection = 0.0
-                        for channel in 0..<c {
-                            let start = first + channel * s
-                            var total = 0.0
-                            for i in start..<start + s { total += Double(dy[i] * (x[i] * r)) }
-                            terms[0, sample, channel] = Float(total)
-                            projection += Double(gamma.value[channel]) * total
-                        }
-                        let meanProjection = Float(projection / Double(size))
-                        for channel in 0..<c {
-                            let g = gamma.value[channel], start = first + channel * s
-                            for i in start..<start + s { dx[i] = r * (g * dy[i] - x[i] * r * meanProjection) }
+                    sampleTerms.withUnsafeMutableBufferPointer { sampleTerms in
+                        gamma.value.withUnsafeBufferPointer { gamma in
+                            let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
+                            Parallelism.forEach(layout.batch, cost: 3 * size) { samples in
+                                for sample in samples {
+                                    let first = sample * size, r = inverseRMS[sample]
+                                    // Each channel's Σ dy·x̂ = r·Σ dy·x, and mean(γ·dy·x̂) over the sample.
+                                    var projection = 0.0
+                                    for channel in 0..<c {
+                                        let start = first + channel * s
+                                        let total = Double(r) * VectorKernels.gradientSums(dy + start, x + start, s, mean: 0).sumDyCentered
+                                        sampleTerms[sample * c + channel] = Float(total)
+                                        projection += Double(gamma[channel]) * total
+                                    }
+                                    // dx = r·γ·dy − r²·mean(γ·dy·x̂)·x
+                                    let b = -r * r * Float(projection / Double(size))
+                                    for channel in 0..<c {
+                                        let start = first + channel * s
+                                        VectorKernels.linearCombination(dy + start, x + start, dx + start, s, a: gamma[channel] * r, b: b, c: 0)
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
+        }
+        for sample in 0..<layout.batch {
+            for channel in 0..<c { terms[0, sample, channel] = sampleTerms[sample * c + channel] }
         }
     }
 
