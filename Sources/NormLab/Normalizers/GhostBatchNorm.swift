@@ -6,7 +6,8 @@
 ///
 /// The running mean and unbiased running variance are updated once per virtual batch, in order,
 /// with batch norm's momentum; inference uses them. With V ≥ N it is batch norm exactly. A
-/// virtual batch with one value per channel is an error, as for batch norm.
+/// virtual batch with one value per channel is an error, as for batch norm. PreciseBN averages
+/// the statistics of the virtual batches of its re-estimation batches, each with equal weight.
 public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalizer, PopulationStatisticsNormalizer, StatefulNormalizer {
     public var kind: NormalizerKind { .ghostbatch }
     public var channelCount: Int { core.channelCount }
