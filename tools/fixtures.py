@@ -4,12 +4,17 @@
     python3 tools/fixtures.py check FILE_OR_DIR...     recompute every fixture's expected values
                                                        and compare them with the stored ones
     python3 tools/fixtures.py make KIND --shape 4,3,5,5 [--mode training|inference] [--groups G]
-                                   [--eps E] [--momentum M] [--rmax R --dmax D] [--seed S] [--name NAME]
+                                   [--eps E] [--momentum M] [--rmax R --dmax D] [--virtual-batch-size V]
+                                   [--seed S] [--name NAME]
+    python3 tools/fixtures.py make conv_ws --shape 2,3,6,6 --out-channels 4 [--kernel 3] [--stride 1]
+                                   [--padding 1] [--seed S] [--name NAME]
                                                        print a new fixture (JSON) on standard output
 
-The reference is PyTorch in float64 (`F.batch_norm`, `F.layer_norm`, `F.group_norm`, with autograd
-for the gradients) and, for batch renormalization, which PyTorch lacks, a float64 transcription of
-Ioffe 2017, Algorithm 1, with r and d held constant in backpropagation. `check` is a second opinion
+The reference is PyTorch in float64 (`F.batch_norm`, `F.layer_norm`, `F.group_norm`, `F.conv2d`,
+with autograd for the gradients) and, for the methods PyTorch lacks, float64 transcriptions of
+their definitions (FORMAT.md): batch renormalization (Ioffe 2017, Algorithm 1, with r and d held
+constant in backpropagation), ghost batch norm (`F.batch_norm` on each virtual batch in turn),
+FRN with TLU, RMSNorm, EvoNorm-S0 and weight-standardized convolutions. `check` is a second opinion
 on the committed fixtures; `make` writes new cases for `normlab verify` and the test suite (inputs,
 gamma, beta, grad_output and state are exactly representable in float32, as the format asks).
 Needs PyTorch and NumPy (`pip install torch numpy`); NormLab itself does not.
@@ -26,7 +31,10 @@ try:
 except ImportError as error:
     raise SystemExit(f"fixtures.py needs PyTorch and NumPy ({error}): pip install torch numpy")
 
-KINDS = ["batch", "layer", "instance", "group", "batchrenorm"]
+KINDS = ["batch", "layer", "instance", "group", "batchrenorm", "ghostbatch", "frn", "rms", "evonorm"]
+# Each kind's learnable per-channel vectors besides gamma, and whether it has beta.
+EXTRA_PARAMETERS = {"frn": ["tau"], "evonorm": ["v"]}
+WITHOUT_BETA = {"rms"}
 FORMAT = "normlab-fixture/1"
 
 
@@ -39,10 +47,26 @@ def tensor(values, shape=None):
     return t.reshape(shape) if shape is not None else t
 
 
+def reference_conv_ws(case):
+    """`expected` for a weight-standardized convolution (`conv_ws` cases)."""
+    spec = case["conv_ws"]
+    x = tensor(case["input"]["data"], case["input"]["shape"]).requires_grad_(True)
+    w = tensor(case["weight"]["data"], case["weight"]["shape"]).requires_grad_(True)
+    flat = w.reshape(w.shape[0], -1)
+    mean = flat.mean(dim=1, keepdim=True)
+    var = flat.var(dim=1, unbiased=False, keepdim=True)
+    w_hat = ((flat - mean) / torch.sqrt(var + spec["eps"])).reshape(w.shape)
+    y = F.conv2d(x, w_hat, stride=spec["stride"], padding=spec["padding"])
+    y.backward(tensor(case["grad_output"]["data"], case["grad_output"]["shape"]))
+    return {"output": y.detach().flatten().tolist(), "grad_input": x.grad.flatten().tolist(), "grad_weight": w.grad.flatten().tolist()}
+
+
 def reference(case):
     """Computes `expected` (output, gradients, state after) for a fixture's inputs.
 
     Raises ValueError or RuntimeError when the reference itself rejects the case."""
+    if "conv_ws" in case:
+        return reference_conv_ws(case)
     spec, mode = case["normalizer"], case["mode"]
     kind, channels, eps = spec["kind"], spec["channels"], spec["eps"]
     shape = case["input"]["shape"]
@@ -50,7 +74,8 @@ def reference(case):
         raise ValueError(f"input shape {shape} does not have {channels} channels on axis 1 of a 2-D or 4-D tensor")
     x = tensor(case["input"]["data"], shape).requires_grad_(True)
     gamma = tensor(case["gamma"]).requires_grad_(True)
-    beta = tensor(case["beta"]).requires_grad_(True)
+    beta = tensor(case["beta"] if kind not in WITHOUT_BETA else [0.0] * channels).requires_grad_(kind not in WITHOUT_BETA)
+    extra = {name: tensor(case[name]).requires_grad_(True) for name in EXTRA_PARAMETERS.get(kind, [])}
     dy = tensor(case["grad_output"], shape)
     training = mode == "training"
     axes = [0] + list(range(2, len(shape)))  # the batch-style axes: N (and H, W)
@@ -92,6 +117,34 @@ def reference(case):
         y = F.group_norm(x, channels, gamma, beta, eps)
     elif kind == "group":
         y = F.group_norm(x, spec["groups"], gamma, beta, eps)
+    elif kind == "ghostbatch":
+        mean = tensor(state["running_mean"])
+        var = tensor(state["running_var"])
+        if training:
+            size = spec["virtual_batch_size"]
+            # Each virtual batch in turn, as batch norm would normalize it alone; the running
+            # statistics are updated after each.
+            y = torch.cat([
+                F.batch_norm(x[start:start + size], mean, var, gamma, beta, training=True, momentum=spec["momentum"], eps=eps)
+                for start in range(0, shape[0], size)])
+            state_after = {"running_mean": mean.tolist(), "running_var": var.tolist()}
+        else:
+            y = F.batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
+    elif kind == "frn":
+        if len(shape) != 4:
+            raise ValueError("filter response normalization needs [N, C, H, W] input")
+        nu2 = x.pow(2).mean(dim=(2, 3), keepdim=True)
+        y = torch.maximum(gamma.reshape(view) * x / torch.sqrt(nu2 + eps) + beta.reshape(view), extra["tau"].reshape(view))
+    elif kind == "rms":
+        dims = tuple(range(1, len(shape)))
+        y = gamma.reshape(view) * x / torch.sqrt(x.pow(2).mean(dim=dims, keepdim=True) + eps)
+    elif kind == "evonorm":
+        if len(shape) != 4:
+            raise ValueError("EvoNorm-S0 needs [N, C, H, W] input")
+        groups = spec["groups"]
+        var = x.reshape(shape[0], groups, -1).var(dim=2, unbiased=False, keepdim=True)
+        std = torch.sqrt(var + eps).expand(shape[0], groups, channels // groups * shape[2] * shape[3]).reshape(shape)
+        y = x * torch.sigmoid(extra["v"].reshape(view) * x) / std * gamma.reshape(view) + beta.reshape(view)
     else:
         raise FixtureError(f"unknown normalizer kind {kind!r} (one of {', '.join(KINDS)})")
     y.backward(dy)
@@ -99,8 +152,11 @@ def reference(case):
         "output": y.detach().flatten().tolist(),
         "grad_input": x.grad.flatten().tolist(),
         "grad_gamma": gamma.grad.tolist(),
-        "grad_beta": beta.grad.tolist(),
     }
+    if kind not in WITHOUT_BETA:
+        expected["grad_beta"] = beta.grad.tolist()
+    for name, value in extra.items():
+        expected[f"grad_{name}"] = value.grad.tolist()
     if state_after is not None:
         expected["state"] = state_after
     return expected
@@ -133,7 +189,8 @@ def check(paths):
                 print(f"FAIL {file.name}: expects an error, but the reference computes it")
                 continue
             stored = case["expected"]
-            pairs = [(key, stored[key], ours[key]) for key in ("output", "grad_input", "grad_gamma", "grad_beta")]
+            # Every value the reference computes: output, input gradient, each parameter's gradient.
+            pairs = [(key, stored[key], value) for key, value in ours.items() if key != "state"]
             pairs += [(f"state.{key}", stored["state"][key], value) for key, value in ours.get("state", {}).items()]
             worst, verdict = [], "PASS"
             for key, want, got in pairs:
@@ -162,15 +219,37 @@ def make(arguments):
         # float32 values, written as float64: exactly representable, as the format asks.
         return rng.uniform(low, high, count).astype(np.float32).astype(np.float64).tolist()
 
+    if arguments.kind == "conv_ws":
+        if len(shape) != 4 or arguments.out_channels is None:
+            raise SystemExit("make: conv_ws needs --shape N,C,H,W and --out-channels")
+        k, stride, padding = arguments.kernel, arguments.stride, arguments.padding
+        out = [shape[0], arguments.out_channels] + [(size + 2 * padding - k) // stride + 1 for size in shape[2:]]
+        if min(out) < 1:
+            raise SystemExit(f"make: a {k}×{k} kernel with stride {stride} and padding {padding} leaves no output of {shape}")
+        weight_shape = [arguments.out_channels, channels, k, k]
+        case = {"format": FORMAT, "name": arguments.name or f"conv-ws-{k}x{k}-seed{arguments.seed}",
+                "conv_ws": {"in_channels": channels, "out_channels": arguments.out_channels, "kernel": k, "stride": stride,
+                            "padding": padding, "eps": arguments.eps},
+                "input": {"shape": shape, "data": floats(int(np.prod(shape)))},
+                "weight": {"shape": weight_shape, "data": floats(int(np.prod(weight_shape)), -0.5, 0.5)},
+                "grad_output": {"shape": out, "data": floats(int(np.prod(out)))}}
+        case["expected"] = reference(case)
+        print(json.dumps(case))
+        return 0
+
     count = int(np.prod(shape))
     spec = {"kind": arguments.kind, "channels": channels, "eps": arguments.eps}
     case = {"format": FORMAT, "name": arguments.name or f"{arguments.kind}-{len(shape)}d-{arguments.mode}-seed{arguments.seed}"}
-    if arguments.kind in ("batch", "batchrenorm"):
+    if arguments.kind in ("batch", "batchrenorm", "ghostbatch"):
         spec["momentum"] = arguments.momentum
-    if arguments.kind == "group":
+    if arguments.kind in ("group", "evonorm"):
         if arguments.groups is None:
-            raise SystemExit("make: group norm needs --groups")
+            raise SystemExit(f"make: {arguments.kind} needs --groups")
         spec["groups"] = arguments.groups
+    if arguments.kind == "ghostbatch":
+        if arguments.virtual_batch_size is None:
+            raise SystemExit("make: ghost batch norm needs --virtual-batch-size")
+        spec["virtual_batch_size"] = arguments.virtual_batch_size
     if arguments.kind == "batchrenorm":
         if arguments.rmax is None or arguments.dmax is None:
             raise SystemExit("make: batch renorm needs --rmax and --dmax")
@@ -179,9 +258,14 @@ def make(arguments):
     case["mode"] = arguments.mode
     case["input"] = {"shape": shape, "data": floats(count)}
     case["gamma"] = floats(channels, 0.5, 1.5)
-    case["beta"] = floats(channels, -1.0, 1.0)
+    if arguments.kind not in WITHOUT_BETA:
+        case["beta"] = floats(channels, -1.0, 1.0)
+    if arguments.kind == "frn":
+        case["tau"] = floats(channels, -0.5, 0.5)
+    if arguments.kind == "evonorm":
+        case["v"] = floats(channels, 0.5, 1.5)
     case["grad_output"] = floats(count)
-    if arguments.kind == "batch":
+    if arguments.kind in ("batch", "ghostbatch"):
         case["state"] = {"running_mean": floats(channels, -0.5, 0.5), "running_var": floats(channels, 0.5, 2.0)}
     elif arguments.kind == "batchrenorm":
         case["state"] = {"running_mean": floats(channels, -0.5, 0.5), "running_std": floats(channels, 0.5, 2.0)}
@@ -206,7 +290,7 @@ def main():
     checking = commands.add_parser("check", help="recompute the fixtures' expected values and compare")
     checking.add_argument("paths", nargs="+")
     making = commands.add_parser("make", help="print a new fixture")
-    making.add_argument("kind", choices=KINDS)
+    making.add_argument("kind", choices=KINDS + ["conv_ws"])
     making.add_argument("--shape", required=True, type=shape_argument, help="N,C or N,C,H,W")
     making.add_argument("--mode", choices=["training", "inference"], default="training")
     making.add_argument("--groups", type=int)
@@ -214,6 +298,11 @@ def main():
     making.add_argument("--momentum", type=float, default=0.1)
     making.add_argument("--rmax", type=float)
     making.add_argument("--dmax", type=float)
+    making.add_argument("--virtual-batch-size", type=int)
+    making.add_argument("--out-channels", type=int)
+    making.add_argument("--kernel", type=int, default=3)
+    making.add_argument("--stride", type=int, default=1)
+    making.add_argument("--padding", type=int, default=1)
     making.add_argument("--seed", type=int, default=0)
     making.add_argument("--name")
     arguments = parser.parse_args()

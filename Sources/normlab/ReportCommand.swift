@@ -1,21 +1,61 @@
 import Foundation
 import NormLab
 
-/// `normlab report RESULTS.jsonl [--out DIR]`: the markdown table, CSV and SVG chart of a results
-/// file, named after it (`small-batch.jsonl` → `small-batch.md`, `.csv`, `.svg`).
+/// `normlab report RESULTS.jsonl... [--out DIR] [--name NAME]`: the markdown table, CSV and SVG
+/// chart of a results file, named after it (`small-batch.jsonl` → `small-batch.md`, `.csv`,
+/// `.svg`); of several results files, one table of all their rows, named NAME (by default the
+/// files' names joined with `+`).
 enum ReportCommand {
-    static let usage = "usage: normlab report RESULTS.jsonl [--out DIR]"
+    static let usage = "usage: normlab report RESULTS.jsonl... [--out DIR] [--name NAME]"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
         let output = try options.value("--out") ?? "results"
+        let name = try options.value("--name")
         let files = try options.positionals()
-        guard files.count == 1 else { throw UsageError(usage) }
-        guard FileManager.default.fileExists(atPath: files[0]) else { throw UsageError("no such file: \(files[0])") }
-        let base = ((files[0] as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard !files.isEmpty else { throw UsageError(usage) }
+        for file in files where !FileManager.default.fileExists(atPath: file) { throw UsageError("no such file: \(file)") }
+        let base = name ?? files.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }.joined(separator: "+")
+        guard !base.isEmpty, !base.contains("/") else { throw UsageError("--name must be a plain file name, got \"\(base)\"") }
         let outputs = Experiment.Outputs(jsonl: base + ".jsonl", markdown: base + ".md", csv: base + ".csv", svg: base + ".svg")
-        try writeReport(resultsPath: files[0], outputDirectory: output, outputs: outputs, experimentFile: nil)
+        if files.count == 1 {
+            try writeReport(resultsPath: files[0], outputDirectory: output, outputs: outputs, experimentFile: nil)
+        } else {
+            try writeReport(resultsPaths: files, outputDirectory: output, outputs: outputs)
+        }
         return 0
+    }
+
+    /// One page for several results files: their records in one table, in the files' order.
+    static func writeReport(resultsPaths: [String], outputDirectory: String, outputs: Experiment.Outputs) throws {
+        var records: [RunRecord] = []
+        var experimentFiles: [String] = []
+        for path in resultsPaths {
+            let fileRecords = try ResultsLog(path: path).records
+            guard let experiment = fileRecords.first?.spec.experiment else { throw UsageError("\(path) holds no runs") }
+            records += fileRecords
+            experimentFiles.append("experiments/\(experiment).json")
+        }
+        let labels = records.map { "\($0.spec.experiment)/\($0.spec.label)" }
+        let clashing = Set(records.map(\.spec.label)).filter { label in
+            Set(records.filter { $0.spec.label == label }.map(\.spec.experiment)).count > 1
+        }
+        guard clashing.isEmpty else {
+            throw UsageError("the files share the row label\(clashing.count == 1 ? "" : "s") \(clashing.sorted().joined(separator: ", ")): one table cannot tell their rows apart (\(Set(labels).count) rows)")
+        }
+        let table = ResultTable(records: records)
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        func write(_ text: String, _ name: String) throws {
+            let path = (outputDirectory as NSString).appendingPathComponent(name)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            printNow("wrote \(path)")
+        }
+        let markdown = MarkdownReport.render(
+            table, chartFile: outputs.svg, csvFile: outputs.csv, experimentFiles: experimentFiles, resultsFiles: resultsPaths)
+        try write(markdown, outputs.markdown)
+        try write(CSVReport.render(table), outputs.csv)
+        let name = (outputs.markdown as NSString).deletingPathExtension
+        try write(SVGChart.render(table, title: "\(name): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)
     }
 
     /// Writes the report files for `resultsPath` into `outputDirectory`.

@@ -295,4 +295,20 @@ final class ReportTests: XCTestCase {
         FileManager.default.createFile(atPath: empty, contents: Data())
         XCTAssertNotEqual(try runNormlab(["report", empty, "--out", out]), 0)
     }
+
+    func testSeveralResultsFilesMakeOneTableAndWeightStandardizedRowsSaySo() throws {
+        var standardized = record(.group, batch: 2, seed: 0, accuracy: 0.86)
+        standardized.spec.experiment = "family"
+        standardized.spec.label = "group+ws"
+        standardized.spec.weightStandardization = true
+        let table = ResultTable(records: records + [standardized])
+        XCTAssertEqual(table.rows.map(\.name), ["batch norm", "group norm", "none", "group norm + WS"])
+        let markdown = MarkdownReport.render(
+            table, chartFile: "both.svg", csvFile: "both.csv", experimentFiles: ["experiments/synthetic.json", "experiments/family.json"],
+            resultsFiles: ["results/synthetic.jsonl", "results/family.jsonl"])
+        XCTAssertTrue(markdown.hasPrefix("# synthetic + family: "), markdown)
+        XCTAssertTrue(markdown.contains("normlab sweep experiments/family.json --out rerun"), markdown)
+        XCTAssertTrue(markdown.contains("normlab report results/synthetic.jsonl results/family.jsonl --name both"), markdown)
+        XCTAssertTrue(markdown.contains("group norm + WS (each convolution's weights standardized over its fan-in)"), markdown)
+    }
 }

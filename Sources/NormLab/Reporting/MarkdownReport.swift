@@ -13,10 +13,23 @@ public enum MarkdownReport {
         _ table: ResultTable, chartFile: String, csvFile: String, experimentFile: String, resultsFile: String,
         plannedRuns: Int? = nil
     ) -> String {
+        render(
+            table, chartFile: chartFile, csvFile: csvFile, experimentFiles: [experimentFile], resultsFiles: [resultsFile],
+            plannedRuns: plannedRuns)
+    }
+
+    /// The page of several results files in one table (the headline beside another experiment,
+    /// say): the experiments' names in the title, and the commands for each.
+    public static func render(
+        _ table: ResultTable, chartFile: String, csvFile: String, experimentFiles: [String], resultsFiles: [String],
+        plannedRuns: Int? = nil
+    ) -> String {
         var lines: [String] = []
         let specs = table.records.map(\.spec)
-        guard let first = specs.first else { return "# No results\n\nThe results file holds no runs.\n" }
-        lines.append("# \(first.experiment): test accuracy of \(table.modelNames) on \(table.dataName)")
+        guard !specs.isEmpty else { return "# No results\n\nThe results file holds no runs.\n" }
+        var experiments: [String] = []
+        for spec in specs where !experiments.contains(spec.experiment) { experiments.append(spec.experiment) }
+        lines.append("# \(experiments.joined(separator: " + ")): test accuracy of \(table.modelNames) on \(table.dataName)")
         lines.append("")
         lines.append(contentsOf: header(table))
         lines.append("")
@@ -27,8 +40,14 @@ public enum MarkdownReport {
         lines.append("Reproduce from the repository root. The sweep writes to a new folder here: pointed at an existing results file it resumes, skipping the runs already recorded. Runs are deterministic, so the numbers match with 1 thread or 2.")
         lines.append("")
         lines.append("```sh")
-        lines.append("swift run -c release normlab sweep \(experimentFile) --out rerun   # the runs, then this page")
-        lines.append("swift run -c release normlab report \(resultsFile)                  # this page, from the results file")
+        if experimentFiles.count == 1 {
+            lines.append("swift run -c release normlab sweep \(experimentFiles[0]) --out rerun   # the runs, then this page")
+            lines.append("swift run -c release normlab report \(resultsFiles[0])                  # this page, from the results file")
+        } else {
+            for file in experimentFiles { lines.append("swift run -c release normlab sweep \(file) --out rerun   # the runs") }
+            let name = ((chartFile as NSString).lastPathComponent as NSString).deletingPathExtension
+            lines.append("swift run -c release normlab report \(resultsFiles.joined(separator: " ")) --name \(name)   # this page, from the results files")
+        }
         lines.append("```")
         lines.append("")
         lines.append("## Test accuracy (%), mean ± std over seeds")

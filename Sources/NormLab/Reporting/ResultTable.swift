@@ -109,7 +109,10 @@ public struct ResultTable: Sendable {
             let other = otherValues.count > 1 ? otherValue(spec) : nil
             let key = "\(model(spec))|\(spec.label)|\(spec.placement.rawValue)|\(other.map { "\($0)" } ?? "")"
             if rowsByKey[key] == nil {
-                var name = spec.label == spec.normalizer.rawValue ? spec.normalizer.displayName : spec.label
+                // A default label reads as the method's name: "group norm", "group norm + WS".
+                let standardized = spec.weightStandardization == true
+                let defaultLabel = spec.normalizer.rawValue + (standardized ? "+ws" : "")
+                var name = spec.label == defaultLabel ? spec.normalizer.displayName + (standardized ? " + WS" : "") : spec.label
                 if models.count > 1 { name = "\(model(spec)) · \(name)" }
                 if placements.count > 1 { name += spec.placement == .before ? " (before ReLU)" : " (after ReLU)" }
                 if let other { name += axis == .batchSize ? " (lr \(Statistics.format(other)))" : " (batch \(Int(other)))" }
