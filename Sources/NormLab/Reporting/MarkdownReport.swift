@@ -55,7 +55,7 @@ public enum MarkdownReport {
         lines.append(contentsOf: accuracyTable(table))
         lines.append("")
         lines.append(contentsOf: legend(table))
-        lines.append("Accuracy is in inference mode (batch norm and batch renorm use their running averages).")
+        lines.append("Accuracy is in inference mode: a normalizer with running statistics uses its running averages.")
         if table.axis == .batchSize, table.columns.count > 1 {
             lines.append("Drop: percentage points lost from the row's best batch size to batch size \(Statistics.format(table.columns[0])).")
         }
