@@ -83,4 +83,16 @@ final class WeightStandardizationTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(RunSpec.self, from: Data(records[0].utf8)), runs[0])
         XCTAssertThrowsError(try Experiment.decode(Data(text.replacingOccurrences(of: "\"weight_standardization\": true", with: "\"weight_standardization\": 3").utf8), path: "ws.json"))
     }
+
+    func testAHostileConvolutionCaseIsAnErrorNotACrash() throws {
+        let good = try String(contentsOf: normalizerFixtures.appendingPathComponent("conv-ws-3x3.json"), encoding: .utf8)
+        for (from, to) in [("\"padding\": 1", "\"padding\": 3"), ("\"padding\": 1", "\"padding\": -1"), ("\"stride\": 1", "\"stride\": 0"),
+                           ("\"out_channels\": 4", "\"out_channels\": 400000000000"), ("\"eps\": 1e-05", "\"eps\": 0.001")] {
+            let hostile = good.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(hostile, good, from)
+            let result = try Fixture.decode(Data(hostile.utf8), path: "hostile.json").check()
+            XCTAssertFalse(result.passed, to)
+            XCTAssertNotNil(result.message, to)
+        }
+    }
 }

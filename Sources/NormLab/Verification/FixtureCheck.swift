@@ -72,8 +72,10 @@ extension Fixture {
             throw malformed("conv_ws.eps is \(convolution.eps); the lab standardizes weights with ε \(WeightStandardization.epsilon)")
         }
         guard convolution.in_channels > 0, convolution.out_channels > 0, convolution.kernel > 0, convolution.stride > 0,
-              convolution.padding >= 0
-        else { throw malformed("conv_ws needs positive channel counts, kernel and stride, and a padding of 0 or more") }
+              convolution.padding >= 0, convolution.padding < convolution.kernel
+        else {
+            throw malformed("conv_ws needs positive channel counts, kernel and stride, and a padding of 0 or more, smaller than the kernel")
+        }
         let geometry = ConvolutionGeometry(kernel: convolution.kernel, stride: convolution.stride, padding: convolution.padding)
         let x = try Tensor(shape: input.shape, scalars: input.data.map(Float.init))
         let weights = try Tensor(shape: weight.shape, scalars: weight.data.map(Float.init))
