@@ -31,6 +31,9 @@ except ImportError as error:
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "fashion-mnist"
 KINDS = ["none", "batch", "layer", "instance", "group"]  # PyTorch has no batch renormalization
+# The rest of the family, composed from PyTorch's operations where it has no such layer
+# (`bench kernels` only).
+FAMILY = ["ghostbatch", "rms", "frn", "evonorm"]
 
 
 def processor_name():
@@ -60,7 +63,65 @@ def median_seconds(block, minimum_repeats=5, minimum_seconds=0.2):
     return statistics.median(times)
 
 
+class GhostBatchNorm(nn.Module):
+    """Batch norm over consecutive virtual batches of `size` samples (training)."""
+    def __init__(self, channels, size=4):
+        super().__init__()
+        self.norm, self.size = nn.BatchNorm2d(channels), size
+
+    def forward(self, x):
+        if not self.training:
+            return self.norm(x)
+        return torch.cat([self.norm(chunk) for chunk in x.split(self.size)])
+
+
+class RMSNorm(nn.Module):
+    """y = gamma · x / sqrt(mean over C, H, W of x² + eps), gamma per channel."""
+    def __init__(self, channels, eps=1e-5):
+        super().__init__()
+        self.gamma, self.eps = nn.Parameter(torch.ones(channels)), eps
+
+    def forward(self, x):
+        return self.gamma.view(1, -1, 1, 1) * x * torch.rsqrt(x.pow(2).mean(dim=(1, 2, 3), keepdim=True) + self.eps)
+
+
+class FilterResponseNorm(nn.Module):
+    """FRN with TLU: max(gamma · x / sqrt(mean over H, W of x² + eps) + beta, tau)."""
+    def __init__(self, channels, eps=1e-6):
+        super().__init__()
+        self.gamma, self.beta = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
+        self.tau, self.eps = nn.Parameter(torch.zeros(channels)), eps
+
+    def forward(self, x):
+        view = (1, -1, 1, 1)
+        x = x * torch.rsqrt(x.pow(2).mean(dim=(2, 3), keepdim=True) + self.eps)
+        return torch.maximum(self.gamma.view(view) * x + self.beta.view(view), self.tau.view(view))
+
+
+class EvoNormS0(nn.Module):
+    """x · sigmoid(v · x) / sqrt(var over the group's channels and H, W + eps) · gamma + beta."""
+    def __init__(self, channels, groups, eps=1e-5):
+        super().__init__()
+        self.gamma, self.beta = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
+        self.v, self.groups, self.eps = nn.Parameter(torch.ones(channels)), groups, eps
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        view = (1, -1, 1, 1)
+        variance = x.view(n, self.groups, -1).var(dim=2, unbiased=False, keepdim=True)
+        std = torch.sqrt(variance + self.eps).expand(n, self.groups, c // self.groups * h * w).reshape(x.shape)
+        return x * torch.sigmoid(self.v.view(view) * x) / std * self.gamma.view(view) + self.beta.view(view)
+
+
 def norm_layer(kind, channels):
+    if kind == "ghostbatch":
+        return GhostBatchNorm(channels)
+    if kind == "rms":
+        return RMSNorm(channels)
+    if kind == "frn":
+        return FilterResponseNorm(channels)
+    if kind == "evonorm":
+        return EvoNormS0(channels, min(8, channels))
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
@@ -234,9 +295,10 @@ def main():
     arguments.norm = arguments.norm or ",".join(KINDS)
     arguments.batch_sizes = arguments.batch_sizes or "2,8,32,128"
     kinds = arguments.norm.split(",")
+    known = KINDS + (FAMILY if arguments.what == "kernels" else [])
     for kind in kinds:
-        if kind not in KINDS:
-            parser.error(f"unknown normalizer {kind!r}: PyTorch's side has {', '.join(KINDS)}"
+        if kind not in known:
+            parser.error(f"unknown normalizer {kind!r}: PyTorch's side has {', '.join(known)}"
                          + (" (PyTorch has no batch renormalization)" if kind == "batchrenorm" else ""))
     try:
         batch_sizes = [int(size) for size in arguments.batch_sizes.split(",")]
