@@ -4,7 +4,7 @@ import NormLab
 /// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
 /// print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] (the last six: train only)"
+    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] [--weight-standardization] (the last seven: train only)"
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -13,7 +13,9 @@ enum BenchCommand {
         var execution = Execution()
         if let threads = try options.integer("--threads", in: 1...256) { execution.threads = threads }
         let kinds = try options.value("--norm").map(normalizerList)
-        let model = try options.value("--model").map { try ModelSettings(name: $0) }
+        var model = try options.value("--model").map { try ModelSettings(name: $0) }
+        let weightStandardization = options.flag("--weight-standardization")
+        if weightStandardization { model = model ?? .smallCNN; model?.weightStandardization = true }
         let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
         // The convolutions' im2col matrices for the whole batch at once, as before they went
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
@@ -29,7 +31,8 @@ enum BenchCommand {
         if noWideTiles { execution.wideTiles = false }
         let positionals = try options.positionals()
         switch positionals {
-        case ["kernels"] where kinds == nil && batchSizes == nil && model == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles:
+        case ["kernels"] where kinds == nil && batchSizes == nil && model == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles
+            && !weightStandardization:
             return try execution.run { try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3) }
         case ["train"]:
             return try execution.run {
@@ -77,6 +80,7 @@ enum BenchCommand {
             if json {
                 let object: [String: Any] = [
                     "model": model.name, "normalizer": m.normalizer.rawValue, "batch_size": m.batchSize,
+                    "weight_standardization": model.weightStandardization,
                     "images_per_second": m.imagesPerSecond, "threads": execution.threads,
                     "columns": execution.chunksColumns ? "chunked" : "whole_batch",
                     "steps": execution.splitsBatches ? "in_pieces" : "whole_batch",

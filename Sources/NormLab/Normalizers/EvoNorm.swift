@@ -24,6 +24,8 @@ public final class EvoNorm: PerSampleNormalizer {
     private var layout: NormalizationLayout?
     private var groupMean: [Float] = []
     private var groupInverse: [Float] = []
+    /// sigmoid(v·x) of the last forward, element by element: the backward pass's gates.
+    private var gates: [Float] = []
     /// Each (sample, channel)'s terms of dγ, dβ and dv from the last backward pass.
     private var terms = SampleGradientTerms()
 
@@ -57,23 +59,30 @@ public final class EvoNorm: PerSampleNormalizer {
         let groups = layout.batch * groupCount
         if groupMean.count != groups { (groupMean, groupInverse) = ([Float](repeating: 0, count: groups), [Float](repeating: 0, count: groups)) }
         output.reshape(to: input.shape)
+        if gates.count != input.count { gates = [Float](repeating: 0, count: input.count) }
         let (gamma, beta, v, epsilon) = (gamma.value, beta.value, v.value, epsilon)
         // Each group on one thread, start to finish: the same bits on any thread count.
         input.scalars.withUnsafeBufferPointer { x in
             output.scalars.withUnsafeMutableBufferPointer { y in
                 groupMean.withUnsafeMutableBufferPointer { groupMean in
                     groupInverse.withUnsafeMutableBufferPointer { groupInverse in
-                        let (x, y) = (x.baseAddress!, y.baseAddress!)
-                        Parallelism.forEach(groups, cost: 8 * size) { groupRange in
-                            for group in groupRange {
-                                let first = group * size
-                                let mean = Float(VectorKernels.sum(x + first, size) / Double(size))
-                                let variance = Float(VectorKernels.sumOfSquaredDeviations(x + first, size, mean: mean) / Double(size))
-                                let r = 1 / (variance + epsilon).squareRoot()
-                                (groupMean[group], groupInverse[group]) = (mean, r)
-                                for plane in first / p..<(first + size) / p {
-                                    let channel = plane % c, (g, b, slope) = (gamma[channel] * r, beta[channel], v[channel])
-                                    for i in plane * p..<(plane + 1) * p { y[i] = x[i] * Self.sigmoid(slope * x[i]) * g + b }
+                        gates.withUnsafeMutableBufferPointer { gates in
+                            let (x, y) = (x.baseAddress!, y.baseAddress!)
+                            Parallelism.forEach(groups, cost: 8 * size) { groupRange in
+                                for group in groupRange {
+                                    let first = group * size
+                                    let mean = Float(VectorKernels.sum(x + first, size) / Double(size))
+                                    let variance = Float(VectorKernels.sumOfSquaredDeviations(x + first, size, mean: mean) / Double(size))
+                                    let r = 1 / (variance + epsilon).squareRoot()
+                                    (groupMean[group], groupInverse[group]) = (mean, r)
+                                    for plane in first / p..<(first + size) / p {
+                                        let channel = plane % c, (g, b, slope) = (gamma[channel] * r, beta[channel], v[channel])
+                                        for i in plane * p..<(plane + 1) * p {
+                                            let s = Self.sigmoid(slope * x[i])
+                                            gates[i] = s
+                                            y[i] = x[i] * s * g + b
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -105,31 +114,33 @@ public final class EvoNorm: PerSampleNormalizer {
                     planeTerms.withUnsafeMutableBufferPointer { planeTerms in
                         groupMean.withUnsafeBufferPointer { groupMean in
                             groupInverse.withUnsafeBufferPointer { groupInverse in
-                                let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
-                                Parallelism.forEach(layout.batch * groupCount, cost: 16 * size) { groupRange in
-                                    for group in groupRange {
-                                        let first = group * size, r = groupInverse[group], mean = groupMean[group]
-                                        // Σ dy·γ·u over the group: dL/dr.
-                                        var gradientOfInverse = 0.0
-                                        for planeIndex in group * perGroup..<(group + 1) * perGroup {
-                                            let channel = planeIndex % c, (g, slope) = (gamma[channel], v[channel])
-                                            var (sumDyU, sumDy, sumDv) = (0.0, 0.0, 0.0)
-                                            for i in planeIndex * p..<(planeIndex + 1) * p {
-                                                let s = Self.sigmoid(slope * x[i]), u = x[i] * s
-                                                sumDyU += Double(dy[i] * u)
-                                                sumDy += Double(dy[i])
-                                                sumDv += Double(dy[i] * g * r * x[i] * x[i] * s * (1 - s))
+                                gates.withUnsafeBufferPointer { gates in
+                                    let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
+                                    Parallelism.forEach(layout.batch * groupCount, cost: 16 * size) { groupRange in
+                                        for group in groupRange {
+                                            let r = groupInverse[group], mean = groupMean[group]
+                                            // Σ dy·γ·u over the group: dL/dr.
+                                            var gradientOfInverse = 0.0
+                                            for planeIndex in group * perGroup..<(group + 1) * perGroup {
+                                                let channel = planeIndex % c, g = gamma[channel]
+                                                var (sumDyU, sumDy, sumDv) = (0.0, 0.0, 0.0)
+                                                for i in planeIndex * p..<(planeIndex + 1) * p {
+                                                    let s = gates[i], u = x[i] * s
+                                                    sumDyU += Double(dy[i] * u)
+                                                    sumDy += Double(dy[i])
+                                                    sumDv += Double(dy[i] * g * r * x[i] * x[i] * s * (1 - s))
+                                                }
+                                                (planeTerms[planeIndex], planeTerms[planes + planeIndex], planeTerms[2 * planes + planeIndex]) =
+                                                    (Float(sumDyU) * r, Float(sumDy), Float(sumDv))
+                                                gradientOfInverse += Double(g) * sumDyU
                                             }
-                                            (planeTerms[planeIndex], planeTerms[planes + planeIndex], planeTerms[2 * planes + planeIndex]) =
-                                                (Float(sumDyU) * r, Float(sumDy), Float(sumDv))
-                                            gradientOfInverse += Double(g) * sumDyU
-                                        }
-                                        let varianceTerm = -r * r * r * Float(gradientOfInverse) / Float(size)
-                                        for planeIndex in group * perGroup..<(group + 1) * perGroup {
-                                            let channel = planeIndex % c, (g, slope) = (gamma[channel] * r, v[channel])
-                                            for i in planeIndex * p..<(planeIndex + 1) * p {
-                                                let s = Self.sigmoid(slope * x[i])
-                                                dx[i] = dy[i] * g * (s + slope * x[i] * s * (1 - s)) + varianceTerm * (x[i] - mean)
+                                            let varianceTerm = -r * r * r * Float(gradientOfInverse) / Float(size)
+                                            for planeIndex in group * perGroup..<(group + 1) * perGroup {
+                                                let channel = planeIndex % c, (g, slope) = (gamma[channel] * r, v[channel])
+                                                for i in planeIndex * p..<(planeIndex + 1) * p {
+                                                    let s = gates[i]
+                                                    dx[i] = dy[i] * g * (s + slope * x[i] * s * (1 - s)) + varianceTerm * (x[i] - mean)
+                                                }
                                             }
                                         }
                                     }
