@@ -45,11 +45,7 @@ enum ReportCommand {
         }
         let table = ResultTable(records: records)
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        func write(_ text: String, _ name: String) throws {
-            let path = (outputDirectory as NSString).appendingPathComponent(name)
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            printNow("wrote \(path)")
-        }
+        func write(_ text: String, _ name: String) throws { try writeFile(text, named: name, in: outputDirectory) }
         let markdown = MarkdownReport.render(
             table, chartFile: outputs.svg, csvFile: outputs.csv, experimentFiles: experimentFiles, resultsFiles: resultsPaths)
         try write(markdown, outputs.markdown)
@@ -70,11 +66,7 @@ enum ReportCommand {
         }
         let table = ResultTable(records: records)
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        func write(_ text: String, _ name: String) throws {
-            let path = (outputDirectory as NSString).appendingPathComponent(name)
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            printNow("wrote \(path)")
-        }
+        func write(_ text: String, _ name: String) throws { try writeFile(text, named: name, in: outputDirectory) }
         let experimentPath = experimentFile ?? "experiments/\(experiment).json"
         // The grid's size, when the experiment file is at hand, so that a part-done page says so.
         let plannedRuns = (try? Experiment.load(from: experimentPath))
@@ -85,5 +77,12 @@ enum ReportCommand {
         try write(markdown, outputs.markdown)
         try write(CSVReport.render(table), outputs.csv)
         try write(SVGChart.render(table, title: "\(experiment): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)
+    }
+
+    /// Writes `text` to the file `name` in `directory`, and says so.
+    private static func writeFile(_ text: String, named name: String, in directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        printNow("wrote \(path)")
     }
 }

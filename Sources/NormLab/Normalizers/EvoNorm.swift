@@ -106,12 +106,11 @@ public final class EvoNorm: PerSampleNormalizer {
         terms.reset(parameterCount: 3, batch: layout.batch, channels: c)
         let (gamma, v) = (gamma.value, v.value)
         let planes = layout.batch * c
-        var planeTerms = [Float](repeating: 0, count: 3 * planes)
         gradInput.reshape(to: input.shape)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    planeTerms.withUnsafeMutableBufferPointer { planeTerms in
+                    terms.withUnsafeMutableBufferPointer { planeTerms in
                         groupMean.withUnsafeBufferPointer { groupMean in
                             groupInverse.withUnsafeBufferPointer { groupInverse in
                                 gates.withUnsafeBufferPointer { gates in
@@ -150,9 +149,6 @@ public final class EvoNorm: PerSampleNormalizer {
                     }
                 }
             }
-        }
-        for plane in 0..<planes {
-            for parameter in 0..<3 { terms[parameter, plane / c, plane % c] = planeTerms[parameter * planes + plane] }
         }
     }
 

@@ -80,12 +80,11 @@ public final class FilterResponseNorm: PerSampleNormalizer {
         let (c, p) = (layout.channels, layout.spatial), planes = layout.batch * c
         terms.reset(parameterCount: 3, batch: layout.batch, channels: c)
         let (gamma, beta, tau) = (gamma.value, beta.value, tau.value)
-        var planeTerms = [Float](repeating: 0, count: 3 * planes)
         gradInput.reshape(to: input.shape)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    planeTerms.withUnsafeMutableBufferPointer { planeTerms in
+                    terms.withUnsafeMutableBufferPointer { planeTerms in
                         inverseRMS.withUnsafeBufferPointer { inverseRMS in
                             let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
                             Parallelism.forEach(planes, cost: 3 * p) { planeRange in
@@ -110,9 +109,6 @@ public final class FilterResponseNorm: PerSampleNormalizer {
                     }
                 }
             }
-        }
-        for plane in 0..<planes {
-            for parameter in 0..<3 { terms[parameter, plane / c, plane % c] = planeTerms[parameter * planes + plane] }
         }
     }
 

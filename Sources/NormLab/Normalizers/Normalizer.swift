@@ -122,30 +122,29 @@ extension PerSampleNormalizer {
 /// A per-sample normalizer's terms of its parameters' gradients: for each parameter, one value
 /// per (sample, channel), which `add(to:)` adds into the gradients sample by sample, in order.
 struct SampleGradientTerms {
-    private var terms: [[Float]] = []
-    private(set) var batch = 0, channels = 0
+    /// [parameter][sample][channel], one buffer reused from step to step.
+    private var terms: [Float] = []
+    private(set) var parameterCount = 0, batch = 0, channels = 0
 
     /// Room for `parameterCount` parameters' terms over `batch` samples of `channels` channels.
     mutating func reset(parameterCount: Int, batch: Int, channels: Int) {
-        (self.batch, self.channels) = (batch, channels)
-        if terms.count != parameterCount || terms.first?.count != batch * channels {
-            terms = Array(repeating: [Float](repeating: 0, count: batch * channels), count: parameterCount)
-        }
+        (self.parameterCount, self.batch, self.channels) = (parameterCount, batch, channels)
+        if terms.count != parameterCount * batch * channels { terms = [Float](repeating: 0, count: parameterCount * batch * channels) }
     }
 
-    /// Parameter `parameter`'s term for sample `sample` and channel `channel`.
-    subscript(parameter: Int, sample: Int, channel: Int) -> Float {
-        get { terms[parameter][sample * channels + channel] }
-        set { terms[parameter][sample * channels + channel] = newValue }
+    /// Calls `body` with the terms' storage, where parameter p's term for plane
+    /// `sample · channels + channel` is at `p · batch · channels + plane`: a pass writes it from
+    /// any thread, each plane from one.
+    mutating func withUnsafeMutableBufferPointer<Result>(_ body: (UnsafeMutableBufferPointer<Float>) -> Result) -> Result {
+        terms.withUnsafeMutableBufferPointer { body($0) }
     }
 
     /// Adds the terms into `parameters`' gradients (in the order of the terms), sample by sample.
     func add(to parameters: [Parameter]) {
-        for (parameter, terms) in zip(parameters, terms) {
+        let planes = batch * channels
+        for (index, parameter) in parameters.prefix(parameterCount).enumerated() {
             parameter.gradient.withUnsafeMutableBufferPointer { gradient in
-                for sample in 0..<batch {
-                    for channel in 0..<channels { gradient[channel] += terms[sample * channels + channel] }
-                }
+                for plane in 0..<planes { gradient[plane % channels] += terms[index * planes + plane] }
             }
         }
     }

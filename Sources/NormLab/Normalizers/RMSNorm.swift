@@ -75,11 +75,10 @@ public final class RMSNorm: PerSampleNormalizer, RectifyingNormalizer {
         let (c, s) = (layout.channels, layout.spatial), size = c * s
         terms.reset(parameterCount: 1, batch: layout.batch, channels: c)
         gradInput.reshape(to: input.shape)
-        var sampleTerms = [Float](repeating: 0, count: layout.batch * c)
         input.scalars.withUnsafeBufferPointer { x in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 gradInput.scalars.withUnsafeMutableBufferPointer { dx in
-                    sampleTerms.withUnsafeMutableBufferPointer { sampleTerms in
+                    terms.withUnsafeMutableBufferPointer { sampleTerms in
                         gamma.value.withUnsafeBufferPointer { gamma in
                             let (x, dy, dx) = (x.baseAddress!, dy.baseAddress!, dx.baseAddress!)
                             Parallelism.forEach(layout.batch, cost: 3 * size) { samples in
@@ -105,9 +104,6 @@ public final class RMSNorm: PerSampleNormalizer, RectifyingNormalizer {
                     }
                 }
             }
-        }
-        for sample in 0..<layout.batch {
-            for channel in 0..<c { terms[0, sample, channel] = sampleTerms[sample * c + channel] }
         }
     }
 
