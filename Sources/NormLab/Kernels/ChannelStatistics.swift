@@ -15,28 +15,15 @@ enum ChannelStatistics {
         coefficients: (_ channel: Int, _ mean: Float, _ variance: Float) -> (scale: Float, shift: Float)
     ) {
         let n = layout.batch, c = layout.channels, s = layout.spatial
-        let count = Double(n * s)
         Parallelism.forEach(c, cost: 4 * n * s) { channels in
             for channel in channels {
-                var total = 0.0
-                for sample in 0..<n {
-                    total += VectorKernels.sum(x + (sample * c + channel) * s, s)
-                }
-                let channelMean = Float(total / count)
-                var squares = 0.0
-                for sample in 0..<n {
-                    squares += VectorKernels.sumOfSquaredDeviations(x + (sample * c + channel) * s, s, mean: channelMean)
-                }
-                let variance = Float(squares / count)
+                let (channelMean, variance) = moments(x, samples: 0..<n, channel: channel, layout)
                 let inverse = inverseStandardDeviation(variance, epsilon: epsilon)
                 mean[channel] = channelMean
                 invStd[channel] = inverse
                 let (scale, shift) = coefficients(channel, channelMean, variance)
                 let (a, b) = affineCoefficients(mean: channelMean, inverse: inverse, scale: scale, shift: shift)
-                for sample in 0..<n {
-                    let offset = (sample * c + channel) * s
-                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
-                }
+                affine(x, y, samples: 0..<n, channel: channel, layout, a: a, b: b, rectifying: rectifying)
             }
         }
     }
@@ -52,10 +39,7 @@ enum ChannelStatistics {
             for channel in channels {
                 let a = invStd[channel] * scale[channel]
                 let b = shift[channel] - mean[channel] * a
-                for sample in 0..<n {
-                    let offset = (sample * c + channel) * s
-                    VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
-                }
+                affine(x, y, samples: 0..<n, channel: channel, layout, a: a, b: b, rectifying: rectifying)
             }
         }
     }
@@ -73,28 +57,136 @@ enum ChannelStatistics {
         sumDy: UnsafeMutablePointer<Float>, sumDyNormalized: UnsafeMutablePointer<Float>
     ) {
         let n = layout.batch, c = layout.channels, s = layout.spatial
-        let count = Float(n * s)
         Parallelism.forEach(c, cost: 5 * n * s) { channels in
             for channel in channels {
-                let channelMean = mean[channel], inverse = invStd[channel]
-                var totalDy = 0.0, totalDyCentered = 0.0
-                for sample in 0..<n {
-                    let offset = (sample * c + channel) * s
-                    let sums = VectorKernels.gradientSums(dy + offset, x + offset, s, mean: channelMean)
-                    totalDy += sums.sumDy
-                    totalDyCentered += sums.sumDyCentered
-                }
-                sumDy[channel] = Float(totalDy)
-                sumDyNormalized[channel] = Float(totalDyCentered) * inverse
-                let (a, b, constant) = inputGradientCoefficients(
-                    mean: channelMean, inverse: inverse, scale: scale[channel], sumDy: sumDy[channel],
-                    sumDyNormalized: sumDyNormalized[channel], count: count, statisticsFromBatch: statisticsFromBatch)
-                for sample in 0..<n {
-                    let offset = (sample * c + channel) * s
-                    VectorKernels.linearCombination(dy + offset, x + offset, dx + offset, s, a: a, b: b, c: constant)
+                (sumDy[channel], sumDyNormalized[channel]) = backward(
+                    dy, x, dx, samples: 0..<n, channel: channel, layout, mean: mean[channel], inverse: invStd[channel],
+                    scale: scale[channel], statisticsFromBatch: statisticsFromBatch)
+            }
+        }
+    }
+}
+
+/// Batch statistics over virtual batches: each run of `virtualBatch` consecutive samples (the
+/// last may be shorter) has its own per-channel statistics, which are what batch norm would
+/// compute on those samples alone, with the same additions in the same order (so the same
+/// bits). Per-(virtual batch, channel) values are at `[group · C + channel]`. Each call is one
+/// pass over the whole batch, split by channel, each channel's virtual batches in order.
+extension ChannelStatistics {
+    /// The samples of each virtual batch.
+    static func virtualBatches(of layout: NormalizationLayout, size virtualBatch: Int) -> [Range<Int>] {
+        stride(from: 0, to: layout.batch, by: virtualBatch).map { $0..<min($0 + virtualBatch, layout.batch) }
+    }
+
+    /// Each virtual batch's biased per-channel mean and variance.
+    static func virtualBatchMoments(
+        _ x: UnsafePointer<Float>, _ layout: NormalizationLayout, groups: [Range<Int>],
+        mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>
+    ) {
+        let c = layout.channels
+        Parallelism.forEach(c, cost: 2 * layout.batch * layout.spatial) { channels in
+            for channel in channels {
+                for (group, samples) in groups.enumerated() {
+                    (mean[group * c + channel], variance[group * c + channel]) = moments(x, samples: samples, channel: channel, layout)
                 }
             }
         }
+    }
+
+    /// `y = x·a + b` with each virtual batch's per-channel a and b.
+    static func virtualBatchAffine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ layout: NormalizationLayout, groups: [Range<Int>],
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, rectifying: Bool
+    ) {
+        let c = layout.channels
+        Parallelism.forEach(c, cost: layout.batch * layout.spatial) { channels in
+            for channel in channels {
+                for (group, samples) in groups.enumerated() {
+                    affine(x, y, samples: samples, channel: channel, layout, a: a[group * c + channel], b: b[group * c + channel], rectifying: rectifying)
+                }
+            }
+        }
+    }
+
+    /// `backward` with each virtual batch's statistics; writes its Σdy and Σdy·x̂ per channel.
+    static func virtualBatchBackward(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ layout: NormalizationLayout, groups: [Range<Int>], mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
+        scale: UnsafePointer<Float>, sumDy: UnsafeMutablePointer<Float>, sumDyNormalized: UnsafeMutablePointer<Float>
+    ) {
+        let c = layout.channels
+        Parallelism.forEach(c, cost: 5 * layout.batch * layout.spatial) { channels in
+            for channel in channels {
+                for (group, samples) in groups.enumerated() {
+                    let index = group * c + channel
+                    (sumDy[index], sumDyNormalized[index]) = backward(
+                        dy, x, dx, samples: samples, channel: channel, layout, mean: mean[index], inverse: invStd[index],
+                        scale: scale[index], statisticsFromBatch: true)
+                }
+            }
+        }
+    }
+}
+
+/// One channel over a run of samples: the steps every batch-style kernel is made of.
+extension ChannelStatistics {
+    /// The biased mean and variance of `channel` over `samples` and H, W (two passes, sums in
+    /// Double).
+    @inline(__always)
+    static func moments(
+        _ x: UnsafePointer<Float>, samples: Range<Int>, channel: Int, _ layout: NormalizationLayout
+    ) -> (mean: Float, variance: Float) {
+        let c = layout.channels, s = layout.spatial
+        let count = Double(samples.count * s)
+        var total = 0.0
+        for sample in samples {
+            total += VectorKernels.sum(x + (sample * c + channel) * s, s)
+        }
+        let mean = Float(total / count)
+        var squares = 0.0
+        for sample in samples {
+            squares += VectorKernels.sumOfSquaredDeviations(x + (sample * c + channel) * s, s, mean: mean)
+        }
+        return (mean, Float(squares / count))
+    }
+
+    /// `y = x·a + b` (with `rectifying`, then the ReLU) on `channel` of `samples`.
+    @inline(__always)
+    static func affine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, samples: Range<Int>, channel: Int,
+        _ layout: NormalizationLayout, a: Float, b: Float, rectifying: Bool
+    ) {
+        let c = layout.channels, s = layout.spatial
+        for sample in samples {
+            let offset = (sample * c + channel) * s
+            VectorKernels.affine(x + offset, y + offset, s, scale: a, shift: b, rectifying: rectifying)
+        }
+    }
+
+    /// The backward pass of `channel` over `samples`, normalized with `mean` and `inverse`
+    /// and scaled by `scale`: writes dx there and returns Σdy and Σdy·x̂.
+    @inline(__always)
+    static func backward(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, samples: Range<Int>,
+        channel: Int, _ layout: NormalizationLayout, mean: Float, inverse: Float, scale: Float, statisticsFromBatch: Bool
+    ) -> (sumDy: Float, sumDyNormalized: Float) {
+        let c = layout.channels, s = layout.spatial
+        var totalDy = 0.0, totalDyCentered = 0.0
+        for sample in samples {
+            let offset = (sample * c + channel) * s
+            let sums = VectorKernels.gradientSums(dy + offset, x + offset, s, mean: mean)
+            totalDy += sums.sumDy
+            totalDyCentered += sums.sumDyCentered
+        }
+        let (sumDy, sumDyNormalized) = (Float(totalDy), Float(totalDyCentered) * inverse)
+        let (a, b, constant) = inputGradientCoefficients(
+            mean: mean, inverse: inverse, scale: scale, sumDy: sumDy, sumDyNormalized: sumDyNormalized,
+            count: Float(samples.count * s), statisticsFromBatch: statisticsFromBatch)
+        for sample in samples {
+            let offset = (sample * c + channel) * s
+            VectorKernels.linearCombination(dy + offset, x + offset, dx + offset, s, a: a, b: b, c: constant)
+        }
+        return (sumDy, sumDyNormalized)
     }
 }
 

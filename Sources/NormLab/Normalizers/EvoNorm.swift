@@ -1,5 +1,3 @@
-import Foundation
-
 /// EvoNorm-S0 (Liu et al. 2020, https://arxiv.org/abs/2004.02967): a normalizer and activation
 /// in one, found by search, with no batch dependence. With G groups of channels as in group norm,
 /// `y = x · sigmoid(v · x) / sqrt(var_g(x) + ε) · γ + β`, where var_g is the biased variance over
@@ -50,9 +48,6 @@ public final class EvoNorm: PerSampleNormalizer {
         (gamma, beta, v, parameters) = (other.gamma, other.beta, other.v, other.parameters)
     }
 
-    @inline(__always)
-    private static func sigmoid(_ t: Float) -> Float { 1 / (1 + exp(-t)) }
-
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor) throws {
         let layout = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind, requiresSpatial: true)
         let (c, p) = (layout.channels, layout.spatial), perGroup = c / groupCount, size = perGroup * p
@@ -76,12 +71,10 @@ public final class EvoNorm: PerSampleNormalizer {
                                     let r = 1 / (variance + epsilon).squareRoot()
                                     (groupMean[group], groupInverse[group]) = (mean, r)
                                     for plane in first / p..<(first + size) / p {
-                                        let channel = plane % c, (g, b, slope) = (gamma[channel] * r, beta[channel], v[channel])
-                                        for i in plane * p..<(plane + 1) * p {
-                                            let s = Self.sigmoid(slope * x[i])
-                                            gates[i] = s
-                                            y[i] = x[i] * s * g + b
-                                        }
+                                        let channel = plane % c
+                                        VectorKernels.gatedScale(
+                                            x + plane * p, gates: gates.baseAddress! + plane * p, y + plane * p, p,
+                                            slope: v[channel], scale: gamma[channel] * r, shift: beta[channel])
                                     }
                                 }
                             }

@@ -13,18 +13,17 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
     public var channelCount: Int { core.channelCount }
     /// V, the samples per virtual batch.
     public let virtualBatchSize: Int
-    /// Batch norm, run on one virtual batch at a time: γ, β and the running statistics.
+    /// Batch norm: γ, β, the running statistics and their update, and every pass when one
+    /// virtual batch is the whole batch.
     private let core: BatchNorm
     public var parameters: [Parameter] { core.parameters }
-    /// Each virtual batch of the last training forward: its samples, its input, output and
-    /// gradients, and what its forward pass kept for its backward pass.
+    /// The virtual batches of the last training forward (none when it was batch norm's), its
+    /// input, and per (virtual batch, channel) the statistics and scale it normalized with.
     private var groups: [Range<Int>] = []
-    private var inputShape: [Int] = []
-    private var groupInputs: [Tensor] = []
-    private var groupOutput = Tensor(shape: [0])
-    private var groupGradient = Tensor(shape: [0])
-    private var groupInputGradient = Tensor(shape: [0])
-    private var saved: [ChannelNormalizationPass] = []
+    private var input: Tensor?
+    private var layout: NormalizationLayout?
+    private var mean: [Float] = [], variance: [Float] = [], invStd: [Float] = [], scale: [Float] = []
+    private var a: [Float] = [], b: [Float] = []
 
     /// - Throws: `NormalizerError` for a non-positive channel count, virtual batch size or
     ///   epsilon, or a momentum outside [0, 1].
@@ -47,64 +46,79 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
     public func forward(_ input: Tensor, mode: NormalizationMode, into output: inout Tensor, rectifying: Bool) throws {
         let layout = try NormalizationLayout(shape: input.shape, channelCount: channelCount, kind: kind)
         guard mode == .training, layout.batch > virtualBatchSize else {
-            groups = []
+            (groups, self.input) = ([], nil)
             return try core.forward(input, mode: mode, into: &output, rectifying: rectifying)
         }
-        groups = stride(from: 0, to: layout.batch, by: virtualBatchSize).map { $0..<min($0 + virtualBatchSize, layout.batch) }
+        let groups = ChannelStatistics.virtualBatches(of: layout, size: virtualBatchSize)
         // Checked before any virtual batch moves the running statistics.
         if let last = groups.last, last.count * layout.spatial < 2 {
-            groups = []
+            self.groups = []
             throw NormalizerError.singleValuePerChannel(kind: kind, shape: [last.count] + input.shape.dropFirst())
         }
-        while groupInputs.count < groups.count { groupInputs.append(Tensor(shape: [0])) }
-        while saved.count < groups.count { saved.append(ChannelNormalizationPass()) }
-        inputShape = input.shape
-        output.reshape(to: input.shape)
-        for (index, samples) in groups.enumerated() {
-            copySamples(samples, of: input, into: &groupInputs[index])
-            // Each virtual batch keeps its own pass (swapped in and out, not copied).
-            swap(&core.saved, &saved[index])
-            defer { swap(&core.saved, &saved[index]) }
-            try core.forward(groupInputs[index], mode: .training, into: &groupOutput, rectifying: rectifying)
-            Self.copy(groupOutput, into: &output, at: samples)
+        let count = groups.count * channelCount
+        if mean.count != count {
+            let zeros = [Float](repeating: 0, count: count)
+            (mean, variance, invStd, scale, a, b) = (zeros, zeros, zeros, zeros, zeros, zeros)
         }
+        input.scalars.withUnsafeBufferPointer { x in
+            ChannelStatistics.virtualBatchMoments(x.baseAddress!, layout, groups: groups, mean: &mean, variance: &variance)
+        }
+        // Each virtual batch in turn is batch norm's batch: its coefficients, and its update of
+        // the running statistics.
+        for (group, samples) in groups.enumerated() {
+            core.withTrainingCoefficients(valuesPerChannel: samples.count * layout.spatial) { coefficients in
+                for channel in 0..<channelCount {
+                    let index = group * channelCount + channel
+                    let (scale, shift) = coefficients(channel, mean[index], variance[index])
+                    invStd[index] = ChannelStatistics.inverseStandardDeviation(variance[index], epsilon: core.epsilon)
+                    self.scale[index] = scale
+                    (a[index], b[index]) = ChannelStatistics.affineCoefficients(mean: mean[index], inverse: invStd[index], scale: scale, shift: shift)
+                }
+            }
+        }
+        output.reshape(to: input.shape)
+        input.scalars.withUnsafeBufferPointer { x in
+            output.scalars.withUnsafeMutableBufferPointer { y in
+                ChannelStatistics.virtualBatchAffine(x.baseAddress!, y.baseAddress!, layout, groups: groups, a: a, b: b, rectifying: rectifying)
+            }
+        }
+        (self.groups, self.input, self.layout) = (groups, input, layout)
     }
 
     public func backward(_ gradOutput: Tensor, into gradInput: inout Tensor) throws {
         guard !groups.isEmpty else { return try core.backward(gradOutput, into: &gradInput) }
-        guard saved.count >= groups.count else { throw NormalizerError.backwardWithoutForward }
-        guard gradOutput.shape == inputShape else {
-            throw NormalizerError.gradientShapeMismatch(expected: inputShape, got: gradOutput.shape)
+        guard let input, let layout else { throw NormalizerError.backwardWithoutForward }
+        guard gradOutput.shape == input.shape else {
+            throw NormalizerError.gradientShapeMismatch(expected: input.shape, got: gradOutput.shape)
         }
-        var gammaGradient = [Float](repeating: 0, count: channelCount), betaGradient = gammaGradient
-        gradInput.reshape(to: gradOutput.shape)
-        for (index, samples) in groups.enumerated() {
-            copySamples(samples, of: gradOutput, into: &groupGradient)
-            swap(&core.saved, &saved[index])
-            defer { swap(&core.saved, &saved[index]) }
-            try core.backward(groupGradient, into: &groupInputGradient)
-            for c in 0..<channelCount {
-                gammaGradient[c] += core.gamma.gradient[c]
-                betaGradient[c] += core.beta.gradient[c]
+        self.input = nil
+        var sumDy = [Float](repeating: 0, count: mean.count), sumDyNormalized = sumDy
+        gradInput.reshape(to: input.shape)
+        gradOutput.scalars.withUnsafeBufferPointer { dy in
+            input.scalars.withUnsafeBufferPointer { x in
+                gradInput.scalars.withUnsafeMutableBufferPointer { dx in
+                    ChannelStatistics.virtualBatchBackward(
+                        dy.baseAddress!, x.baseAddress!, dx.baseAddress!, layout, groups: groups, mean: mean, invStd: invStd,
+                        scale: scale, sumDy: &sumDy, sumDyNormalized: &sumDyNormalized)
+                }
             }
-            Self.copy(groupInputGradient, into: &gradInput, at: samples)
+        }
+        // γ's and β's gradients: each virtual batch's, as batch norm forms them, added in order.
+        var gammaGradient = [Float](repeating: 0, count: channelCount), betaGradient = gammaGradient
+        for group in groups.indices {
+            let channels = group * channelCount..<(group + 1) * channelCount
+            let gamma = core.gammaGradient(sumDy: Array(sumDy[channels]), sumDyNormalized: Array(sumDyNormalized[channels]))
+            for channel in 0..<channelCount {
+                gammaGradient[channel] += gamma[channel]
+                betaGradient[channel] += sumDy[group * channelCount + channel]
+            }
         }
         (core.gamma.gradient, core.beta.gradient) = (gammaGradient, betaGradient)
     }
 
     public func releaseSavedInput() {
         core.releaseSavedInput()
-        for index in saved.indices { saved[index].releaseInput() }
-    }
-
-    /// Writes `part` into samples `samples` of `whole`, which has its shape but for axis 0.
-    private static func copy(_ part: Tensor, into whole: inout Tensor, at samples: Range<Int>) {
-        let size = part.count / max(1, samples.count)
-        part.scalars.withUnsafeBufferPointer { part in
-            whole.scalars.withUnsafeMutableBufferPointer { whole in
-                (whole.baseAddress! + samples.lowerBound * size).update(from: part.baseAddress!, count: samples.count * size)
-            }
-        }
+        input = nil
     }
 }
 

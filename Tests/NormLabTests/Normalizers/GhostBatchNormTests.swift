@@ -26,19 +26,29 @@ final class GhostBatchNormTests: XCTestCase {
         }
     }
 
-    func testEachVirtualBatchIsBatchNormOfItsSamplesAndTheRunningStatisticsFollowInOrder() throws {
-        let x = randomTensor([5, 2, 3, 3], seed: 5, mean: 1, std: 3)
+    func testEachVirtualBatchIsBatchNormOfItsSamplesForwardAndBackwardAndTheRunningStatisticsFollowInOrder() throws {
+        let x = randomTensor([5, 2, 3, 3], seed: 5, mean: 1, std: 3), dy = randomTensor([5, 2, 3, 3], seed: 6)
         let ghost = try GhostBatchNorm(channelCount: 2, virtualBatchSize: 2)
-        let y = try ghost.forward(x, mode: .training)
+        let y = try ghost.forward(x, mode: .training), dx = try ghost.backward(dy)
         let batch = try BatchNorm(channelCount: 2)
-        var expected: [Float] = []
+        var (expected, expectedGradient) = ([Float](), [Float]())
+        var parameterGradients = [[Float]](repeating: [0, 0], count: 2)
         for samples in [0..<2, 2..<4, 4..<5] {
-            var part = Tensor(shape: [0])
+            var (part, partGradient) = (Tensor(shape: [0]), Tensor(shape: [0]))
             copySamples(samples, of: x, into: &part)
+            copySamples(samples, of: dy, into: &partGradient)
             expected += try batch.forward(part, mode: .training).scalars
+            expectedGradient += try batch.backward(partGradient).scalars
+            for (index, parameter) in batch.parameters.enumerated() {
+                for channel in 0..<2 { parameterGradients[index][channel] += parameter.gradient[channel] }
+            }
         }
+        // The same bits as batch norm on each virtual batch alone, and γ's and β's gradients
+        // its virtual batches' added in order.
         XCTAssertEqual(y.scalars, expected)
         XCTAssertEqual(ghost.state, batch.state)
+        XCTAssertEqual(dx.scalars, expectedGradient)
+        XCTAssertEqual(ghost.parameters.map(\.gradient), parameterGradients)
     }
 
     func testErrors() throws {
