@@ -15,7 +15,7 @@ enum TrainCommand {
         var text = """
             usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
                                  [--seed N] [--placement before|after] [--zero-init-residual]
-                                 [--weight-standardization]
+                                 [--weight-standardization] [--record LIST]
                                  [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
                                  \(options)
               --model       the network (default smallcnn):
@@ -42,6 +42,10 @@ enum TrainCommand {
                             (default: the embedded Fashion-MNIST subset)
               --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
               --weight-standardization  every convolution standardizes its weights over its fan-in (Qiao et al. 2019)
+              --record      what to record beyond the accuracy, comma-separated (with --json, as record keys):
+                            curve (per epoch: training loss, accuracy on 2,000 training images and the test set),
+                            train_accuracy (final_train_accuracy, generalization_gap),
+                            gradient_norms (first_step_gradient_norms, per-epoch gradient_norms of each convolution)
             """
         return text
     }
@@ -82,13 +86,20 @@ enum TrainCommand {
         let seed = try options.integer("--seed", in: 0...Int.max) ?? 0
         let dataDirectory = try options.value("--data")
         let trainSize = try options.integer("--train-size", in: 1...10_000_000)
+        let recordings: Set<Recording>
+        do {
+            recordings = try Recording.parse(try options.value("--record") ?? "")
+        } catch {
+            throw UsageError("--record: \(error)")
+        }
         let execution = Execution(threads: try options.integer("--threads", in: 1...256) ?? Machine.availableProcessors)
         let extra = try options.positionals()
         guard extra.isEmpty else { throw UsageError("unexpected argument '\(extra[0])'\n\(usage)") }
 
-        let settings = TrainingSettings(
+        var settings = TrainingSettings(
             model: model, normalizer: normalizer, placement: placement, batchSize: batchSize, epochs: epochs,
             baseLearningRate: rate, weightDecay: weightDecay, seed: UInt64(seed))
+        settings.recordings = recordings
         let directory = try dataDirectory ?? FashionMNIST.embeddedDirectory()
         let data = try Dataset.load(directory: directory, trainSize: trainSize)
         try settings.validate(trainSize: data.train.count)
@@ -125,6 +136,11 @@ enum TrainCommand {
             if model.hasShortcuts { object["zero_init_residual"] = model.zeroInitResidual }
             if model.weightStandardization { object["weight_standardization"] = true }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
+            if !recordings.isEmpty {
+                object["record"] = recordings.sorted().map(\.rawValue)
+                let recorded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(outcome.recordings)) as? [String: Any]
+                object.merge(recorded ?? [:]) { current, _ in current }
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else if outcome.diverged {
@@ -134,7 +150,27 @@ enum TrainCommand {
             print(String(format: "test accuracy %.2f%%  (final training loss %.4f)", 100 * (outcome.testAccuracy ?? 0), outcome.finalLoss))
             print(String(format: "training time %.1f s, %.0f images/s", outcome.seconds, outcome.imagesPerSecond))
         }
+        if !json { printRecordings(outcome.recordings) }
         return outcome.diverged ? 3 : 0
+    }
+}
+
+/// What the run recorded on request, as lines of text.
+private func printRecordings(_ recorded: TrainingRecordings) {
+    for point in recorded.curve ?? [] {
+        print(String(
+            format: "epoch %d: training loss %.4f, accuracy %.2f%% on %d training images, %.2f%% on the test set", point.epoch,
+            point.trainLoss, 100 * point.trainAccuracy, Recording.curveTrainingImages, 100 * point.testAccuracy))
+    }
+    if let train = recorded.finalTrainAccuracy, let gap = recorded.generalizationGap {
+        print(String(format: "training accuracy %.2f%%, generalization gap %.2f points", 100 * train, 100 * gap))
+    }
+    func norms(_ values: [Double?]) -> String {
+        values.map { $0.map { String(format: "%.3g", $0) } ?? "—" }.joined(separator: " ")
+    }
+    if let first = recorded.firstStepGradientNorms { print("gradient norms per convolution, first step: \(norms(first))") }
+    for (epoch, values) in (recorded.gradientNorms ?? []).enumerated() {
+        print("gradient norms per convolution, epoch \(epoch + 1) mean: \(norms(values))")
     }
 }
 

@@ -32,6 +32,8 @@ public struct Experiment: Equatable, Sendable {
     public var seeds: [UInt64]
     /// PreciseBN re-estimation for batch norm and batch renorm; nil to skip it.
     public var preciseBN: PreciseBNPlan?
+    /// What every run records beyond its accuracy (`Recording`).
+    public var recordings: Set<Recording> = []
     public var outputs: Outputs
 
     /// One normalizer of the grid, with the label its rows carry.
@@ -187,7 +189,7 @@ public struct Experiment: Equatable, Sendable {
                                     learningRate: learningRate(base: base, batchSize: batchSize),
                                     learningRateScaling: learningRateScaling, weightDecay: weightDecay,
                                     sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
-                                    testSize: testSize))
+                                    testSize: testSize, recordings: recordings))
                             }
                         }
                     }
@@ -300,13 +302,14 @@ private struct ExperimentFile: Decodable {
     var batchSizes: [Int]
     var seeds: [UInt64]
     var preciseBN: Experiment.PreciseBNPlan??
+    var record: [String]?
     var outputs: Outputs?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case format, name, description, data, trainSize = "train_size", testSize = "test_size", model
         case zeroInitResidual = "zero_init_residual", weightStandardization = "weight_standardization", epochs
         case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
-        case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", outputs
+        case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", record, outputs
     }
 
     init(from decoder: any Decoder) throws {
@@ -339,6 +342,7 @@ private struct ExperimentFile: Decodable {
                 preciseBN = .some(try container.decode(PreciseBNFile.self, forKey: .preciseBN).plan)
             }
         }
+        record = try container.decodeIfPresent([String].self, forKey: .record)
         outputs = try container.decodeIfPresent(Outputs.self, forKey: .outputs)
     }
 
@@ -364,6 +368,12 @@ private struct ExperimentFile: Decodable {
         if let schedule = learningRate.schedule, schedule != "cosine" {
             throw ExperimentError.invalid("\"learning_rate.schedule\" is \"\(schedule)\"; the lab has \"cosine\"")
         }
+        let recordings: Set<Recording>
+        do {
+            recordings = try Recording.parse((record ?? []).joined(separator: ","))
+        } catch {
+            throw ExperimentError.invalid("\"record\": \(error)")
+        }
         let entries = normalizers.map { entry in
             // An entry's own "weight_standardization" overrides the file's.
             let standardizes = entry.weightStandardization ?? weightStandardization ?? false
@@ -378,7 +388,7 @@ private struct ExperimentFile: Decodable {
             referenceBatchSize: learningRate.referenceBatchSize ?? 32, weightDecay: weightDecay ?? 5e-4,
             sgdMomentum: sgdMomentum ?? 0.9, placements: placement?.values ?? [.before], normalizers: entries,
             batchSizes: batchSizes, seeds: seeds,
-            preciseBN: preciseBN ?? Experiment.PreciseBNPlan(images: 2000, batchSize: 200),
+            preciseBN: preciseBN ?? Experiment.PreciseBNPlan(images: 2000, batchSize: 200), recordings: recordings,
             outputs: Experiment.Outputs(
                 jsonl: outputs?.jsonl ?? "\(name).jsonl", markdown: outputs?.markdown ?? "\(name).md",
                 csv: outputs?.csv ?? "\(name).csv", svg: outputs?.svg ?? "\(name).svg"))

@@ -29,6 +29,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var trainSize: Int
     /// The number of test images evaluated; nil for the whole test set.
     public var testSize: Int?
+    /// What the run records beyond its accuracy, in name order; nil for nothing.
+    public var recordings: [Recording]?
 
     enum CodingKeys: String, CodingKey {
         case experiment, model, zeroInitResidual = "zero_init_residual", weightStandardization = "weight_standardization"
@@ -36,14 +38,14 @@ public struct RunSpec: Codable, Equatable, Sendable {
         case placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
-        case testSize = "test_size"
+        case testSize = "test_size", recordings = "record"
     }
 
     init(
         experiment: String, model: ModelSettings = .smallCNN, label: String, normalizer settings: NormalizerSettings,
         placement: NormalizerPlacement, batchSize: Int, epochs: Int,
         baseLearningRate: Float, learningRate: Float, learningRateScaling: String, weightDecay: Float, sgdMomentum: Float,
-        seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil
+        seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil, recordings: Set<Recording> = []
     ) {
         self.experiment = experiment
         self.model = model.name
@@ -63,6 +65,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         self.data = data
         self.trainSize = trainSize
         self.testSize = testSize
+        self.recordings = recordings.isEmpty ? nil : recordings.sorted()
     }
 
     public init(from decoder: any Decoder) throws {
@@ -107,6 +110,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
         data = try container.decode(String.self, forKey: .data)
         trainSize = try container.decode(Int.self, forKey: .trainSize)
         testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
+        recordings = try container.decodeIfPresent([Recording].self, forKey: .recordings).map { Set($0).sorted() }
+        if recordings?.isEmpty == true { recordings = nil }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -130,6 +135,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try container.encode(data, forKey: .data)
         try container.encode(trainSize, forKey: .trainSize)
         try container.encodeIfPresent(testSize, forKey: .testSize)
+        try container.encodeIfPresent(recordings, forKey: .recordings)
         var settings = encoder.container(keyedBy: AnyKey.self)
         for setting in normalizerSettings.kind.registration.settings(in: .record) {
             if let value = normalizerSettings[setting.key] {
@@ -156,6 +162,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
             placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: baseLearningRate,
             momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
         settings.learningRate = learningRate
+        settings.recordings = Set(recordings ?? [])
         return settings
     }
 
@@ -183,6 +190,8 @@ public struct RunResult: Codable, Equatable, Sendable {
     public var threads: Int
     public var commit: String
     public var finishedAt: String
+    /// What the run recorded on request, as keys of the record itself.
+    public var recordings = TrainingRecordings()
 
     enum CodingKeys: String, CodingKey {
         case testAccuracy = "test_accuracy", preciseBNAccuracy = "precise_bn_accuracy", finalLoss = "final_loss"
@@ -208,12 +217,23 @@ public struct RunRecord: Codable, Equatable, Sendable {
     public init(from decoder: any Decoder) throws {
         spec = try RunSpec(from: decoder)
         result = try RunResult(from: decoder)
+        result.recordings = try TrainingRecordings(from: decoder)
         func refuse(_ reason: String) -> DecodingError {
             DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: reason))
         }
-        for (name, accuracy) in [("test_accuracy", result.testAccuracy), ("precise_bn_accuracy", result.preciseBNAccuracy)] {
+        let recorded = result.recordings
+        var accuracies: [(String, Double?)] = [
+            ("test_accuracy", result.testAccuracy), ("precise_bn_accuracy", result.preciseBNAccuracy),
+            ("final_train_accuracy", recorded.finalTrainAccuracy),
+        ]
+        for point in recorded.curve ?? [] {
+            accuracies += [("curve train_accuracy", point.trainAccuracy), ("curve test_accuracy", point.testAccuracy)]
+        }
+        for (name, accuracy) in accuracies {
             if let accuracy, !(0...1).contains(accuracy) { throw refuse("\(name) \(accuracy) is not between 0 and 1") }
         }
+        let norms = (recorded.firstStepGradientNorms ?? []) + (recorded.gradientNorms ?? []).joined()
+        if let norm = norms.compactMap({ $0 }).first(where: { !($0 >= 0) }) { throw refuse("gradient norm \(norm) is negative") }
         guard spec.batchSize >= 1 else { throw refuse("batch_size \(spec.batchSize) is below 1") }
         guard result.seconds.isFinite, result.seconds >= 0 else { throw refuse("seconds \(result.seconds) is not a training time") }
         for (name, rate) in [("base_lr", spec.baseLearningRate), ("lr", spec.learningRate)] where !(rate.isFinite && rate > 0) {
@@ -224,5 +244,6 @@ public struct RunRecord: Codable, Equatable, Sendable {
     public func encode(to encoder: any Encoder) throws {
         try spec.encode(to: encoder)
         try result.encode(to: encoder)
+        try result.recordings.encode(to: encoder)
     }
 }

@@ -98,7 +98,7 @@ public enum Sweep {
                 finalLoss: outcome.finalLoss.isFinite ? outcome.finalLoss : nil, diverged: outcome.diverged,
                 divergedAtStep: outcome.divergedAtStep, steps: outcome.steps, seconds: outcome.seconds,
                 imagesPerSecond: outcome.imagesPerSecond, threads: Execution.current.threads, commit: commit,
-                finishedAt: ISO8601DateFormatter().string(from: Date())))
+                finishedAt: ISO8601DateFormatter().string(from: Date()), recordings: outcome.recordings))
         }
 
         /// The images a run trains on, for time estimates.

@@ -16,6 +16,10 @@ public protocol Model: AnyObject {
 
     /// The normalizers, in the order of their layers.
     var normalizers: [any Normalizer] { get }
+
+    /// Each convolution's weights, in the order of the layers (a residual block's branch before
+    /// its shortcut).
+    var convolutionWeights: [Parameter] { get }
 }
 
 extension Model {
@@ -60,5 +64,9 @@ public final class Network: Model {
 
     public var normalizers: [any Normalizer] {
         body.allLayers.compactMap { ($0 as? NormalizerLayer)?.normalizer }
+    }
+
+    public var convolutionWeights: [Parameter] {
+        body.allLayers.compactMap { ($0 as? Conv2D)?.weight }
     }
 }

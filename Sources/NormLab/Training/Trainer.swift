@@ -13,6 +13,8 @@ public struct TrainingSettings: Equatable, Sendable {
     /// L2 decay on convolution and linear weights (not on gamma, beta or biases).
     public var weightDecay: Float = 5e-4
     public var seed: UInt64
+    /// What the run records beyond its final accuracy (`Recording`); nothing by default.
+    public var recordings: Set<Recording> = []
 
     /// - Parameter baseLearningRate: the rate at batch size 32; the run's peak rate is
     ///   `baseLearningRate · batchSize / 32` (the linear scaling rule, Goyal et al. 2017). Set
@@ -76,6 +78,8 @@ public struct TrainingOutcome {
     public var seconds: Double
     public var imagesPerSecond: Double
     public var steps: Int
+    /// What the settings asked to be recorded.
+    public var recordings: TrainingRecordings
     /// The trained model, for further evaluation.
     public var model: any Model
 }
@@ -127,6 +131,7 @@ public enum Trainer {
         var step = 0
         var epochLoss = 0.0, epochSteps = 0
         var diverged = false
+        let recorder = settings.recordings.isEmpty ? nil : Recorder(settings.recordings, model: model, train: train, test: test)
         training: for epoch in 0..<settings.epochs {
             shuffle(&order, using: &shuffler)
             epochLoss = 0
@@ -137,7 +142,7 @@ public enum Trainer {
                 let batch = order[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
                 train.batch(batch, into: &images)
                 for (slot, index) in batch.enumerated() { labels[slot] = train.labels[index] }
-                let loss = try Self.step(model, optimizer, images: images, labels: labels)
+                let loss = try Self.step(model, optimizer, images: images, labels: labels, beforeUpdate: recorder?.gradientsComputed)
                 step += 1
                 guard loss.isFinite else {
                     diverged = true
@@ -155,22 +160,30 @@ public enum Trainer {
                         secondsRemaining: Double((totalSteps - step) * settings.batchSize) / rate))
                 }
             }
+            try recorder?.epochEnded(epoch + 1, meanLoss: epochLoss / Double(epochSteps))
         }
-        let elapsed = seconds(clock.now - start)
+        // Training time: without the recordings' evaluations between epochs.
+        let elapsed = seconds(clock.now - start) - (recorder?.seconds ?? 0)
         let trainedImages = Double((diverged ? step - 1 : step) * settings.batchSize)
+        let testAccuracy = diverged ? nil : try accuracy(of: model, on: test)
+        try recorder?.trainingEnded(testAccuracy: testAccuracy)
         return TrainingOutcome(
-            testAccuracy: diverged ? nil : try accuracy(of: model, on: test),
+            testAccuracy: testAccuracy,
             finalLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : .nan,
             diverged: diverged, divergedAtStep: diverged ? step : nil,
             seconds: elapsed, imagesPerSecond: elapsed > 0 ? trainedImages / elapsed : 0,
-            steps: step, model: model)
+            steps: step, recordings: recorder?.recordings ?? TrainingRecordings(), model: model)
     }
 
     /// One training step: forward in training mode, softmax cross-entropy, backward, and an SGD
     /// update. Returns the batch's mean loss; when it is not finite, no update is made.
-    public static func step(_ model: any Model, _ optimizer: SGD, images: Tensor, labels: [UInt8]) throws -> Double {
+    /// - Parameter beforeUpdate: called once the gradients are set, before the update.
+    public static func step(
+        _ model: any Model, _ optimizer: SGD, images: Tensor, labels: [UInt8], beforeUpdate: (() -> Void)? = nil
+    ) throws -> Double {
         let loss = try model.trainingGradients(images: images, labels: labels[...])
         guard loss.isFinite else { return loss }
+        beforeUpdate?()
         optimizer.step(model)
         return loss
     }
