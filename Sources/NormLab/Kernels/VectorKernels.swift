@@ -224,24 +224,27 @@ enum VectorKernels {
     /// e^t in each lane, within 2 ulp of the exact value for t in [−87.3, 88.3], outside it
     /// e^t at the nearer end (Cephes' `expf`: t = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6
     /// polynomial for e^r, and 2^n written into the exponent bits). One rule for every lane, so
-    /// a value's result does not depend on where it sits in a run.
+    /// a value's result does not depend on where it sits in a run. Separate multiplies and adds:
+    /// the standard library's fused `addingProduct` on SIMD vectors runs lane by lane.
     @inline(__always)
     static func exp(_ t: Vector) -> Vector {
-        let t = t.clamped(lowerBound: Vector(repeating: -87.3), upperBound: Vector(repeating: 88.3))
+        var t = t
+        t.replace(with: 88.3, where: t .> 88.3)
+        t.replace(with: -87.3, where: t .< -87.3)
         // 1.5·2²³ + 127: adding t·log2(e) to it rounds that to an integer n, kept as n + 127 in
         // the lowest bits of the sum.
         let shifter = Vector(repeating: 12_582_912 + 127)
-        let shifted = shifter.addingProduct(t, Vector(repeating: 1.442_695_04))
+        let shifted = t * Vector(repeating: 1.442_695_04) + shifter
         let n = shifted - shifter
         // r = t − n·ln 2, with ln 2 in two parts so that n·(first part) is exact.
-        let r = t.addingProduct(n, Vector(repeating: -0.693_359_375)).addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        let r = t - n * Vector(repeating: 0.693_359_375) + n * Vector(repeating: 2.121_944_4e-4)
         var p = Vector(repeating: 1.987_569_15e-4)
-        p = Vector(repeating: 1.398_199_950_7e-3).addingProduct(p, r)
-        p = Vector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
-        p = Vector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
-        p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
-        p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
-        let expR = (r + 1).addingProduct(p, r * r)
+        p = p * r + Vector(repeating: 1.398_199_950_7e-3)
+        p = p * r + Vector(repeating: 8.333_451_907_3e-3)
+        p = p * r + Vector(repeating: 4.166_579_589_4e-2)
+        p = p * r + Vector(repeating: 1.666_666_545_9e-1)
+        p = p * r + Vector(repeating: 5.000_000_120_1e-1)
+        let expR = p * (r * r) + r + Vector(repeating: 1)
         let twoToN = unsafeBitCast(unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &<< 23, to: Vector.self)
         return expR * twoToN
     }
@@ -257,7 +260,7 @@ enum VectorKernels {
         let (a, g, b, one) = (Vector(repeating: -slope), Vector(repeating: scale), Vector(repeating: shift), Vector(repeating: 1))
         @inline(__always) func gate(_ x: Vector) -> (s: Vector, y: Vector) {
             let s = one / (one + exp(x * a))
-            return (s, b.addingProduct(x * s, g))
+            return (s, x * s * g + b)
         }
         var i = 0
         while i &+ 8 <= count {
