@@ -15,7 +15,8 @@ enum TrainCommand {
         var text = """
             usage: normlab train [--model NAME] [--norm NAME] [--batch-size N] [--epochs N] [--lr RATE]
                                  [--seed N] [--placement before|after] [--zero-init-residual]
-                                 [--weight-standardization] [--record LIST]
+                                 [--weight-standardization] [--init-scale S] [--classes-per-batch K]
+                                 [--record LIST]
                                  [--weight-decay W] [--data DIR] [--train-size N] [--threads N] [--json]
                                  \(options)
               --model       the network (default smallcnn):
@@ -42,6 +43,9 @@ enum TrainCommand {
                             (default: the embedded Fashion-MNIST subset)
               --zero-init-residual  resnet-D: each residual branch starts at zero (SkipInit with --norm none)
               --weight-standardization  every convolution standardizes its weights over its fan-in (Qiao et al. 2019)
+              --init-scale  a factor on the Kaiming standard deviation of every initial weight (default 1)
+              --classes-per-batch  non-i.i.d. batches of about K classes each: the epoch's permutation sorted by
+                            label, cut into chunks of batch/K samples, the chunks shuffled (K divides the batch size)
               --record      what to record beyond the accuracy, comma-separated (with --json, as record keys):
                             curve (per epoch: training loss, accuracy on 2,000 training images and the test set),
                             train_accuracy (final_train_accuracy, generalization_gap),
@@ -57,9 +61,10 @@ enum TrainCommand {
             return 0
         }
         let json = options.flag("--json")
-        let model = try ModelSettings(
+        var model = try ModelSettings(
             name: options.value("--model") ?? ModelSettings.smallCNN.name, zeroInitResidual: options.flag("--zero-init-residual"),
             weightStandardization: options.flag("--weight-standardization"))
+        model.initScale = try options.float("--init-scale") ?? 1
         let kind = try normalizerKind(named: options.value("--norm") ?? "batch")
         var normalizer = NormalizerSettings(kind: kind)
         var seen = Set<String>()
@@ -92,6 +97,7 @@ enum TrainCommand {
         } catch {
             throw UsageError("--record: \(error)")
         }
+        let classesPerBatch = try options.integer("--classes-per-batch", in: 1...65_536)
         let execution = Execution(threads: try options.integer("--threads", in: 1...256) ?? Machine.availableProcessors)
         let extra = try options.positionals()
         guard extra.isEmpty else { throw UsageError("unexpected argument '\(extra[0])'\n\(usage)") }
@@ -100,6 +106,7 @@ enum TrainCommand {
             model: model, normalizer: normalizer, placement: placement, batchSize: batchSize, epochs: epochs,
             baseLearningRate: rate, weightDecay: weightDecay, seed: UInt64(seed))
         settings.recordings = recordings
+        settings.classesPerBatch = classesPerBatch
         let directory = try dataDirectory ?? FashionMNIST.embeddedDirectory()
         let data = try Dataset.load(directory: directory, trainSize: trainSize)
         try settings.validate(trainSize: data.train.count)
@@ -135,6 +142,8 @@ enum TrainCommand {
             }
             if model.hasShortcuts { object["zero_init_residual"] = model.zeroInitResidual }
             if model.weightStandardization { object["weight_standardization"] = true }
+            if model.initScale != 1 { object["init_scale"] = decimal(model.initScale) }
+            if let classesPerBatch { object["classes_per_batch"] = classesPerBatch }
             if let step = outcome.divergedAtStep { object["diverged_at_step"] = step }
             if !recordings.isEmpty {
                 object["record"] = recordings.sorted().map(\.rawValue)

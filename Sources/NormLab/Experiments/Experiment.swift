@@ -32,6 +32,12 @@ public struct Experiment: Equatable, Sendable {
     public var seeds: [UInt64]
     /// PreciseBN re-estimation for batch norm and batch renorm; nil to skip it.
     public var preciseBN: PreciseBNPlan?
+    /// Factors on the Kaiming standard deviation of the initial weights: each a column of the
+    /// grid beside the models.
+    public var initScales: [Float] = [1]
+    /// Non-i.i.d. batches of this many classes each (`ClassGroupedBatches`); nil for shuffled
+    /// batches.
+    public var classesPerBatch: [Int?] = [nil]
     /// What every run records beyond its accuracy (`Recording`).
     public var recordings: Set<Recording> = []
     public var outputs: Outputs
@@ -137,6 +143,18 @@ public struct Experiment: Equatable, Sendable {
         if let plan = preciseBN, plan.images <= 1 || plan.batchSize <= 1 {
             throw fail("\"precise_bn.images\" and \"precise_bn.batch_size\" must be larger than 1")
         }
+        guard !initScales.isEmpty, Set(initScales).count == initScales.count, initScales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw fail("\"init_scale\" must be distinct positive numbers")
+        }
+        guard !classesPerBatch.isEmpty, Set(classesPerBatch).count == classesPerBatch.count else {
+            throw fail("\"classes_per_batch\" must be distinct")
+        }
+        for k in classesPerBatch.compactMap({ $0 }) {
+            guard k > 0 else { throw fail("\"classes_per_batch\" must be positive, got \(k)") }
+            if let batchSize = batchSizes.first(where: { $0 % k != 0 }) {
+                throw fail("\"classes_per_batch\" \(k) does not divide batch size \(batchSize): a batch is k chunks of B/k samples")
+            }
+        }
         guard !models.isEmpty, Set(models.map(\.name)).count == models.count else {
             throw fail("\"model\" must name each model at most once")
         }
@@ -178,18 +196,21 @@ public struct Experiment: Equatable, Sendable {
         for seed in seeds {
             for batchSize in batchSizes {
                 for model in models {
-                    for base in baseLearningRates {
-                        for placement in placements {
-                            for entry in normalizers {
-                                var model = model
-                                model.weightStandardization = entry.weightStandardization
-                                runs.append(RunSpec(
-                                    experiment: name, model: model, label: entry.label, normalizer: entry.settings,
-                                    placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
-                                    learningRate: learningRate(base: base, batchSize: batchSize),
-                                    learningRateScaling: learningRateScaling, weightDecay: weightDecay,
-                                    sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
-                                    testSize: testSize, recordings: recordings))
+                    for (initScale, classesPerBatch) in initScales.flatMap({ scale in self.classesPerBatch.map { (scale, $0) } }) {
+                        for base in baseLearningRates {
+                            for placement in placements {
+                                for entry in normalizers {
+                                    var model = model
+                                    model.weightStandardization = entry.weightStandardization
+                                    model.initScale = initScale
+                                    runs.append(RunSpec(
+                                        experiment: name, model: model, label: entry.label, normalizer: entry.settings,
+                                        placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: base,
+                                        learningRate: learningRate(base: base, batchSize: batchSize),
+                                        learningRateScaling: learningRateScaling, weightDecay: weightDecay,
+                                        sgdMomentum: sgdMomentum, seed: seed, data: data, trainSize: actualTrainSize,
+                                        testSize: testSize, classesPerBatch: classesPerBatch, recordings: recordings))
+                                }
                             }
                         }
                     }
@@ -303,13 +324,16 @@ private struct ExperimentFile: Decodable {
     var seeds: [UInt64]
     var preciseBN: Experiment.PreciseBNPlan??
     var record: [String]?
+    var initScale: OneOrMany<Float>?
+    var classesPerBatch: OneOrMany<Int?>?
     var outputs: Outputs?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case format, name, description, data, trainSize = "train_size", testSize = "test_size", model
         case zeroInitResidual = "zero_init_residual", weightStandardization = "weight_standardization", epochs
         case learningRate = "learning_rate", weightDecay = "weight_decay", sgdMomentum = "sgd_momentum"
-        case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", record, outputs
+        case placement, normalizers, batchSizes = "batch_sizes", seeds, preciseBN = "precise_bn", record
+        case initScale = "init_scale", classesPerBatch = "classes_per_batch", outputs
     }
 
     init(from decoder: any Decoder) throws {
@@ -343,6 +367,8 @@ private struct ExperimentFile: Decodable {
             }
         }
         record = try container.decodeIfPresent([String].self, forKey: .record)
+        initScale = try container.decodeIfPresent(OneOrMany<Float>.self, forKey: .initScale)
+        classesPerBatch = try container.decodeIfPresent(OneOrMany<Int?>.self, forKey: .classesPerBatch)
         outputs = try container.decodeIfPresent(Outputs.self, forKey: .outputs)
     }
 
@@ -388,7 +414,8 @@ private struct ExperimentFile: Decodable {
             referenceBatchSize: learningRate.referenceBatchSize ?? 32, weightDecay: weightDecay ?? 5e-4,
             sgdMomentum: sgdMomentum ?? 0.9, placements: placement?.values ?? [.before], normalizers: entries,
             batchSizes: batchSizes, seeds: seeds,
-            preciseBN: preciseBN ?? Experiment.PreciseBNPlan(images: 2000, batchSize: 200), recordings: recordings,
+            preciseBN: preciseBN ?? Experiment.PreciseBNPlan(images: 2000, batchSize: 200),
+            initScales: initScale?.values ?? [1], classesPerBatch: classesPerBatch?.values ?? [nil], recordings: recordings,
             outputs: Experiment.Outputs(
                 jsonl: outputs?.jsonl ?? "\(name).jsonl", markdown: outputs?.markdown ?? "\(name).md",
                 csv: outputs?.csv ?? "\(name).csv", svg: outputs?.svg ?? "\(name).svg"))

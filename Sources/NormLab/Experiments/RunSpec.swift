@@ -29,6 +29,10 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var trainSize: Int
     /// The number of test images evaluated; nil for the whole test set.
     public var testSize: Int?
+    /// The factor on the Kaiming standard deviation of the initial weights; nil for 1.
+    public var initScale: Float?
+    /// Non-i.i.d. batches of this many classes (`ClassGroupedBatches`); nil for shuffled ones.
+    public var classesPerBatch: Int?
     /// What the run records beyond its accuracy, in name order; nil for nothing.
     public var recordings: [Recording]?
 
@@ -38,19 +42,22 @@ public struct RunSpec: Codable, Equatable, Sendable {
         case placement, batchSize = "batch_size", epochs
         case baseLearningRate = "base_lr", learningRate = "lr", learningRateScaling = "lr_scaling"
         case weightDecay = "weight_decay", sgdMomentum = "sgd_momentum", seed, data, trainSize = "train_size"
-        case testSize = "test_size", recordings = "record"
+        case testSize = "test_size", initScale = "init_scale", classesPerBatch = "classes_per_batch", recordings = "record"
     }
 
     init(
         experiment: String, model: ModelSettings = .smallCNN, label: String, normalizer settings: NormalizerSettings,
         placement: NormalizerPlacement, batchSize: Int, epochs: Int,
         baseLearningRate: Float, learningRate: Float, learningRateScaling: String, weightDecay: Float, sgdMomentum: Float,
-        seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil, recordings: Set<Recording> = []
+        seed: UInt64, data: String, trainSize: Int, testSize: Int? = nil, classesPerBatch: Int? = nil,
+        recordings: Set<Recording> = []
     ) {
         self.experiment = experiment
         self.model = model.name
         zeroInitResidual = model.hasShortcuts ? model.zeroInitResidual : nil
         weightStandardization = model.weightStandardization ? true : nil
+        initScale = model.initScale == 1 ? nil : model.initScale
+        self.classesPerBatch = classesPerBatch
         self.label = label
         normalizerSettings = settings
         self.placement = placement
@@ -110,6 +117,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
         data = try container.decode(String.self, forKey: .data)
         trainSize = try container.decode(Int.self, forKey: .trainSize)
         testSize = try container.decodeIfPresent(Int.self, forKey: .testSize)
+        initScale = try container.decodeIfPresent(Float.self, forKey: .initScale)
+        classesPerBatch = try container.decodeIfPresent(Int.self, forKey: .classesPerBatch)
         recordings = try container.decodeIfPresent([Recording].self, forKey: .recordings).map { Set($0).sorted() }
         if recordings?.isEmpty == true { recordings = nil }
     }
@@ -135,6 +144,8 @@ public struct RunSpec: Codable, Equatable, Sendable {
         try container.encode(data, forKey: .data)
         try container.encode(trainSize, forKey: .trainSize)
         try container.encodeIfPresent(testSize, forKey: .testSize)
+        try container.encodeIfPresent(initScale, forKey: .initScale)
+        try container.encodeIfPresent(classesPerBatch, forKey: .classesPerBatch)
         try container.encodeIfPresent(recordings, forKey: .recordings)
         var settings = encoder.container(keyedBy: AnyKey.self)
         for setting in normalizerSettings.kind.registration.settings(in: .record) {
@@ -150,7 +161,10 @@ public struct RunSpec: Codable, Equatable, Sendable {
     /// The network this run trains.
     /// - Throws: `ModelError` for a model name the lab does not have.
     public func modelSettings() throws -> ModelSettings {
-        try ModelSettings(name: model, zeroInitResidual: zeroInitResidual ?? false, weightStandardization: weightStandardization ?? false)
+        var settings = try ModelSettings(
+            name: model, zeroInitResidual: zeroInitResidual ?? false, weightStandardization: weightStandardization ?? false)
+        settings.initScale = initScale ?? 1
+        return settings
     }
 
     /// The trainer's settings for this run: it trains at the recorded peak rate `learningRate`,
@@ -162,14 +176,25 @@ public struct RunSpec: Codable, Equatable, Sendable {
             placement: placement, batchSize: batchSize, epochs: epochs, baseLearningRate: baseLearningRate,
             momentum: sgdMomentum, weightDecay: weightDecay, seed: seed)
         settings.learningRate = learningRate
+        settings.classesPerBatch = classesPerBatch
         settings.recordings = Set(recordings ?? [])
         return settings
+    }
+
+    /// What sets the run apart beyond its model, normalizer, placement, rate, batch size and
+    /// seed, in words ("init ×0.1, 2 classes per batch"); empty for none.
+    public var variant: String {
+        var parts: [String] = []
+        if let initScale { parts.append("init ×\(Statistics.format(Double(initScale)))") }
+        if let classesPerBatch { parts.append("\(classesPerBatch) \(classesPerBatch == 1 ? "class" : "classes") per batch") }
+        return parts.joined(separator: ", ")
     }
 
     /// A short description for progress lines.
     public var summary: String {
         var text = "\(model == ModelSettings.smallCNN.name ? "" : model + " ")\(label) batch \(batchSize) seed \(seed)"
         if placement == .after { text += " (norm after ReLU)" }
+        if !variant.isEmpty { text += " (\(variant))" }
         return text + " lr \(learningRate)"
     }
 }

@@ -33,17 +33,17 @@ public final class Conv2D {
     /// dL/dy, kept when the parameters' gradients are added later (by the engine).
     var keptOutputGradient = Tensor(shape: [0])
 
-    /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·k²)))
-    /// and a zero bias.
+    /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·k²)),
+    /// times `initScale`) and a zero bias.
     public init(
         inputChannels: Int, outputChannels: Int, geometry: ConvolutionGeometry = .same3x3, bias: Bool,
-        standardizesWeights: Bool = false, generator: inout SeededGenerator
+        standardizesWeights: Bool = false, initScale: Float = 1, generator: inout SeededGenerator
     ) {
         precondition(inputChannels > 0 && outputChannels > 0)
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
         self.geometry = geometry
-        let std = Float((2.0 / Double(inputChannels * geometry.windowSize)).squareRoot())
+        let std = Float((2.0 / Double(inputChannels * geometry.windowSize)).squareRoot() * Double(initScale))
         weight = Parameter("weight", generator.normals(outputChannels * inputChannels * geometry.windowSize, std: std), decays: true)
         self.bias = bias ? Parameter("bias", repeating: 0, count: outputChannels, decays: false) : nil
         parameters = [weight] + (self.bias.map { [$0] } ?? [])

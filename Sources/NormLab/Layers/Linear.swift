@@ -15,11 +15,12 @@ public final class Linear {
     /// dL/dy, kept when the parameters' gradients are added later (by the engine).
     var keptOutputGradient = Tensor(shape: [0])
 
-    /// Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / in)) and a zero bias.
-    public init(inputCount: Int, outputCount: Int, generator: inout SeededGenerator) {
+    /// Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / in), times `initScale`) and a
+    /// zero bias.
+    public init(inputCount: Int, outputCount: Int, initScale: Float = 1, generator: inout SeededGenerator) {
         self.inputCount = inputCount
         self.outputCount = outputCount
-        weight = Parameter("weight", generator.normals(outputCount * inputCount, std: Float((2.0 / Double(inputCount)).squareRoot())), decays: true)
+        weight = Parameter("weight", generator.normals(outputCount * inputCount, std: Float((2.0 / Double(inputCount)).squareRoot() * Double(initScale))), decays: true)
         bias = Parameter("bias", repeating: 0, count: outputCount, decays: false)
         parameters = [weight, bias]
     }

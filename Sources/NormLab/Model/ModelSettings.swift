@@ -7,6 +7,9 @@ public struct ModelSettings: Equatable, Sendable {
     public var zeroInitResidual: Bool
     /// Whether every convolution standardizes its weights (`WeightStandardization`).
     public var weightStandardization = false
+    /// A factor on the Kaiming standard deviation of every convolution's and linear layer's
+    /// initial weights (1: Kaiming's).
+    public var initScale: Float = 1
 
     /// The name as users write it.
     public var name: String { architecture.name }
@@ -29,6 +32,7 @@ public struct ModelSettings: Equatable, Sendable {
 
     public static func == (a: ModelSettings, b: ModelSettings) -> Bool {
         a.name == b.name && a.zeroInitResidual == b.zeroInitResidual && a.weightStandardization == b.weightStandardization
+            && a.initScale == b.initScale
     }
 
     /// The channel counts of the model's norm slots.
@@ -40,6 +44,9 @@ public struct ModelSettings: Equatable, Sendable {
     /// Checks that the model can be built with these normalizer settings and placement, for
     /// images of `image` (nil: any) and `classes` classes, and throws a message that says why not.
     public func validate(normalizer: NormalizerSettings, placement: NormalizerPlacement, image: ImageShape? = nil) throws {
+        guard initScale > 0, initScale.isFinite else {
+            throw ModelError.unsupported("the initial weights' scale must be a positive number, got \(initScale)")
+        }
         if zeroInitResidual && !hasShortcuts {
             throw ModelError.unsupported("zero_init_residual starts each residual branch at zero: \(name) has no residual blocks (use resnet-D)")
         }
@@ -66,8 +73,8 @@ public struct ModelSettings: Equatable, Sendable {
         }
     }
 
-    /// Builds the model with seeded Kaiming-normal weights (fan-in, ReLU gain), zero biases,
-    /// gamma 1 and beta 0.
+    /// Builds the model with seeded Kaiming-normal weights (fan-in, ReLU gain, times
+    /// `initScale`), zero biases, gamma 1 and beta 0.
     /// - Parameter makeNormalizer: see `NormSlots`.
     /// - Throws: `ModelError` or `NormalizerError` when the model cannot be built for this data.
     public func make(
@@ -77,6 +84,7 @@ public struct ModelSettings: Equatable, Sendable {
         try validate(normalizer: normalizer, placement: placement, image: image)
         var slots = NormSlots(normalizer: normalizer, placement: placement, seed: seed, makeNormalizer: makeNormalizer)
         slots.weightStandardization = weightStandardization
+        slots.initScale = initScale
         return try architecture.make(image: image, classes: classes, zeroInitResidual: zeroInitResidual, slots: &slots)
     }
 }

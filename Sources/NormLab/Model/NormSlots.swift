@@ -8,6 +8,8 @@ public struct NormSlots {
     public let placement: NormalizerPlacement
     /// Whether the convolutions standardize their weights (`WeightStandardization`).
     public var weightStandardization = false
+    /// A factor on every convolution's and linear layer's Kaiming standard deviation.
+    public var initScale: Float = 1
     private let makeNormalizer: MakeNormalizer
     public var generator: SeededGenerator
 
@@ -34,7 +36,7 @@ public struct NormSlots {
         return Conv2D(
             inputChannels: input, outputChannels: output,
             geometry: ConvolutionGeometry(kernel: kernel, stride: stride, padding: kernel / 2), bias: bias,
-            standardizesWeights: weightStandardization, generator: &generator)
+            standardizesWeights: weightStandardization, initScale: initScale, generator: &generator)
     }
 
     /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none".
@@ -60,6 +62,6 @@ public struct NormSlots {
 
     /// A linear layer with Kaiming-normal weights.
     public mutating func linear(_ input: Int, _ output: Int) -> Linear {
-        Linear(inputCount: input, outputCount: output, generator: &generator)
+        Linear(inputCount: input, outputCount: output, initScale: initScale, generator: &generator)
     }
 }

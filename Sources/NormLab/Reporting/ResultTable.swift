@@ -99,6 +99,17 @@ public struct ResultTable: Sendable {
         columns = Set(records.map { columnValue($0.spec) }).sorted()
         let placements = Set(records.map(\.spec.placement))
         let otherValues = Set(records.map { otherValue($0.spec) })
+        // Options some runs set: every row of such a table names its own value.
+        let showsInitScale = records.contains { $0.spec.initScale != nil }
+        let showsClasses = records.contains { $0.spec.classesPerBatch != nil }
+        func variant(_ spec: RunSpec) -> String {
+            var parts: [String] = []
+            if showsInitScale { parts.append("init ×\(Statistics.format(Double(spec.initScale ?? 1)))") }
+            if showsClasses {
+                parts.append(spec.classesPerBatch.map { "\($0) \($0 == 1 ? "class" : "classes") per batch" } ?? "shuffled batches")
+            }
+            return parts.joined(separator: ", ")
+        }
         // Rows in the order their first runs appear (the experiment file's order).
         var keys: [String] = []
         var rowsByKey: [String: Row] = [:]
@@ -107,7 +118,7 @@ public struct ResultTable: Sendable {
         for record in records {
             let spec = record.spec
             let other = otherValues.count > 1 ? otherValue(spec) : nil
-            let key = "\(model(spec))|\(spec.label)|\(spec.placement.rawValue)|\(other.map { "\($0)" } ?? "")"
+            let key = "\(model(spec))|\(spec.label)|\(spec.placement.rawValue)|\(other.map { "\($0)" } ?? "")|\(spec.variant)"
             if rowsByKey[key] == nil {
                 // A default label reads as the method's name: "group norm", "group norm + WS".
                 let standardized = spec.weightStandardization == true
@@ -115,6 +126,7 @@ public struct ResultTable: Sendable {
                 var name = spec.label == defaultLabel ? spec.normalizer.displayName + (standardized ? " + WS" : "") : spec.label
                 if models.count > 1 { name = "\(model(spec)) · \(name)" }
                 if placements.count > 1 { name += spec.placement == .before ? " (before ReLU)" : " (after ReLU)" }
+                if !variant(spec).isEmpty { name += " (\(variant(spec)))" }
                 if let other { name += axis == .batchSize ? " (lr \(Statistics.format(other)))" : " (batch \(Int(other)))" }
                 keys.append(key)
                 rowsByKey[key] = Row(

@@ -13,6 +13,9 @@ public struct TrainingSettings: Equatable, Sendable {
     /// L2 decay on convolution and linear weights (not on gamma, beta or biases).
     public var weightDecay: Float = 5e-4
     public var seed: UInt64
+    /// Non-i.i.d. batches of about this many classes each (`ClassGroupedBatches`); nil for
+    /// shuffled batches. It divides the batch size.
+    public var classesPerBatch: Int?
     /// What the run records beyond its final accuracy (`Recording`); nothing by default.
     public var recordings: Set<Recording> = []
 
@@ -44,6 +47,9 @@ public struct TrainingSettings: Equatable, Sendable {
         }
         guard weightDecay >= 0 else { throw TrainingError.invalidSetting("weight decay must not be negative, got \(weightDecay)") }
         guard momentum >= 0, momentum < 1 else { throw TrainingError.invalidSetting("SGD momentum must lie in [0, 1), got \(momentum)") }
+        if let classesPerBatch, !(classesPerBatch > 0 && batchSize % classesPerBatch == 0) {
+            throw TrainingError.invalidSetting("classes per batch must be a positive divisor of the batch size \(batchSize), got \(classesPerBatch)")
+        }
         guard batchSize <= trainSize else {
             throw TrainingError.invalidSetting("batch size \(batchSize) is larger than the \(trainSize) training images")
         }
@@ -121,6 +127,7 @@ public enum Trainer {
         let schedule = CosineSchedule(initialRate: settings.learningRate, totalSteps: totalSteps)
         let scheduled = model.normalizers.compactMap { $0 as? any ScheduledNormalizer }
         var shuffler = SeededGenerator(seed: settings.seed ^ 0x5348_5546_464C_4531)
+        var chunkShuffler = SeededGenerator(seed: settings.seed ^ 0x4348_554E_4B53_0001)
         var order = Array(0..<train.count)
         var images = Tensor(shape: [settings.batchSize, train.channels, train.rows, train.columns])
         var labels = [UInt8](repeating: 0, count: settings.batchSize)
@@ -134,12 +141,18 @@ public enum Trainer {
         let recorder = settings.recordings.isEmpty ? nil : Recorder(settings.recordings, model: model, train: train, test: test)
         training: for epoch in 0..<settings.epochs {
             shuffle(&order, using: &shuffler)
+            var epochOrder = order
+            if let classesPerBatch = settings.classesPerBatch {
+                ClassGroupedBatches.reorder(
+                    &epochOrder, labels: train.labels, batchSize: settings.batchSize, classesPerBatch: classesPerBatch,
+                    using: &chunkShuffler)
+            }
             epochLoss = 0
             epochSteps = 0
             for batchIndex in 0..<stepsPerEpoch {
                 optimizer.learningRate = schedule.rate(atStep: step)
                 for normalizer in scheduled { try normalizer.prepare(step: step, of: totalSteps) }
-                let batch = order[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
+                let batch = epochOrder[(batchIndex * settings.batchSize)..<((batchIndex + 1) * settings.batchSize)]
                 train.batch(batch, into: &images)
                 for (slot, index) in batch.enumerated() { labels[slot] = train.labels[index] }
                 let loss = try Self.step(model, optimizer, images: images, labels: labels, beforeUpdate: recorder?.gradientsComputed)
