@@ -249,8 +249,8 @@ enum VectorKernels {
         return expR * twoToN
     }
 
-    /// The gated scaling of EvoNorm-S0: s[i] = sigmoid(slope·x[i]) and y[i] = x[i]·s[i]·scale +
-    /// shift, the gates kept for the backward pass. Every value by the 8-lane rule (the last
+    /// A gated scaling (a normalizer-activation's): s[i] = sigmoid(slope·x[i]) and y[i] =
+    /// x[i]·s[i]·scale + shift, the gates kept for the backward pass. Every value by the 8-lane rule (the last
     /// few of a run in a vector of their own), so the same bits wherever a value sits.
     @inline(__always)
     static func gatedScale(

@@ -7,8 +7,8 @@
 /// and backward passes are this protocol's (below), and the same
 /// declarations drive a training step that splits the batch between threads
 /// (`Engine/`), so the two ways cannot compute different things. A
-/// method whose statistics are not the whole batch's (ghost batch norm's groups of samples) is
-/// not one of these.
+/// method whose statistics are not the whole batch's (statistics over groups of samples) is not
+/// one of these.
 public protocol BatchStatisticsNormalizer: RectifyingNormalizer, InputReleasingNormalizer, PopulationStatisticsNormalizer, StatefulNormalizer {
     /// ε, added to the variance inside the square root.
     var epsilon: Float { get }

@@ -124,7 +124,7 @@ extension GroupNorm {
 }
 
 extension NormalizerSetting {
-    /// Group norm's and EvoNorm's G.
+    /// G, the groups of channels of group norm and of any normalizer over such groups.
     static let groups = NormalizerSetting(
         "groups", default: Int?.none, help: "G, the number of groups; it must divide every norm slot's channels (default min(8, C))",
         places: [.experiment, .record, .fixture, .commandLine],

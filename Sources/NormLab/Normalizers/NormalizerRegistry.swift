@@ -109,8 +109,8 @@ public struct NormalizerRegistration: Sendable {
     /// Whether a model's norm slots hold it; false for the identity, whose slots stay empty
     /// (and whose convolutions keep their bias).
     public let fillsSlots: Bool
-    /// Whether its output already has its own non-linearity (FRN's threshold, EvoNorm's
-    /// sigmoid gate), which takes the place of the ReLU that would follow it; such a normalizer
+    /// Whether its output already has its own non-linearity (a learned threshold, a sigmoid
+    /// gate), which takes the place of the ReLU that would follow it; such a normalizer
     /// cannot be placed after the ReLU.
     public let replacesReLU: Bool
     /// How a page describes a run of it when that is not its settings (the identity's "no

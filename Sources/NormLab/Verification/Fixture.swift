@@ -80,7 +80,7 @@ public struct Fixture: Decodable, Sendable {
     public var weight: Input?
     public var mode: String
     public var input: Input
-    /// The normalizer's parameters by name (`gamma`, `beta`, FRN's `tau`, EvoNorm's `v`): every
+    /// The normalizer's parameters by name (`gamma`, `beta`, and a kind's own, such as `tau` or `v`): every
     /// top-level list of numbers that is not one of the fields above or below.
     public var parameters: [String: [Double]]
     public var grad_output: [Double]
