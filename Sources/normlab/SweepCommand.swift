@@ -110,10 +110,13 @@ enum SweepCommand {
     private static func printList(_ experiment: Experiment) {
         let runs = experiment.runs(trainSize: experiment.trainSize ?? 0)
         print("\(runs.count) runs")
-        print(["index", "model", "normalizer", "placement", "base_lr", "lr", "batch_size", "seed"].joined(separator: "\t"))
+        // A last column when runs differ otherwise too (initial scale, classes per batch).
+        let variants = runs.contains { !$0.variant.isEmpty }
+        print((["index", "model", "normalizer", "placement", "base_lr", "lr", "batch_size", "seed"] + (variants ? ["variant"] : []))
+            .joined(separator: "\t"))
         for (index, run) in runs.enumerated() {
-            print(["\(index)", run.model, run.label, run.placement.rawValue, "\(run.baseLearningRate)", "\(run.learningRate)",
-                   "\(run.batchSize)", "\(run.seed)"].joined(separator: "\t"))
+            print((["\(index)", run.model, run.label, run.placement.rawValue, "\(run.baseLearningRate)", "\(run.learningRate)",
+                    "\(run.batchSize)", "\(run.seed)"] + (variants ? [run.variant.isEmpty ? "-" : run.variant] : [])).joined(separator: "\t"))
         }
     }
 
