@@ -312,3 +312,46 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(markdown.contains("group norm + WS (each convolution's weights standardized over its fan-in)"), markdown)
     }
 }
+
+/// The page's sections for recordings: absent without them; the gap, the curves with the
+/// steps to reach an accuracy, and the gradient norms, from the records' own numbers.
+final class RecordingsReportTests: XCTestCase {
+    private func record(_ kind: NormalizerKind, seed: UInt64, curve: [Double], gap: Double, norms: [Double]) -> RunRecord {
+        var spec = RunSpec(
+            experiment: "e", label: kind.rawValue, normalizer: NormalizerSettings(kind: kind), placement: .before, batchSize: 8,
+            epochs: curve.count, baseLearningRate: 0.05, learningRate: 0.0125, learningRateScaling: "linear", weightDecay: 5e-4,
+            sgdMomentum: 0.9, seed: seed, data: "embedded", trainSize: 80)
+        spec.recordings = [.curve, .gradientNorms, .trainAccuracy]
+        var result = RunResult(
+            testAccuracy: curve.last, preciseBNAccuracy: nil, finalLoss: 1, diverged: false, divergedAtStep: nil,
+            steps: 10 * curve.count, seconds: 1, imagesPerSecond: 1, threads: 1, commit: "c", finishedAt: "t")
+        result.recordings.curve = curve.enumerated().map { CurvePoint(epoch: $0 + 1, trainLoss: 1, trainAccuracy: 0.9, testAccuracy: $1) }
+        result.recordings.finalTrainAccuracy = curve.last! + gap
+        result.recordings.generalizationGap = gap
+        result.recordings.firstStepGradientNorms = norms
+        result.recordings.gradientNorms = curve.map { _ in norms.map { $0 / 2 } }
+        return RunRecord(spec: spec, result: result)
+    }
+
+    func testSectionsFollowTheRecords() {
+        let records = [
+            record(.batch, seed: 0, curve: [0.7, 0.82, 0.86], gap: 0.05, norms: [1, 2]),
+            record(.batch, seed: 1, curve: [0.81, 0.84, 0.86], gap: 0.07, norms: [3, 4]),
+            record(.none, seed: 0, curve: [0.5, 0.6, 0.7], gap: 0.01, norms: [0.5, 0.25]),
+        ]
+        let page = RecordingsReport.sections(ResultTable(records: records)).joined(separator: "\n")
+        XCTAssertTrue(page.contains("| batch norm | gap (points) | 6.00 ± 1.41 |"), page)
+        XCTAssertTrue(page.contains("| none | gap (points) | 1.00 |"), page)
+        // Steps to 80%: epoch 2 (20 steps) and epoch 1 (10 steps), mean 15; to 85%: epoch 3 both.
+        XCTAssertTrue(page.contains("| batch norm | 75.50 | 83.00 | 86.00 | 15 | 30 |"), page)
+        XCTAssertTrue(page.contains("| none | 50.00 | 60.00 | 70.00 | never | never |"), page)
+        XCTAssertTrue(page.contains("| batch norm | first | 2 | 3 |"), page)
+        XCTAssertTrue(page.contains("| batch norm | last epoch | 1 | 1.5 |"), page)
+        XCTAssertEqual(RecordingsReport.stepsToReach(0.85, records[0]), 30)
+        XCTAssertNil(RecordingsReport.stepsToReach(0.9, records[0]))
+
+        var plain = records
+        for index in plain.indices { plain[index].result.recordings = TrainingRecordings() }
+        XCTAssertEqual(RecordingsReport.sections(ResultTable(records: plain)), [])
+    }
+}

@@ -79,6 +79,7 @@ public enum MarkdownReport {
             lines.append("")
             lines.append(contentsOf: preciseTable(table, rows: preciseRows))
         }
+        lines.append(contentsOf: RecordingsReport.sections(table))
         lines.append("")
         return lines.joined(separator: "\n")
     }

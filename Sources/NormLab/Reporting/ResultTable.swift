@@ -16,6 +16,8 @@ public struct ResultTable: Sendable {
     public struct Cell: Sendable {
         /// Test accuracies of the runs that did not diverge, in seed order.
         public var accuracies: [Double] = []
+        /// The records of those runs, in seed order (what they recorded on request).
+        public var finished: [RunRecord] = []
         public var preciseAccuracies: [Double] = []
         public var diverged = 0
         public var runs = 0
@@ -148,6 +150,7 @@ public struct ResultTable: Sendable {
         for (cellKey, runs) in finishedRuns {
             let sorted = runs.sorted { $0.spec.seed < $1.spec.seed }
             let (row, column) = (keys.firstIndex(of: cellKey.row)!, cellKey.column)
+            rows[row].cells[column].finished = sorted
             rows[row].cells[column].accuracies = sorted.compactMap(\.result.testAccuracy)
             rows[row].cells[column].preciseAccuracies = sorted.compactMap(\.result.preciseBNAccuracy)
         }

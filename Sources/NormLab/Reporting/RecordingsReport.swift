@@ -1,0 +1,122 @@
+/// The sections of an experiment's page for what its runs recorded on request (`Recording`):
+/// the generalization gap, learning curves with the steps to reach given accuracies, and
+/// gradient norms per convolution. Each cell is the mean over the seeds' finished runs.
+enum RecordingsReport {
+    /// The test accuracies whose first crossing a curve section reports.
+    static let thresholds = [0.80, 0.85]
+
+    static func sections(_ table: ResultTable) -> [String] {
+        var lines: [String] = []
+        let recorded = table.records.map(\.result.recordings)
+        if recorded.contains(where: { $0.finalTrainAccuracy != nil }) { lines += [""] + gapSection(table) }
+        if recorded.contains(where: { $0.curve != nil }) { lines += [""] + curveSection(table) }
+        if recorded.contains(where: { $0.firstStepGradientNorms != nil }) { lines += [""] + gradientSection(table) }
+        return lines
+    }
+
+    private static func columnHeads(_ table: ResultTable) -> String {
+        let title = table.axis == .batchSize ? "batch" : table.axis.rawValue
+        return table.columns.map { "\(title) \(Statistics.format($0))" }.joined(separator: " | ")
+    }
+
+    private static func meanText(_ values: [Double], scale: Double = 100, format: String = "%.2f") -> String {
+        guard let mean = Statistics.mean(values) else { return "–" }
+        let std = Statistics.standardDeviation(values).map { " ± " + String(format: format, scale * $0) } ?? ""
+        return String(format: format, scale * mean) + std
+    }
+
+    private static func gapSection(_ table: ResultTable) -> [String] {
+        var lines = [
+            "## Training accuracy and generalization gap",
+            "",
+            "Accuracy in inference mode on the whole training subset after training, and the gap: training minus test accuracy, in points (mean ± std over seeds).",
+            "",
+            "| normalizer | measure | " + columnHeads(table) + " |",
+            "|---|---|" + String(repeating: "---|", count: table.columns.count),
+        ]
+        for row in table.rows {
+            func cells(_ value: (TrainingRecordings) -> Double?) -> String {
+                row.cells.map { cell in meanText(cell.finished.compactMap { value($0.result.recordings) }) }.joined(separator: " | ")
+            }
+            lines.append("| \(row.name) | training accuracy (%) | " + cells(\.finalTrainAccuracy) + " |")
+            lines.append("| \(row.name) | test accuracy (%) | " + row.cells.map(MarkdownReport.cellText).joined(separator: " | ") + " |")
+            lines.append("| \(row.name) | gap (points) | " + cells(\.generalizationGap) + " |")
+        }
+        return lines
+    }
+
+    /// The step at which a run's curve first reaches `threshold` test accuracy (at an epoch's
+    /// end), or nil if it never does.
+    static func stepsToReach(_ threshold: Double, _ record: RunRecord) -> Int? {
+        guard let curve = record.result.recordings.curve, let point = curve.first(where: { $0.testAccuracy >= threshold }) else { return nil }
+        return point.epoch * record.result.steps / max(1, record.spec.epochs)
+    }
+
+    private static func curveSection(_ table: ResultTable) -> [String] {
+        let epochs = table.records.compactMap { $0.result.recordings.curve?.count }.max() ?? 0
+        // At most about ten epochs' columns: every k-th, and the last.
+        let stride = max(1, (epochs + 9) / 10)
+        var shown = Array(Swift.stride(from: stride - 1, to: epochs, by: stride))
+        if epochs > 0 && shown.last != epochs - 1 { shown.append(epochs - 1) }
+        var lines = [
+            "## Learning curves",
+            "",
+            "Test accuracy (%) at the end of \(stride == 1 ? "each epoch" : "every \(stride)th epoch and the last"), mean over seeds; then the training steps each run took to first reach \(thresholds.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: " and ")) test accuracy (checked at each epoch's end; the mean over seeds, or how many never did).",
+            "",
+        ]
+        for (column, value) in table.columns.enumerated() {
+            let title = table.axis == .batchSize ? "batch \(Statistics.format(value))" : "\(table.axis.rawValue) \(Statistics.format(value))"
+            lines.append("### \(title)")
+            lines.append("")
+            let reach = thresholds.map { String(format: "steps to %.0f%%", 100 * $0) }
+            lines.append("| normalizer | " + shown.map { "epoch \($0 + 1)" }.joined(separator: " | ") + " | " + reach.joined(separator: " | ") + " |")
+            lines.append("|---|" + String(repeating: "---|", count: shown.count + reach.count))
+            for row in table.rows where !row.cells[column].finished.isEmpty {
+                let runs = row.cells[column].finished
+                let points = shown.map { epoch -> String in
+                    let values = runs.compactMap { $0.result.recordings.curve.flatMap { epoch < $0.count ? $0[epoch].testAccuracy : nil } }
+                    return values.isEmpty ? "–" : String(format: "%.2f", 100 * Statistics.mean(values)!)
+                }
+                let steps = thresholds.map { threshold -> String in
+                    let reached = runs.compactMap { stepsToReach(threshold, $0) }
+                    guard let mean = Statistics.mean(reached.map(Double.init)) else { return "never" }
+                    let never = runs.count - reached.count
+                    return String(format: "%.0f", mean) + (never > 0 ? " (\(never) of \(runs.count) never)" : "")
+                }
+                lines.append("| \(row.name) | " + (points + steps).joined(separator: " | ") + " |")
+            }
+            lines.append("")
+        }
+        return lines
+    }
+
+    private static func gradientSection(_ table: ResultTable) -> [String] {
+        let layers = table.records.compactMap { $0.result.recordings.firstStepGradientNorms?.count }.max() ?? 0
+        var lines = [
+            "## Gradient norms per convolution",
+            "",
+            "‖dL/dW‖₂ of each convolution (1 is the first), at the first training step and averaged over the last epoch's steps, for the batch's mean cross-entropy before weight decay and momentum: the mean over seeds. A norm that overflowed is left out.",
+            "",
+        ]
+        for (column, value) in table.columns.enumerated() {
+            let title = table.axis == .batchSize ? "batch \(Statistics.format(value))" : "\(table.axis.rawValue) \(Statistics.format(value))"
+            lines.append("### \(title)")
+            lines.append("")
+            lines.append("| normalizer | step | " + (1...max(1, layers)).map { "conv \($0)" }.joined(separator: " | ") + " |")
+            lines.append("|---|---|" + String(repeating: "---|", count: max(1, layers)))
+            for row in table.rows where !row.cells[column].finished.isEmpty {
+                let runs = row.cells[column].finished.map(\.result.recordings)
+                for (name, norms) in [("first", runs.map { $0.firstStepGradientNorms ?? [] }),
+                                      ("last epoch", runs.map { $0.gradientNorms?.last ?? [] })] {
+                    let cells = (0..<max(1, layers)).map { layer -> String in
+                        let values = norms.compactMap { layer < $0.count ? $0[layer] : nil }
+                        return Statistics.mean(values).map { String(format: "%.3g", $0) } ?? "–"
+                    }
+                    lines.append("| \(row.name) | \(name) | " + cells.joined(separator: " | ") + " |")
+                }
+            }
+            lines.append("")
+        }
+        return lines
+    }
+}
