@@ -49,7 +49,8 @@ enum TrainCommand {
               --record      what to record beyond the accuracy, comma-separated (with --json, as record keys):
                             curve (per epoch: training loss, accuracy on 2,000 training images and the test set),
                             train_accuracy (final_train_accuracy, generalization_gap),
-                            gradient_norms (first_step_gradient_norms, per-epoch gradient_norms of each convolution)
+                            gradient_norms (first_step_gradient_norms, per-epoch gradient_norms of each convolution),
+                            inference_speed (inference_images_per_second of the final test evaluation)
             """
         return text
     }
@@ -177,6 +178,7 @@ private func printRecordings(_ recorded: TrainingRecordings) {
     func norms(_ values: [Double?]) -> String {
         values.map { $0.map { String(format: "%.3g", $0) } ?? "—" }.joined(separator: " ")
     }
+    if let speed = recorded.inferenceImagesPerSecond { print(String(format: "inference %.0f images/s on the test set", speed)) }
     if let first = recorded.firstStepGradientNorms { print("gradient norms per convolution, first step: \(norms(first))") }
     for (epoch, values) in (recorded.gradientNorms ?? []).enumerated() {
         print("gradient norms per convolution, epoch \(epoch + 1) mean: \(norms(values))")

@@ -45,6 +45,7 @@ final class RecordingTests: XCTestCase {
             var recording = settings(kind)
             recording.recordings = Set(Recording.allCases)
             let recorded = try Trainer.train(recording, train: Self.data.train, test: Self.test)
+            XCTAssertGreaterThan(recorded.recordings.inferenceImagesPerSecond ?? 0, 0)
             XCTAssertEqual(recorded.finalLoss, plain.finalLoss, "\(kind)")
             XCTAssertEqual(recorded.testAccuracy, plain.testAccuracy, "\(kind)")
             XCTAssertEqual(weights(recorded.model), weights(plain.model), "\(kind)")

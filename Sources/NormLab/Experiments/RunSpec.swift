@@ -259,6 +259,9 @@ public struct RunRecord: Codable, Equatable, Sendable {
         }
         let norms = (recorded.firstStepGradientNorms ?? []) + (recorded.gradientNorms ?? []).joined()
         if let norm = norms.compactMap({ $0 }).first(where: { !($0 >= 0) }) { throw refuse("gradient norm \(norm) is negative") }
+        if let speed = recorded.inferenceImagesPerSecond, !(speed.isFinite && speed > 0) {
+            throw refuse("inference_images_per_second \(speed) is not a speed")
+        }
         guard spec.batchSize >= 1 else { throw refuse("batch_size \(spec.batchSize) is below 1") }
         guard result.seconds.isFinite, result.seconds >= 0 else { throw refuse("seconds \(result.seconds) is not a training time") }
         for (name, rate) in [("base_lr", spec.baseLearningRate), ("lr", spec.learningRate)] where !(rate.isFinite && rate > 0) {

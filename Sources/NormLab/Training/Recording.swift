@@ -12,6 +12,9 @@ public enum Recording: String, CaseIterable, Codable, Comparable, Sendable {
     /// convolution in the network's layer order (a residual block's branch before its
     /// shortcut), for the batch's mean cross-entropy, before weight decay and momentum.
     case gradientNorms = "gradient_norms"
+    /// `inference_images_per_second`: the test set's images over the wall time of the final
+    /// evaluation (inference mode, batches of 500, on the run's threads).
+    case inferenceSpeed = "inference_speed"
 
     public static func < (a: Recording, b: Recording) -> Bool { a.rawValue < b.rawValue }
 
@@ -56,10 +59,12 @@ public struct TrainingRecordings: Codable, Equatable, Sendable {
     public var firstStepGradientNorms: [Double?]?
     /// Per epoch, per convolution: the mean over the epoch's steps.
     public var gradientNorms: [[Double?]]?
+    public var inferenceImagesPerSecond: Double?
 
     enum CodingKeys: String, CodingKey {
         case curve, finalTrainAccuracy = "final_train_accuracy", generalizationGap = "generalization_gap"
         case firstStepGradientNorms = "first_step_gradient_norms", gradientNorms = "gradient_norms"
+        case inferenceImagesPerSecond = "inference_images_per_second"
     }
 
     public init() {}
@@ -114,8 +119,12 @@ final class Recorder {
         }
     }
 
-    /// Once trained, with the test accuracy (nil when the run diverged).
-    func trainingEnded(testAccuracy: Double?) throws {
+    /// Once trained, with the test accuracy (nil when the run diverged) and the seconds its
+    /// evaluation took.
+    func trainingEnded(testAccuracy: Double?, evaluationSeconds: Double) throws {
+        if requested.contains(.inferenceSpeed), testAccuracy != nil, evaluationSeconds > 0 {
+            recordings.inferenceImagesPerSecond = Double(test.count) / evaluationSeconds
+        }
         guard requested.contains(.trainAccuracy), let testAccuracy else { return }
         let trainAccuracy = try Trainer.accuracy(of: model, on: train)
         (recordings.finalTrainAccuracy, recordings.generalizationGap) = (trainAccuracy, trainAccuracy - testAccuracy)

@@ -178,8 +178,9 @@ public enum Trainer {
         // Training time: without the recordings' evaluations between epochs.
         let elapsed = seconds(clock.now - start) - (recorder?.seconds ?? 0)
         let trainedImages = Double((diverged ? step - 1 : step) * settings.batchSize)
+        let evaluationStart = clock.now
         let testAccuracy = diverged ? nil : try accuracy(of: model, on: test)
-        try recorder?.trainingEnded(testAccuracy: testAccuracy)
+        try recorder?.trainingEnded(testAccuracy: testAccuracy, evaluationSeconds: seconds(clock.now - evaluationStart))
         return TrainingOutcome(
             testAccuracy: testAccuracy,
             finalLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : .nan,
