@@ -39,10 +39,13 @@ public struct NormSlots {
             standardizesWeights: weightStandardization, initScale: initScale, generator: &generator)
     }
 
-    /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none".
-    public func norm(_ channels: Int) throws -> [any Layer] {
+    /// The norm slot for `channels` channels: a `NormalizerLayer`, or nothing for "none". A
+    /// normalizer that draws random numbers is seeded from the slots' generator.
+    public mutating func norm(_ channels: Int) throws -> [any Layer] {
         guard normalizes else { return [] }
-        return [NormalizerLayer(try makeNormalizer(channels))]
+        let normalizer = try makeNormalizer(channels)
+        (normalizer as? any SeededNormalizer)?.seed(generator.next())
+        return [NormalizerLayer(normalizer)]
     }
 
     /// conv → norm → ReLU, or conv → ReLU → norm with placement `after`; conv → norm for a

@@ -74,6 +74,12 @@ public protocol PopulationStatisticsNormalizer: Normalizer {
     func endPopulationEstimate()
 }
 
+/// A normalizer that draws random numbers in training (noisy batch norm): the model seeds it
+/// from its own seeded generator as it fills the slot, so that a run is reproducible.
+public protocol SeededNormalizer: Normalizer {
+    func seed(_ seed: UInt64)
+}
+
 /// A normalizer that changes over training on a schedule of its own (batch renorm's clipping
 /// bounds, `RenormSchedule`): the trainer tells it where training is before each step.
 public protocol ScheduledNormalizer: Normalizer {

@@ -20,6 +20,7 @@ public enum NormalizerRegistry {
         RMSNorm.registration,
         FilterResponseNorm.registration,
         EvoNorm.registration,
+        NoisyBatchNorm.registration,
     ]
 
     private static let entries = Mutex<[NormalizerRegistration]>(builtIn)
@@ -113,6 +114,10 @@ public struct NormalizerRegistration: Sendable {
     /// gate), which takes the place of the ReLU that would follow it; such a normalizer
     /// cannot be placed after the ReLU.
     public let replacesReLU: Bool
+    /// Whether it draws random numbers in training (a `SeededNormalizer`), so that a training
+    /// forward is not a function of its input alone: it has no reference fixtures, and a check
+    /// that repeats a forward (finite differences through a whole model) cannot apply to it.
+    public let drawsNoise: Bool
     /// How a page describes a run of it when that is not its settings (the identity's "no
     /// normalization").
     public let pageDescription: String?
@@ -140,7 +145,8 @@ public struct NormalizerRegistration: Sendable {
 
     public init(
         kind: NormalizerKind, displayName: String, summary: String, defaultEpsilon: Float? = NormalizerSettings.defaultEpsilon,
-        settings: [NormalizerSetting] = [], fillsSlots: Bool = true, replacesReLU: Bool = false, pageDescription: String? = nil,
+        settings: [NormalizerSetting] = [], fillsSlots: Bool = true, replacesReLU: Bool = false, drawsNoise: Bool = false,
+        pageDescription: String? = nil,
         benchmark: Benchmark? = Benchmark(),
         make: @escaping @Sendable (_ settings: NormalizerSettings, _ channelCount: Int) throws -> any Normalizer
     ) {
@@ -151,6 +157,7 @@ public struct NormalizerRegistration: Sendable {
         self.settings = settings
         self.fillsSlots = fillsSlots
         self.replacesReLU = replacesReLU
+        self.drawsNoise = drawsNoise
         self.pageDescription = pageDescription
         self.benchmark = benchmark
         self.make = make
