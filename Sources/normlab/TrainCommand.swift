@@ -50,7 +50,11 @@ enum TrainCommand {
                             curve (per epoch: training loss, accuracy on 2,000 training images and the test set),
                             train_accuracy (final_train_accuracy, generalization_gap),
                             gradient_norms (first_step_gradient_norms, per-epoch gradient_norms of each convolution),
-                            inference_speed (inference_images_per_second of the final test evaluation)
+                            inference_speed (inference_images_per_second of the final test evaluation),
+                            activation_drift (each norm slot's per-channel mean and variance on 500 training images
+                            before training and after each epoch, and their change in units of the channel's std),
+                            shifted_accuracy (accuracy on shifted test sets: contrast 0.5, 0.25, brightness 0.2, 0.4,
+                            noise 0.1, 0.2; with running statistics also re-estimated on each shifted set)
             """
         return text
     }
@@ -182,6 +186,16 @@ private func printRecordings(_ recorded: TrainingRecordings) {
     if let first = recorded.firstStepGradientNorms { print("gradient norms per convolution, first step: \(norms(first))") }
     for (epoch, values) in (recorded.gradientNorms ?? []).enumerated() {
         print("gradient norms per convolution, epoch \(epoch + 1) mean: \(norms(values))")
+    }
+    if let drift = recorded.activationDrift {
+        for (epoch, (means, stds)) in zip(drift.meanChange, drift.stdChange).enumerated() {
+            print("activation drift per norm slot, epoch \(epoch + 1): mean \(norms(means)); std \(norms(stds)) (channel stds)")
+        }
+    }
+    for (name, table) in [("", recorded.shiftedAccuracy), (" (statistics re-estimated)", recorded.shiftedAccuracyReestimated)] {
+        guard let table else { continue }
+        let cells = InputShift.defaultsOrder(of: table).map { String(format: "%@ %@ %.2f%%", $0, $1, 100 * $2) }
+        print("shifted test sets\(name): " + cells.joined(separator: ", "))
     }
 }
 

@@ -251,6 +251,11 @@ public struct RunRecord: Codable, Equatable, Sendable {
             ("test_accuracy", result.testAccuracy), ("precise_bn_accuracy", result.preciseBNAccuracy),
             ("final_train_accuracy", recorded.finalTrainAccuracy),
         ]
+        for table in [recorded.shiftedAccuracy, recorded.shiftedAccuracyReestimated] {
+            for (family, levels) in table ?? [:] {
+                for (level, accuracy) in levels { accuracies.append(("shifted_accuracy \(family) \(level)", accuracy)) }
+            }
+        }
         for point in recorded.curve ?? [] {
             accuracies += [("curve train_accuracy", point.trainAccuracy), ("curve test_accuracy", point.testAccuracy)]
         }
@@ -259,6 +264,9 @@ public struct RunRecord: Codable, Equatable, Sendable {
         }
         let norms = (recorded.firstStepGradientNorms ?? []) + (recorded.gradientNorms ?? []).joined()
         if let norm = norms.compactMap({ $0 }).first(where: { !($0 >= 0) }) { throw refuse("gradient norm \(norm) is negative") }
+        if let variance = recorded.activationDrift?.variance.joined().joined().first(where: { !($0 >= 0) }) {
+            throw refuse("activation_drift variance \(variance) is negative")
+        }
         if let speed = recorded.inferenceImagesPerSecond, !(speed.isFinite && speed > 0) {
             throw refuse("inference_images_per_second \(speed) is not a speed")
         }

@@ -32,6 +32,9 @@ public final class Conv2D {
     var layerInputGradient = Tensor(shape: [0])
     /// dL/dy, kept when the parameters' gradients are added later (by the engine).
     var keptOutputGradient = Tensor(shape: [0])
+    /// While set, each forward as a layer shows it its output before a fused ReLU
+    /// (`ActivationProbe`).
+    var outputObserver: ((Tensor) -> Void)?
 
     /// A convolution with Kaiming-normal weights (fan-in, ReLU gain: std = sqrt(2 / (Cin·k²)),
     /// times `initScale`) and a zero bias.
@@ -112,7 +115,13 @@ extension Conv2D: RectifyingLayer {
     var canRectify: Bool { true }
 
     public func forward(_ input: Tensor, mode: NormalizationMode) throws -> Tensor {
-        forward(input, into: &layerOutput, rectifying: rectifiesOutput, keepingInput: mode == .training)
+        guard let outputObserver else {
+            forward(input, into: &layerOutput, rectifying: rectifiesOutput, keepingInput: mode == .training)
+            return layerOutput
+        }
+        forward(input, into: &layerOutput, keepingInput: mode == .training)
+        outputObserver(layerOutput)
+        if rectifiesOutput { ReLU.rectify(&layerOutput) }
         return layerOutput
     }
 

@@ -11,6 +11,8 @@ enum RecordingsReport {
         if recorded.contains(where: { $0.finalTrainAccuracy != nil }) { lines += [""] + gapSection(table) }
         if recorded.contains(where: { $0.curve != nil }) { lines += [""] + curveSection(table) }
         if recorded.contains(where: { $0.firstStepGradientNorms != nil }) { lines += [""] + gradientSection(table) }
+        if recorded.contains(where: { $0.activationDrift != nil }) { lines += [""] + driftSection(table) }
+        if recorded.contains(where: { $0.shiftedAccuracy != nil }) { lines += [""] + shiftSection(table) }
         return lines
     }
 
@@ -113,6 +115,71 @@ enum RecordingsReport {
                         return Statistics.mean(values).map { String(format: "%.3g", $0) } ?? "–"
                     }
                     lines.append("| \(row.name) | \(name) | " + cells.joined(separator: " | ") + " |")
+                }
+            }
+            lines.append("")
+        }
+        return lines
+    }
+
+    private static func columnTitle(_ table: ResultTable, _ value: Double) -> String {
+        table.axis == .batchSize ? "batch \(Statistics.format(value))" : "\(table.axis.rawValue) \(Statistics.format(value))"
+    }
+
+    private static func driftSection(_ table: ResultTable) -> [String] {
+        let slots = table.records.compactMap { $0.result.recordings.activationDrift?.mean.first?.count }.max() ?? 0
+        let epochs = table.records.compactMap { $0.result.recordings.activationDrift?.meanChange.count }.max() ?? 0
+        let shown = Array(Set([0, epochs / 2, epochs - 1].filter { $0 >= 0 })).sorted()
+        var lines = [
+            "## Activation drift per norm slot",
+            "",
+            "How far each norm slot's input (a convolution's output; slot 1 is the first) moved over an epoch, on a fixed probe of \(ActivationDrift.probeImages) training images in inference mode: the mean over channels of |Δmean| / σ, then of |Δσ| / σ, σ the channel's standard deviation at the epoch before (mean over seeds). 0 is a distribution that did not move; 1 a mean that moved by a whole standard deviation.",
+            "",
+        ]
+        for (column, value) in table.columns.enumerated() {
+            lines += ["### " + columnTitle(table, value), ""]
+            lines.append("| normalizer | epoch | " + (1...max(1, slots)).map { "slot \($0)" }.joined(separator: " | ") + " |")
+            lines.append("|---|---|" + String(repeating: "---|", count: max(1, slots)))
+            for row in table.rows where !row.cells[column].finished.isEmpty {
+                let drifts = row.cells[column].finished.compactMap(\.result.recordings.activationDrift)
+                for epoch in shown {
+                    let cells = (0..<max(1, slots)).map { slot -> String in
+                        func mean(_ changes: KeyPath<ActivationDrift, [[Double?]]>) -> Double? {
+                            Statistics.mean(drifts.compactMap { drift in
+                                let values = drift[keyPath: changes]
+                                return epoch < values.count && slot < values[epoch].count ? values[epoch][slot] : nil
+                            })
+                        }
+                        guard let meanChange = mean(\.meanChange), let stdChange = mean(\.stdChange) else { return "–" }
+                        return String(format: "%.3g / %.3g", meanChange, stdChange)
+                    }
+                    lines.append("| \(row.name) | \(epoch + 1) | " + cells.joined(separator: " | ") + " |")
+                }
+            }
+            lines.append("")
+        }
+        return lines
+    }
+
+    private static func shiftSection(_ table: ResultTable) -> [String] {
+        let shifts = InputShift.defaultsOrder(of: table.records.compactMap(\.result.recordings.shiftedAccuracy).first ?? [:])
+        var lines = [
+            "## Accuracy on shifted test sets",
+            "",
+            "Test accuracy (%, mean ± std over seeds) on the test set with each image's contrast reduced (x' = m + c·(x − m), m its mean), brightened (x' = min(1, x + b)) or with Gaussian noise added (x' = clamp(x + σz, 0, 1)), pixel values in [0, 1]. For the normalizers with running statistics, a second row: after re-estimating them on the first \(Recording.reestimationImages) shifted test images (as PreciseBN, batches of \(Recording.reestimationBatchSize), no labels).",
+            "",
+        ]
+        for (column, value) in table.columns.enumerated() {
+            lines += ["### " + columnTitle(table, value), ""]
+            lines.append("| normalizer | statistics | clean | " + shifts.map { "\($0.0) \($0.1)" }.joined(separator: " | ") + " |")
+            lines.append("|---|---|---|" + String(repeating: "---|", count: shifts.count))
+            for row in table.rows where !row.cells[column].finished.isEmpty {
+                let runs = row.cells[column].finished
+                let clean = meanText(runs.compactMap(\.result.testAccuracy))
+                for (name, tables) in [("training", runs.compactMap(\.result.recordings.shiftedAccuracy)),
+                                       ("re-estimated", runs.compactMap(\.result.recordings.shiftedAccuracyReestimated))] where !tables.isEmpty {
+                    let cells = shifts.map { family, level, _ in meanText(tables.compactMap { $0[family]?[level] }) }
+                    lines.append("| \(row.name) | \(name) | \(name == "training" ? clean : "") | " + cells.joined(separator: " | ") + " |")
                 }
             }
             lines.append("")

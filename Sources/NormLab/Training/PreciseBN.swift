@@ -22,7 +22,20 @@ public enum PreciseBN {
         var generator = SeededGenerator(seed: seed ^ 0x5052_4543_4953_45)
         var order = Array(0..<data.count)
         Trainer.shuffle(&order, using: &generator)
-        let sample = Array(order.prefix(min(imageCount, data.count)))
+        try estimate(model, from: data, images: order.prefix(min(imageCount, data.count)), batchSize: batchSize)
+    }
+
+    /// Re-estimates them from the first `imageCount` images of `data`, in order, in batches of
+    /// `batchSize`: the statistics of unlabelled images of a new distribution (shifted test
+    /// images), as a deployed network could re-estimate them.
+    public static func recompute(_ model: any Model, onFirst imageCount: Int, of data: Dataset, batchSize: Int = 200) throws {
+        try estimate(model, from: data, images: 0..<min(imageCount, data.count), batchSize: batchSize)
+    }
+
+    private static func estimate<Images: Collection<Int>>(
+        _ model: any Model, from data: Dataset, images sample: Images, batchSize: Int
+    ) throws {
+        let sample = Array(sample)
         let layers = model.normalizers.compactMap { $0 as? any PopulationStatisticsNormalizer }
         for layer in layers { layer.beginPopulationEstimate() }
         defer {

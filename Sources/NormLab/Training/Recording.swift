@@ -15,11 +15,20 @@ public enum Recording: String, CaseIterable, Codable, Comparable, Sendable {
     /// `inference_images_per_second`: the test set's images over the wall time of the final
     /// evaluation (inference mode, batches of 500, on the run's threads).
     case inferenceSpeed = "inference_speed"
+    /// `activation_drift` (`ActivationDrift`): each norm slot's per-channel mean and variance on
+    /// a probe of 500 training images before training and after each epoch, and their change.
+    case activationDrift = "activation_drift"
+    /// `shifted_accuracy`: the test accuracy on each shifted test set (`InputShift`); with
+    /// running statistics, also `shifted_accuracy_reestimated`: after re-estimating them on
+    /// the first 2,000 shifted test images (as PreciseBN, batches of 200, no labels).
+    case shiftedAccuracy = "shifted_accuracy"
 
     public static func < (a: Recording, b: Recording) -> Bool { a.rawValue < b.rawValue }
 
     /// The training images a curve's training accuracy is measured on.
     public static let curveTrainingImages = 2_000
+    /// The shifted test images running statistics are re-estimated on, and the batch size.
+    public static let reestimationImages = 2_000, reestimationBatchSize = 200
 
     /// The recordings named in a comma-separated list (`curve,gradient_norms`).
     /// - Throws: `TrainingError.invalidSetting` for a name the lab does not record.
@@ -60,11 +69,17 @@ public struct TrainingRecordings: Codable, Equatable, Sendable {
     /// Per epoch, per convolution: the mean over the epoch's steps.
     public var gradientNorms: [[Double?]]?
     public var inferenceImagesPerSecond: Double?
+    public var activationDrift: ActivationDrift?
+    /// Family → level → test accuracy: `{"contrast": {"0.5": …}, …}`.
+    public var shiftedAccuracy: [String: [String: Double]]?
+    /// The same, after re-estimating the running statistics on each shifted test set.
+    public var shiftedAccuracyReestimated: [String: [String: Double]]?
 
     enum CodingKeys: String, CodingKey {
         case curve, finalTrainAccuracy = "final_train_accuracy", generalizationGap = "generalization_gap"
         case firstStepGradientNorms = "first_step_gradient_norms", gradientNorms = "gradient_norms"
-        case inferenceImagesPerSecond = "inference_images_per_second"
+        case inferenceImagesPerSecond = "inference_images_per_second", activationDrift = "activation_drift"
+        case shiftedAccuracy = "shifted_accuracy", shiftedAccuracyReestimated = "shifted_accuracy_reestimated"
     }
 
     public init() {}
@@ -75,7 +90,8 @@ public struct TrainingRecordings: Codable, Equatable, Sendable {
 final class Recorder {
     private let requested: Set<Recording>
     private let model: any Model
-    private let train: Dataset, curveImages: Dataset, test: Dataset
+    private let train: Dataset, curveImages: Dataset, probeImages: Dataset, test: Dataset
+    private let shifts: [InputShift]
     private let convolutions: [Parameter]
     private var epochGradientNorms: [Double]
     private var epochSteps = 0
@@ -84,14 +100,24 @@ final class Recorder {
     private(set) var seconds = 0.0
     private let clock = ContinuousClock()
 
-    init(_ requested: Set<Recording>, model: any Model, train: Dataset, test: Dataset) {
+    /// Before training: the activation probe's first look.
+    init(
+        _ requested: Set<Recording>, model: any Model, train: Dataset, test: Dataset, shifts: [InputShift] = InputShift.defaults
+    ) throws {
+        let start = clock.now
         self.requested = requested
-        (self.model, self.train, self.test) = (model, train, test)
+        (self.model, self.train, self.test, self.shifts) = (model, train, test, shifts)
         curveImages = requested.contains(.curve) ? train.prefix(Recording.curveTrainingImages) : train.prefix(0)
+        probeImages = requested.contains(.activationDrift) ? train.prefix(ActivationDrift.probeImages) : train.prefix(0)
         convolutions = requested.contains(.gradientNorms) ? model.convolutionWeights : []
         epochGradientNorms = [Double](repeating: 0, count: convolutions.count)
         if requested.contains(.curve) { recordings.curve = [] }
         if requested.contains(.gradientNorms) { recordings.gradientNorms = [] }
+        if requested.contains(.activationDrift) {
+            recordings.activationDrift = ActivationDrift()
+            recordings.activationDrift?.append(try ActivationProbe.statistics(of: model, on: probeImages))
+        }
+        seconds += Sweep.seconds(clock.now - start)
     }
 
     /// After a step's gradients are computed and before the update uses them.
@@ -112,6 +138,9 @@ final class Recorder {
                 epoch: epoch, trainLoss: meanLoss, trainAccuracy: try Trainer.accuracy(of: model, on: curveImages),
                 testAccuracy: try Trainer.accuracy(of: model, on: test)))
         }
+        if requested.contains(.activationDrift) {
+            recordings.activationDrift?.append(try ActivationProbe.statistics(of: model, on: probeImages))
+        }
         if !convolutions.isEmpty {
             recordings.gradientNorms?.append(epochGradientNorms.map { Self.finite($0 / Double(max(1, epochSteps))) })
             epochGradientNorms = epochGradientNorms.map { _ in 0 }
@@ -125,9 +154,30 @@ final class Recorder {
         if requested.contains(.inferenceSpeed), testAccuracy != nil, evaluationSeconds > 0 {
             recordings.inferenceImagesPerSecond = Double(test.count) / evaluationSeconds
         }
-        guard requested.contains(.trainAccuracy), let testAccuracy else { return }
-        let trainAccuracy = try Trainer.accuracy(of: model, on: train)
-        (recordings.finalTrainAccuracy, recordings.generalizationGap) = (trainAccuracy, trainAccuracy - testAccuracy)
+        guard let testAccuracy else { return }
+        if requested.contains(.trainAccuracy) {
+            let trainAccuracy = try Trainer.accuracy(of: model, on: train)
+            (recordings.finalTrainAccuracy, recordings.generalizationGap) = (trainAccuracy, trainAccuracy - testAccuracy)
+        }
+        if requested.contains(.shiftedAccuracy) { try evaluateShifts() }
+    }
+
+    /// The accuracy on each shifted test set; with running statistics, also after re-estimating
+    /// them on it, each time from the trained network's own (restored afterwards).
+    private func evaluateShifts() throws {
+        let shifted = shifts.map { ($0, $0.apply(to: test)) }
+        recordings.shiftedAccuracy = InputShift.byFamily(try shifted.map { ($0, try Trainer.accuracy(of: model, on: $1)) })
+        guard PreciseBN.applies(to: model) else { return }
+        let stateful = model.normalizers.compactMap { $0 as? any StatefulNormalizer }
+        let trained = stateful.map(\.state)
+        defer {
+            for (normalizer, state) in zip(stateful, trained) { try? normalizer.setState(state) }
+        }
+        recordings.shiftedAccuracyReestimated = InputShift.byFamily(try shifted.map { shift, images in
+            try PreciseBN.recompute(
+                model, onFirst: Recording.reestimationImages, of: images, batchSize: Recording.reestimationBatchSize)
+            return (shift, try Trainer.accuracy(of: model, on: images))
+        })
     }
 
     /// `value`, or nil for one that JSON cannot hold.

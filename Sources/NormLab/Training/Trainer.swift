@@ -18,6 +18,8 @@ public struct TrainingSettings: Equatable, Sendable {
     public var classesPerBatch: Int?
     /// What the run records beyond its final accuracy (`Recording`); nothing by default.
     public var recordings: Set<Recording> = []
+    /// The shifted test sets `shifted_accuracy` evaluates.
+    public var shifts: [InputShift] = InputShift.defaults
 
     /// - Parameter baseLearningRate: the rate at batch size 32; the run's peak rate is
     ///   `baseLearningRate · batchSize / 32` (the linear scaling rule, Goyal et al. 2017). Set
@@ -138,7 +140,8 @@ public enum Trainer {
         var step = 0
         var epochLoss = 0.0, epochSteps = 0
         var diverged = false
-        let recorder = settings.recordings.isEmpty ? nil : Recorder(settings.recordings, model: model, train: train, test: test)
+        let recorder = settings.recordings.isEmpty
+            ? nil : try Recorder(settings.recordings, model: model, train: train, test: test, shifts: settings.shifts)
         training: for epoch in 0..<settings.epochs {
             shuffle(&order, using: &shuffler)
             var epochOrder = order
