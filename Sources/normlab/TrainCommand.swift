@@ -54,7 +54,9 @@ enum TrainCommand {
                             activation_drift (each norm slot's per-channel mean and variance on 500 training images
                             before training and after each epoch, and their change in units of the channel's std),
                             shifted_accuracy (accuracy on shifted test sets: contrast 0.5, 0.25, brightness 0.2, 0.4,
-                            noise 0.1, 0.2; with running statistics also re-estimated on each shifted set)
+                            noise 0.1, 0.2; with running statistics also re-estimated on each shifted set),
+                            batch_dependence (the spread of 10 test images' training-mode logits over 100 random
+                            sets of batch mates, at batch 8 and 32)
             """
         return text
     }
@@ -191,6 +193,11 @@ private func printRecordings(_ recorded: TrainingRecordings) {
         for (epoch, (means, stds)) in zip(drift.meanChange, drift.stdChange).enumerated() {
             print("activation drift per norm slot, epoch \(epoch + 1): mean \(norms(means)); std \(norms(stds)) (channel stds)")
         }
+    }
+    for (batch, dependence) in (recorded.batchDependence ?? [:]).sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+        print(String(
+            format: "batch mates, batch %@: logit std %.4g, prediction changed in %.1f%% of draws", batch, dependence.logitStd,
+            100 * dependence.predictionChanges))
     }
     for (name, table) in [("", recorded.shiftedAccuracy), (" (statistics re-estimated)", recorded.shiftedAccuracyReestimated)] {
         guard let table else { continue }

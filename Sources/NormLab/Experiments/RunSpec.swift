@@ -256,6 +256,10 @@ public struct RunRecord: Codable, Equatable, Sendable {
                 for (level, accuracy) in levels { accuracies.append(("shifted_accuracy \(family) \(level)", accuracy)) }
             }
         }
+        for (batch, dependence) in recorded.batchDependence ?? [:] {
+            accuracies.append(("batch_dependence \(batch) prediction_changes", dependence.predictionChanges))
+            if !(dependence.logitStd >= 0) { throw refuse("batch_dependence \(batch) logit_std \(dependence.logitStd) is negative") }
+        }
         for point in recorded.curve ?? [] {
             accuracies += [("curve train_accuracy", point.trainAccuracy), ("curve test_accuracy", point.testAccuracy)]
         }

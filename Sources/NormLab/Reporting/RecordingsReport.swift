@@ -13,6 +13,7 @@ enum RecordingsReport {
         if recorded.contains(where: { $0.firstStepGradientNorms != nil }) { lines += [""] + gradientSection(table) }
         if recorded.contains(where: { $0.activationDrift != nil }) { lines += [""] + driftSection(table) }
         if recorded.contains(where: { $0.shiftedAccuracy != nil }) { lines += [""] + shiftSection(table) }
+        if recorded.contains(where: { $0.batchDependence != nil }) { lines += [""] + batchMatesSection(table) }
         return lines
     }
 
@@ -181,6 +182,31 @@ enum RecordingsReport {
                     let cells = shifts.map { family, level, _ in meanText(tables.compactMap { $0[family]?[level] }) }
                     lines.append("| \(row.name) | \(name) | \(name == "training" ? clean : "") | " + cells.joined(separator: " | ") + " |")
                 }
+            }
+            lines.append("")
+        }
+        return lines
+    }
+
+    private static func batchMatesSection(_ table: ResultTable) -> [String] {
+        let sizes = BatchDependence.batchSizes.map(String.init)
+        var lines = [
+            "## Dependence on the batch mates",
+            "",
+            "The trained network in training mode, each of the first \(BatchDependence.samples) test images beside \(BatchDependence.draws) random sets of B − 1 training images: the standard deviation of its logits over the sets (averaged over classes and images), and the share of sets that changed its predicted class from the one predicted most often (mean over seeds). 0 means the output is the sample's own.",
+            "",
+        ]
+        for (column, value) in table.columns.enumerated() {
+            lines += ["### Trained at " + columnTitle(table, value), ""]
+            lines.append("| normalizer | " + sizes.map { "B = \($0): logit std | B = \($0): predictions changed (%)" }.joined(separator: " | ") + " |")
+            lines.append("|---|" + String(repeating: "---|", count: 2 * sizes.count))
+            for row in table.rows where !row.cells[column].finished.isEmpty {
+                let measured = row.cells[column].finished.compactMap(\.result.recordings.batchDependence)
+                let cells = sizes.flatMap { size in
+                    [meanText(measured.compactMap { $0[size]?.logitStd }, scale: 1, format: "%.3f"),
+                     meanText(measured.compactMap { $0[size]?.predictionChanges }, format: "%.1f")]
+                }
+                lines.append("| \(row.name) | " + cells.joined(separator: " | ") + " |")
             }
             lines.append("")
         }

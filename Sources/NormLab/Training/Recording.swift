@@ -22,6 +22,9 @@ public enum Recording: String, CaseIterable, Codable, Comparable, Sendable {
     /// running statistics, also `shifted_accuracy_reestimated`: after re-estimating them on
     /// the first 2,000 shifted test images (as PreciseBN, batches of 200, no labels).
     case shiftedAccuracy = "shifted_accuracy"
+    /// `batch_dependence` (`BatchDependence`): how much the trained network's training-mode
+    /// output for a test image varies with the batch mates beside it, at batch 8 and 32.
+    case batchDependence = "batch_dependence"
 
     public static func < (a: Recording, b: Recording) -> Bool { a.rawValue < b.rawValue }
 
@@ -74,12 +77,15 @@ public struct TrainingRecordings: Codable, Equatable, Sendable {
     public var shiftedAccuracy: [String: [String: Double]]?
     /// The same, after re-estimating the running statistics on each shifted test set.
     public var shiftedAccuracyReestimated: [String: [String: Double]]?
+    /// Batch size ("8") → the spread of a sample's training-mode output over its batch mates.
+    public var batchDependence: [String: BatchDependence]?
 
     enum CodingKeys: String, CodingKey {
         case curve, finalTrainAccuracy = "final_train_accuracy", generalizationGap = "generalization_gap"
         case firstStepGradientNorms = "first_step_gradient_norms", gradientNorms = "gradient_norms"
         case inferenceImagesPerSecond = "inference_images_per_second", activationDrift = "activation_drift"
         case shiftedAccuracy = "shifted_accuracy", shiftedAccuracyReestimated = "shifted_accuracy_reestimated"
+        case batchDependence = "batch_dependence"
     }
 
     public init() {}
@@ -160,6 +166,9 @@ final class Recorder {
             (recordings.finalTrainAccuracy, recordings.generalizationGap) = (trainAccuracy, trainAccuracy - testAccuracy)
         }
         if requested.contains(.shiftedAccuracy) { try evaluateShifts() }
+        if requested.contains(.batchDependence) {
+            recordings.batchDependence = try BatchDependence.measure(model, train: train, test: test)
+        }
     }
 
     /// The accuracy on each shifted test set; with running statistics, also after re-estimating
