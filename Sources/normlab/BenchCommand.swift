@@ -1,10 +1,14 @@
 import Foundation
 import NormLab
 
-/// `normlab bench kernels` and `normlab bench train`: time the normalizers or training steps and
-/// print a table or JSON lines.
+/// `normlab bench kernels`, `normlab bench train` and `normlab bench inference`: time the
+/// normalizers, training steps or inference passes and print a table or JSON lines.
 enum BenchCommand {
-    static let usage = "usage: normlab bench kernels|train [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] [--weight-standardization] (the last seven: train only)"
+    static let usage = """
+        usage: normlab bench kernels|train|inference [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--rounds N] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] [--weight-standardization]
+          kernels takes --json, --threads and --quick; train all but --rounds; inference all but the last four.
+          inference: images/s of inference-mode forward passes, by default for smallcnn and resnet-8, every normalizer, batch 1 and 256, batch norm and batch renorm also folded into the convolutions; the variants timed in --rounds rounds (default 9) of alternating order, each variant's median
+        """
 
     static func run(_ arguments: [String]) throws -> Int32 {
         var options = Options(arguments)
@@ -17,6 +21,7 @@ enum BenchCommand {
         let weightStandardization = options.flag("--weight-standardization")
         if weightStandardization { model = model ?? .smallCNN; model?.weightStandardization = true }
         let batchSizes = try options.value("--batch-sizes").map(batchSizeList)
+        let rounds = try options.integer("--rounds", in: 1...1000)
         // The convolutions' im2col matrices for the whole batch at once, as before they went
         // in cache-sized chunks: the same numbers, to time what the chunks gain.
         let wholeBatchColumns = options.flag("--whole-batch-columns")
@@ -34,7 +39,14 @@ enum BenchCommand {
         case ["kernels"] where kinds == nil && batchSizes == nil && model == nil && !wholeBatchColumns && !wholeBatches && !noWideTiles
             && !weightStandardization:
             return try execution.run { try kernels(json: json, minimumSeconds: quick ? 0.02 : 0.3) }
-        case ["train"]:
+        case ["inference"] where !wholeBatchColumns && !wholeBatches && !noWideTiles && !weightStandardization:
+            return try execution.run {
+                try inference(
+                    json: json, models: model.map { [$0] } ?? InferenceBenchmark.defaultModels.map { try ModelSettings(name: $0) },
+                    kinds: kinds ?? InferenceBenchmark.defaultKinds, batchSizes: batchSizes ?? InferenceBenchmark.defaultBatchSizes,
+                    rounds: rounds ?? (quick ? 2 : 9), imagesPerBlock: quick ? 32 : 512)
+            }
+        case ["train"] where rounds == nil:
             return try execution.run {
                 try train(
                     json: json, minimumSeconds: quick ? 0.05 : 0.5, model: model ?? .smallCNN, kinds: kinds ?? NormalizerRegistry.kinds,
@@ -91,6 +103,55 @@ enum BenchCommand {
                 printNow(String(decoding: data, as: UTF8.self))
             } else {
                 printNow(pad(m.normalizer.rawValue, 14) + pad("\(m.batchSize)", 8) + String(format: "%.0f", m.imagesPerSecond))
+            }
+        }
+        return 0
+    }
+
+    /// A markdown table, one row per model, normalizer and folding, a column per batch size; or
+    /// JSON lines.
+    private static func inference(
+        json: Bool, models: [ModelSettings], kinds: [NormalizerKind], batchSizes: [Int], rounds: Int, imagesPerBlock: Int
+    ) throws -> Int32 {
+        let data = try FashionMNIST.load(directory: FashionMNIST.embeddedDirectory()).test
+        let machine = Machine.current
+        let threads = Execution.current.threads
+        if !json {
+            printNow("Inference-mode forward passes, images/s (median of \(rounds) rounds, \(imagesPerBlock) images per block), \(threads) thread\(threads == 1 ? "" : "s"), on \(machine.summary).")
+            printNow("")
+        }
+        var measurements: [InferenceBenchmark.Measurement] = []
+        try InferenceBenchmark.run(
+            data: data, models: models, kinds: kinds, batchSizes: batchSizes, rounds: rounds, imagesPerBlock: imagesPerBlock
+        ) { m in
+            guard json else { return measurements.append(m) }
+            let object: [String: Any] = [
+                "model": m.variant.model, "normalizer": m.variant.normalizer.rawValue, "folded": m.variant.folded,
+                "batch_size": m.variant.batchSize, "images_per_second": m.imagesPerSecond,
+                "relative_to_none": m.relativeToNone, "relative_range": [m.relativeRange.lowerBound, m.relativeRange.upperBound],
+                "rounds": rounds, "threads": threads, "cpu": machine.processor, "processors": machine.processorCount,
+            ]
+            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            printNow(String(decoding: data, as: UTF8.self))
+        }
+        if json { return 0 }
+        func measurement(_ model: String, _ kind: NormalizerKind, folded: Bool, _ batchSize: Int) -> InferenceBenchmark.Measurement? {
+            measurements.first {
+                $0.variant == InferenceBenchmark.Variant(model: model, normalizer: kind, folded: folded, batchSize: batchSize)
+            }
+        }
+        printNow("| model | normalizer | " + batchSizes.map { "batch \($0): images/s | ÷ none (range over rounds)" }.joined(separator: " | ") + " |")
+        printNow("|---|---|" + String(repeating: "---|", count: 2 * batchSizes.count))
+        for model in models.map(\.name) {
+            for kind in kinds {
+                for folded in [false, true] where measurement(model, kind, folded: folded, batchSizes[0]) != nil {
+                    let cells = batchSizes.map { size -> String in
+                        guard let m = measurement(model, kind, folded: folded, size) else { return "– | –" }
+                        let relative = kind == .none ? "1" : String(format: "%.2f (%.2f–%.2f)", m.relativeToNone, m.relativeRange.lowerBound, m.relativeRange.upperBound)
+                        return String(format: "%.0f | ", m.imagesPerSecond) + relative
+                    }
+                    printNow("| \(model) | \(kind.displayName + (folded ? ", folded" : "")) | " + cells.joined(separator: " | ") + " |")
+                }
             }
         }
         return 0
