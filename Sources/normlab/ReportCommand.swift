@@ -52,6 +52,7 @@ enum ReportCommand {
         try write(CSVReport.render(table), outputs.csv)
         let name = (outputs.markdown as NSString).deletingPathExtension
         try write(SVGChart.render(table, title: "\(name): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)
+        for chart in CurveChart.charts(table, base: (outputs.svg as NSString).deletingPathExtension) { try write(chart.svg, chart.file) }
     }
 
     /// Writes the report files for `resultsPath` into `outputDirectory`.
@@ -77,6 +78,7 @@ enum ReportCommand {
         try write(markdown, outputs.markdown)
         try write(CSVReport.render(table), outputs.csv)
         try write(SVGChart.render(table, title: "\(experiment): \(table.modelNames) on \(table.dataName), test error"), outputs.svg)
+        for chart in CurveChart.charts(table, base: (outputs.svg as NSString).deletingPathExtension) { try write(chart.svg, chart.file) }
     }
 
     /// Writes `text` to the file `name` in `directory`, and says so.

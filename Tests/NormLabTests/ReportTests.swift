@@ -339,7 +339,7 @@ final class RecordingsReportTests: XCTestCase {
             record(.batch, seed: 1, curve: [0.81, 0.84, 0.86], gap: 0.07, norms: [3, 4]),
             record(.none, seed: 0, curve: [0.5, 0.6, 0.7], gap: 0.01, norms: [0.5, 0.25]),
         ]
-        let page = RecordingsReport.sections(ResultTable(records: records)).joined(separator: "\n")
+        let page = RecordingsReport.sections(ResultTable(records: records), chartBase: "e").joined(separator: "\n")
         XCTAssertTrue(page.contains("| batch norm | gap (points) | 6.00 ± 1.41 |"), page)
         XCTAssertTrue(page.contains("| none | gap (points) | 1.00 |"), page)
         // Steps to 80%: epoch 2 (20 steps) and epoch 1 (10 steps), mean 15; to 85%: epoch 3 both.
@@ -347,11 +347,38 @@ final class RecordingsReportTests: XCTestCase {
         XCTAssertTrue(page.contains("| none | 50.00 | 60.00 | 70.00 | never | never |"), page)
         XCTAssertTrue(page.contains("| batch norm | first | 2 | 3 |"), page)
         XCTAssertTrue(page.contains("| batch norm | last epoch | 1 | 1.5 |"), page)
+        XCTAssertTrue(page.contains("![learning curves: smallcnn, batch 8, test error per epoch](e-curves-batch8.svg)"), page)
         XCTAssertEqual(RecordingsReport.stepsToReach(0.85, records[0]), 30)
         XCTAssertNil(RecordingsReport.stepsToReach(0.9, records[0]))
 
         var plain = records
         for index in plain.indices { plain[index].result.recordings = TrainingRecordings() }
-        XCTAssertEqual(RecordingsReport.sections(ResultTable(records: plain)), [])
+        XCTAssertEqual(RecordingsReport.sections(ResultTable(records: plain), chartBase: "e"), [])
+    }
+
+    /// One chart per model and column, a line per row through its mean test error at each epoch;
+    /// a line above the scale says how high it goes.
+    func testCurveChartsDrawTheMeanTestErrorOfEachRow() throws {
+        let records = [
+            record(.batch, seed: 0, curve: [0.7, 0.82, 0.86], gap: 0.05, norms: [1]),
+            record(.batch, seed: 1, curve: [0.8, 0.84, 0.86], gap: 0.05, norms: [1]),
+            record(.group, seed: 0, curve: [0.78, 0.84, 0.85], gap: 0.05, norms: [1]),
+            record(.none, seed: 0, curve: [0.1, 0.1, 0.1], gap: 0, norms: [1]),
+            record(.layer, seed: 0, curve: [0.77, 0.83, 0.86], gap: 0.05, norms: [1]),
+            record(.instance, seed: 0, curve: [0.76, 0.84, 0.85], gap: 0.05, norms: [1]),
+        ]
+        let charts = CurveChart.charts(ResultTable(records: records), base: "e")
+        XCTAssertEqual(charts.map(\.file), ["e-curves-batch8.svg"])
+        let svg = try XCTUnwrap(charts.first?.svg)
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 5, "one line per row")
+        XCTAssertTrue(svg.contains(">batch norm</text>"), svg)
+        XCTAssertTrue(svg.contains(">none (up to 90%)</text>"), "chance is far above the rest: \(svg)")
+        // Batch norm's mean error: 25, 17, 14 (%), falling from left to right: in SVG, y grows
+        // downwards.
+        let line = try XCTUnwrap(svg.components(separatedBy: "\n").first { $0.hasPrefix("<polyline") && $0.contains(SVGChart.palette[0]) })
+        let ys = line.split(separator: "\"")[1].split(separator: " ").map { Double($0.split(separator: ",")[1])! }
+        XCTAssertEqual(ys.count, 3)
+        XCTAssertTrue(ys[0] < ys[1] && ys[1] < ys[2], "\(ys)")
+        XCTAssertEqual((ys[0] - ys[1]) / (ys[1] - ys[2]), 8.0 / 3.0, accuracy: 1e-2)
     }
 }

@@ -79,7 +79,7 @@ public enum MarkdownReport {
             lines.append("")
             lines.append(contentsOf: preciseTable(table, rows: preciseRows))
         }
-        lines.append(contentsOf: RecordingsReport.sections(table))
+        lines.append(contentsOf: RecordingsReport.sections(table, chartBase: (chartFile as NSString).deletingPathExtension))
         lines.append("")
         return lines.joined(separator: "\n")
     }

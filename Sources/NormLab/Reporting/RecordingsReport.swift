@@ -5,11 +5,12 @@ enum RecordingsReport {
     /// The test accuracies whose first crossing a curve section reports.
     static let thresholds = [0.80, 0.85]
 
-    static func sections(_ table: ResultTable) -> [String] {
+    /// - Parameter chartBase: the name the curve charts' files start with (`CurveChart`).
+    static func sections(_ table: ResultTable, chartBase: String) -> [String] {
         var lines: [String] = []
         let recorded = table.records.map(\.result.recordings)
         if recorded.contains(where: { $0.finalTrainAccuracy != nil }) { lines += [""] + gapSection(table) }
-        if recorded.contains(where: { $0.curve != nil }) { lines += [""] + curveSection(table) }
+        if recorded.contains(where: { $0.curve != nil }) { lines += [""] + curveSection(table, chartBase: chartBase) }
         if recorded.contains(where: { $0.firstStepGradientNorms != nil }) { lines += [""] + gradientSection(table) }
         if recorded.contains(where: { $0.activationDrift != nil }) { lines += [""] + driftSection(table) }
         if recorded.contains(where: { $0.shiftedAccuracy != nil }) { lines += [""] + shiftSection(table) }
@@ -55,7 +56,8 @@ enum RecordingsReport {
         return point.epoch * record.result.steps / max(1, record.spec.epochs)
     }
 
-    private static func curveSection(_ table: ResultTable) -> [String] {
+    private static func curveSection(_ table: ResultTable, chartBase: String) -> [String] {
+        let charts = CurveChart.charts(table, base: chartBase)
         let epochs = table.records.compactMap { $0.result.recordings.curve?.count }.max() ?? 0
         // At most about ten epochs' columns: every k-th, and the last.
         let stride = max(1, (epochs + 9) / 10)
@@ -64,7 +66,7 @@ enum RecordingsReport {
         var lines = [
             "## Learning curves",
             "",
-            "Test accuracy (%) at the end of \(stride == 1 ? "each epoch" : "every \(stride)th epoch and the last"), mean over seeds; then the training steps each run took to first reach \(thresholds.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: " and ")) test accuracy (checked at each epoch's end; the mean over seeds, or how many never did).",
+            "Test accuracy (%) at the end of \(stride == 1 ? "each epoch" : "every \(Statistics.ordinal(stride)) epoch and the last"), mean over seeds; then the training steps each run took to first reach \(thresholds.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: " and ")) test accuracy (checked at each epoch's end; the mean over seeds, or how many never did).",
             "",
         ]
         for (column, value) in table.columns.enumerated() {
@@ -89,6 +91,10 @@ enum RecordingsReport {
                 lines.append("| \(row.name) | " + (points + steps).joined(separator: " | ") + " |")
             }
             lines.append("")
+            for chart in charts where chart.column == value {
+                lines.append("![learning curves: \(chart.model), \(title), test error per epoch](\(chart.file))")
+                lines.append("")
+            }
         }
         return lines
     }

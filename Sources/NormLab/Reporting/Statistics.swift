@@ -90,4 +90,10 @@ public enum Statistics {
 
     /// 0.05 → "0.05", 32 → "32", 0.0125 → "0.0125".
     public static func format(_ value: Double) -> String { formatSetting(value) }
+
+    /// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st.
+    static func ordinal(_ n: Int) -> String {
+        let suffix = (11...13).contains(n % 100) ? "th" : [1: "st", 2: "nd", 3: "rd"][n % 10] ?? "th"
+        return "\(n)\(suffix)"
+    }
 }
