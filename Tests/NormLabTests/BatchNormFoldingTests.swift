@@ -158,4 +158,19 @@ final class BatchNormFoldingTests: XCTestCase {
         try copy.forward(images, mode: .inference)
         XCTAssertEqual(copy.logits.scalars, plain.logits.scalars)
     }
+
+    /// `bench inference` times batch norm folded and not, the others as they are, each beside
+    /// the network without normalization.
+    func testTheInferenceBenchmarkTimesFoldedAndUnfoldedVariants() throws {
+        var measurements: [InferenceBenchmark.Measurement] = []
+        try InferenceBenchmark.run(
+            data: Self.test, models: [.smallCNN], kinds: [.none, .batch, .group], batchSizes: [2], rounds: 1, imagesPerBlock: 4
+        ) { measurements.append($0) }
+        XCTAssertEqual(measurements.map { "\($0.variant.normalizer)\($0.variant.folded ? " folded" : "")" }, ["batch", "batch folded", "group", "none"])
+        for m in measurements {
+            XCTAssertGreaterThan(m.imagesPerSecond, 0)
+            XCTAssertTrue(m.relativeRange.contains(m.relativeToNone))
+        }
+        XCTAssertEqual(measurements.last?.relativeToNone, 1)
+    }
 }
