@@ -7,7 +7,7 @@ enum BenchCommand {
     static let usage = """
         usage: normlab bench kernels|train|inference [--json] [--threads N] [--quick] [--model NAME] [--norm LIST] [--batch-sizes LIST] [--rounds N] [--whole-batch-columns] [--whole-batches] [--no-wide-tiles] [--weight-standardization]
           kernels takes --json, --threads and --quick; train all but --rounds; inference all but the last four.
-          inference: images/s of inference-mode forward passes, by default for smallcnn and resnet-8, every normalizer, batch 1 and 256, batch norm and batch renorm also folded into the convolutions; the variants timed in --rounds rounds (default 9) of alternating order, each variant's median
+          inference: images/s of inference-mode forward passes, by default for smallcnn and resnet-8, every normalizer, batch 1 and 256, batch norm, batch renorm and ghost batch norm also folded into the convolutions; the variants timed in --rounds rounds (default 9) of alternating order, each variant's median
         """
 
     static func run(_ arguments: [String]) throws -> Int32 {

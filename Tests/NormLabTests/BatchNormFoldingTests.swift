@@ -2,8 +2,8 @@ import XCTest
 
 @testable import NormLab
 
-/// Batch norm and batch renorm folded into their convolutions give the unfolded network's
-/// outputs, within a float32 bound derived here, in every model of the lab and with weight
+/// Batch norm, batch renorm, ghost and noisy batch norm folded into their convolutions give the
+/// unfolded network's outputs, within a float32 bound derived here, in every model of the lab and with weight
 /// standardization; what cannot be folded is refused.
 ///
 /// The bound, for one folded slot given the same input x. Folding is exact in real arithmetic:
@@ -36,7 +36,7 @@ final class BatchNormFoldingTests: XCTestCase {
         Self.test.batch(0..<Self.test.count, into: &images)
         var largestRatio = 0.0, largestLogitDifference = 0.0
         for name in ["smallcnn", "resnet-8", "plain-8"] {
-            for kind in [NormalizerKind.batch, .batchrenorm] {
+            for kind in [NormalizerKind.batch, .batchrenorm, .ghostbatch, .noisybatch] {
                 for standardized in [false, true] {
                     let model = try ModelSettings(name: name, weightStandardization: standardized).make(
                         normalizer: NormalizerSettings(kind: kind), image: Self.test.imageShape, classes: 10, seed: 3)
@@ -130,7 +130,7 @@ final class BatchNormFoldingTests: XCTestCase {
     private static func setTrainedLookingValues(_ network: Network, seed: UInt64) throws {
         var generator = SeededGenerator(seed: seed)
         func normal() -> Float { Float(generator.nextNormal()) }
-        for case let norm as any BatchStatisticsNormalizer in network.normalizers {
+        for case let norm as any FoldableNormalizer in network.normalizers {
             let channels = norm.gamma.value.count
             norm.gamma.value = (0..<channels).map { _ in 1 + 0.5 * normal() }
             norm.beta.value = (0..<channels).map { _ in 0.5 * normal() }

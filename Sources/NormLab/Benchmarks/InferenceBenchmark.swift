@@ -1,6 +1,6 @@
 /// `normlab bench inference`: images per second of inference-mode forward passes, for each
-/// model, normalizer and batch size, and for batch norm and batch renorm also with the
-/// normalizer folded into the convolutions (`BatchNormFolding`).
+/// model, normalizer and batch size, and for those that fold (batch norm, batch renorm, ghost
+/// batch norm) also with the normalizer folded into the convolutions (`BatchNormFolding`).
 ///
 /// Each normalizer is timed beside the same model without normalization, in one sitting: in
 /// rounds that each time one block of every variant, in the opposite order to the round before

@@ -1,6 +1,19 @@
+/// A normalizer whose inference is batch norm's per-channel affine map of fixed statistics,
+/// `γ·(x − μ)·(1/σ) + β`, which `BatchNormFolding` folds into the convolution before it: batch
+/// norm, batch renorm, and the normalizers built on batch norm (ghost and noisy batch norm).
+public protocol FoldableNormalizer: Normalizer {
+    var gamma: Parameter { get }
+    var beta: Parameter { get }
+    /// The per-channel mean and 1/σ an inference forward pass normalizes with.
+    func inferenceStatistics() -> (mean: [Float], invStd: [Float])
+}
+
+extension BatchNorm: FoldableNormalizer {}
+extension BatchRenorm: FoldableNormalizer {}
+
 /// Batch norm folded into the convolution before it, for inference. In inference a batch-norm
-/// layer (or batch renorm, whose inference is the same transform of its running mean and std) is
-/// a per-channel affine map, `y = γ·(z − μ)/σ + β`, of the convolution's output `z = W∗x + b`;
+/// layer (or batch renorm, whose inference is the same transform of its running mean and std,
+/// or any other `FoldableNormalizer`) is a per-channel affine map, `y = γ·(z − μ)/σ + β`, of the convolution's output `z = W∗x + b`;
 /// with `s = γ/σ` the two are one convolution,
 ///
 ///     W' = s·W (each output channel's weights),   b' = s·(b − μ) + β,
@@ -9,8 +22,8 @@
 /// standardized Ŵ. `fold` makes that network from a trained one with placement `before`; the
 /// folded network is a copy for inference: fold again after more training.
 public enum BatchNormFolding {
-    /// `network` with every batch norm and batch renorm folded into its convolution; the other
-    /// layers are copied.
+    /// `network` with every batch norm, batch renorm and other `FoldableNormalizer` folded into
+    /// its convolution; the other layers are copied.
     /// - Parameter magnitudes: instead, the network of magnitudes that a float32 rounding-error
     ///   bound propagates through (`|W'|` for every weight, `|s·b| + |s·μ| + |β|` for a folded bias,
     ///   `|b|` otherwise), to be run on `|x|`.
@@ -21,7 +34,7 @@ public enum BatchNormFolding {
     }
 
     /// Whether `normalizer`'s inference is an affine map of running statistics that `fold` folds.
-    public static func folds(_ normalizer: any Normalizer) -> Bool { normalizer is any BatchStatisticsNormalizer }
+    public static func folds(_ normalizer: any Normalizer) -> Bool { normalizer is any FoldableNormalizer }
 
     private static func folded(_ layers: [any Layer], magnitudes: Bool) throws -> [any Layer] {
         var result: [any Layer] = []
@@ -31,10 +44,10 @@ public enum BatchNormFolding {
             index += 1
             switch layer {
             case let convolution as Conv2D:
-                var norm: (any BatchStatisticsNormalizer)?
+                var norm: (any FoldableNormalizer)?
                 if index < layers.count, let next = layers[index] as? NormalizerLayer {
-                    guard let foldable = next.normalizer as? any BatchStatisticsNormalizer else {
-                        throw ModelError.invalidShape("\(next.normalizer.kind.displayName) cannot be folded into a convolution: only batch norm and batch renorm are a fixed per-channel affine map in inference")
+                    guard let foldable = next.normalizer as? any FoldableNormalizer else {
+                        throw ModelError.invalidShape("\(next.normalizer.kind.displayName) cannot be folded into a convolution: only batch norm and the normalizers built on it (batch renorm, ghost and noisy batch norm) are a fixed per-channel affine map in inference")
                     }
                     norm = foldable
                     index += 1
@@ -68,7 +81,7 @@ public enum BatchNormFolding {
     }
 
     /// One convolution, with the normalizer after it folded in (or none).
-    private static func fold(_ convolution: Conv2D, _ norm: (any BatchStatisticsNormalizer)?, magnitudes: Bool) -> Conv2D {
+    private static func fold(_ convolution: Conv2D, _ norm: (any FoldableNormalizer)?, magnitudes: Bool) -> Conv2D {
         var generator = SeededGenerator(seed: 0)
         let outputs = convolution.outputChannels
         let copy = Conv2D(

@@ -122,6 +122,13 @@ public final class GhostBatchNorm: RectifyingNormalizer, InputReleasingNormalize
     }
 }
 
+/// Its inference is batch norm's: folded as batch norm is.
+extension GhostBatchNorm: FoldableNormalizer {
+    public var gamma: Parameter { core.gamma }
+    public var beta: Parameter { core.beta }
+    public func inferenceStatistics() -> (mean: [Float], invStd: [Float]) { core.inferenceStatistics() }
+}
+
 extension NormalizerKind {
     public static let ghostbatch = NormalizerKind(registering: "ghostbatch")
 }

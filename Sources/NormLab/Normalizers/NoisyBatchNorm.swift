@@ -83,6 +83,13 @@ public final class NoisyBatchNorm: RectifyingNormalizer, PopulationStatisticsNor
     }
 }
 
+/// Its inference is batch norm's (no noise): folded as batch norm is.
+extension NoisyBatchNorm: FoldableNormalizer {
+    public var gamma: Parameter { core.gamma }
+    public var beta: Parameter { core.beta }
+    public func inferenceStatistics() -> (mean: [Float], invStd: [Float]) { core.inferenceStatistics() }
+}
+
 extension NormalizerKind {
     public static let noisybatch = NormalizerKind(registering: "noisybatch")
 }
