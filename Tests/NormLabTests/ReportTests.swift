@@ -80,6 +80,11 @@ final class ReportTests: XCTestCase {
         let markdown = MarkdownReport.render(ResultTable(records: stalled), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
         XCTAssertTrue(markdown.contains("Runs that never learned"), markdown)
         XCTAssertTrue(markdown.contains("none batch 32 seed 1 lr 0.05 (final loss 0.5000)"), markdown)
+        XCTAssertFalse(markdown.contains("smallcnn none batch 32"), "one model: its name would add nothing")
+        // Beside another model, SmallCNN's runs are named as such.
+        let twoModels = stalled + [record(.none, batch: 32, seed: 1, accuracy: 0.1, model: "resnet-8")]
+        let both = MarkdownReport.render(ResultTable(records: twoModels), chartFile: "s.svg", csvFile: "s.csv", experimentFile: "e.json", resultsFile: "r.jsonl")
+        XCTAssertTrue(both.contains("smallcnn none batch 32 seed 1 lr 0.05 (final loss 0.5000); resnet-8 none batch 32 seed 1"), both)
     }
 
     func testCSVIsTestErrorInLongForm() {

@@ -92,8 +92,11 @@ public enum MarkdownReport {
             return accuracy <= ResultTable.chanceAccuracy + 0.01
         }
         guard !stalled.isEmpty else { return [] }
+        // A run's summary leaves out the default model; beside another model, it says it.
+        let models = Set(table.records.map(\.spec.model))
         let names = stalled.map { record in
-            var text = "\(record.spec.summary)"
+            let model = record.spec.model
+            var text = models.count > 1 && model == ModelSettings.smallCNN.name ? "\(model) \(record.spec.summary)" : record.spec.summary
             if let loss = record.result.finalLoss { text += " (final loss \(String(format: "%.4f", loss)))" }
             return text
         }
