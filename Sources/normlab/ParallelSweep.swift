@@ -102,9 +102,9 @@ enum ParallelSweep {
             try FileManager.default.removeItem(atPath: folder.recordPath(experiment: experiment.name, index: index))
             ran += 1
             if record.result.diverged { diverged += 1 }
-            timeLeft.finished(images: Sweep.Plan.images(of: spec), seconds: Sweep.seconds(clock.now - started))
+            timeLeft.finished(images: Sweep.Plan.images(of: spec), seconds: (clock.now - started).inSeconds)
             let remaining = timeLeft.seconds(
-                inProgress: running.values.map { (Sweep.Plan.images(of: plan.runs[$0.index]), Sweep.seconds(clock.now - $0.started)) },
+                inProgress: running.values.map { (Sweep.Plan.images(of: plan.runs[$0.index]), (clock.now - $0.started).inSeconds) },
                 jobs: min(jobs, running.count + waiting.count))
             say("  done \(ran)/\(pending.count): \(SweepCommand.describe(record))"
                 + (remaining.map { "  sweep ETA \(formatClock($0))" } ?? ""))
@@ -124,7 +124,7 @@ enum ParallelSweep {
         _ = try Merge.merge(plan, outputDirectory: outputDirectory, partial: false)
         return Sweep.Summary(
             totalRuns: plan.runs.count, alreadyRecorded: plan.runs.count - pending.count, ran: ran, diverged: diverged,
-            seconds: Sweep.seconds(clock.now - start), resultsPath: log.path)
+            seconds: (clock.now - start).inSeconds, resultsPath: log.path)
     }
 }
 

@@ -61,8 +61,7 @@ public enum InferenceBenchmark {
                 func rate(_ network: Network) throws -> Double {
                     let start = clock.now
                     for _ in 0..<passes { try network.forward(images, mode: .inference) }
-                    let elapsed = clock.now - start
-                    return Double(passes * images.shape[0]) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                    return Double(passes * images.shape[0]) / (clock.now - start).inSeconds
                 }
                 let none = try network(model, .none)
                 var noneRates: [Double] = []

@@ -15,12 +15,16 @@ public enum Stopwatch {
             try prepare()
             let start = clock.now
             try body()
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let seconds = (clock.now - start).inSeconds
             samples.append(seconds)
             total += seconds
         }
         samples.sort()
         return samples[samples.count / 2]
     }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -132,7 +132,7 @@ public enum Sweep {
         for (index, spec) in pending.enumerated() {
             func remaining(_ imagesInRun: Double) -> Double? {
                 let done = imagesDone + imagesInRun
-                let elapsed = seconds(clock.now - start)
+                let elapsed = (clock.now - start).inSeconds
                 guard done > 0, elapsed > 1 else { return nil }
                 return elapsed / done * (totalImages - done)
             }
@@ -149,7 +149,7 @@ public enum Sweep {
         }
         return Summary(
             totalRuns: plan.runs.count, alreadyRecorded: plan.runs.count - pending.count, ran: pending.count,
-            diverged: diverged, seconds: seconds(clock.now - start), resultsPath: log.path)
+            diverged: diverged, seconds: (clock.now - start).inSeconds, resultsPath: log.path)
     }
 
     /// What `runTasks` did with each index it was given.
@@ -208,9 +208,5 @@ public enum Sweep {
         }
         folder.removeIfFinished(experiment: plan.experiment.name)
         return gathered
-    }
-
-    public static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }

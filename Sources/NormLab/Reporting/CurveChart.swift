@@ -51,11 +51,7 @@ public enum CurveChart {
         let yMax = max((high / step).rounded(.up) * step, yMin + step)
         func x(_ epoch: Int) -> Double { plot.left + Double(epoch - 1) / Double(max(1, epochs - 1)) * (plot.right - plot.left) }
         func y(_ value: Double) -> Double { plot.bottom - (min(value, yMax) - yMin) / (yMax - yMin) * (plot.bottom - plot.top) }
-        var svg: [String] = [
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">",
-            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-            "<text x=\"\(plot.left)\" y=\"28\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>",
-        ]
+        var svg = SVGChart.header(width: width, height: height, title: title, left: plot.left)
         var tick = yMin
         while tick <= yMax + step / 2 {
             svg.append(String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", plot.left, y(tick), plot.right, y(tick)))
@@ -85,16 +81,12 @@ public enum CurveChart {
             svg.append(String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"2\"\(dash)/>", plot.right + 20, legendY, plot.right + 44, legendY, color))
             // A line above the scale runs along its top edge; its legend says how high it is.
             let above = row.errors.filter { $0 > yMax }.max().map { String(format: " (up to %.0f%%)", $0) } ?? ""
-            svg.append(String(format: "<text x=\"%.1f\" y=\"%.1f\">", plot.right + 52, legendY + 4) + escape(row.name + above) + "</text>")
+            svg.append(String(format: "<text x=\"%.1f\" y=\"%.1f\">", plot.right + 52, legendY + 4) + SVGChart.escape(row.name + above) + "</text>")
         }
         if all.contains(where: { $0 > yMax }) {
             svg.append(String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">top edge: above the scale</text>", plot.right + 20, plot.top + 16 + Double(rows.count) * 20))
         }
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
-    }
-
-    private static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 }

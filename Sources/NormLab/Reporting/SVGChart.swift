@@ -26,11 +26,7 @@ public enum SVGChart {
         let xMin = xs.first ?? 0, xMax = max(xs.last ?? 1, xMin + 1)
         func x(_ value: Double) -> Double { plot.left + (value - xMin) / (xMax - xMin) * (plot.right - plot.left) }
         func y(_ value: Double) -> Double { plot.bottom - (value - yMin) / (yMax - yMin) * (plot.bottom - plot.top) }
-        var svg: [String] = [
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">",
-            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-            "<text x=\"\(plot.left)\" y=\"28\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>",
-        ]
+        var svg = header(width: width, height: height, title: title, left: plot.left)
         // Grid and y ticks.
         for tick in 0...tickCount {
             let value = yMin + Double(tick) * step
@@ -121,7 +117,16 @@ public enum SVGChart {
         return 10 * magnitude
     }
 
-    private static func escape(_ text: String) -> String {
+    /// The opening of a chart: its size, a white background and its title.
+    static func header(width: Double, height: Double, title: String, left: Double) -> [String] {
+        [
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">",
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+            "<text x=\"\(left)\" y=\"28\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>",
+        ]
+    }
+
+    static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 }

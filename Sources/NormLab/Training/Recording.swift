@@ -123,7 +123,7 @@ final class Recorder {
             recordings.activationDrift = ActivationDrift()
             recordings.activationDrift?.append(try ActivationProbe.statistics(of: model, on: probeImages))
         }
-        seconds += Sweep.seconds(clock.now - start)
+        seconds += (clock.now - start).inSeconds
     }
 
     /// After a step's gradients are computed and before the update uses them.
@@ -138,7 +138,7 @@ final class Recorder {
     /// At the end of a completed epoch (1-based), with its mean training loss.
     func epochEnded(_ epoch: Int, meanLoss: Double) throws {
         let start = clock.now
-        defer { seconds += Sweep.seconds(clock.now - start) }
+        defer { seconds += (clock.now - start).inSeconds }
         if requested.contains(.curve) {
             recordings.curve?.append(CurvePoint(
                 epoch: epoch, trainLoss: meanLoss, trainAccuracy: try Trainer.accuracy(of: model, on: curveImages),

@@ -168,7 +168,7 @@ public enum Trainer {
                 epochSteps += 1
                 if let progress, clock.now - lastReport > .milliseconds(200) || step == totalSteps {
                     lastReport = clock.now
-                    let elapsed = seconds(clock.now - start)
+                    let elapsed = (clock.now - start).inSeconds
                     let rate = Double(step * settings.batchSize) / elapsed
                     progress(TrainingProgress(
                         epoch: epoch + 1, epochs: settings.epochs, step: step, totalSteps: totalSteps,
@@ -179,11 +179,11 @@ public enum Trainer {
             try recorder?.epochEnded(epoch + 1, meanLoss: epochLoss / Double(epochSteps))
         }
         // Training time: without the recordings' evaluations between epochs.
-        let elapsed = seconds(clock.now - start) - (recorder?.seconds ?? 0)
+        let elapsed = (clock.now - start).inSeconds - (recorder?.seconds ?? 0)
         let trainedImages = Double((diverged ? step - 1 : step) * settings.batchSize)
         let evaluationStart = clock.now
         let testAccuracy = diverged ? nil : try accuracy(of: model, on: test)
-        try recorder?.trainingEnded(testAccuracy: testAccuracy, evaluationSeconds: seconds(clock.now - evaluationStart))
+        try recorder?.trainingEnded(testAccuracy: testAccuracy, evaluationSeconds: (clock.now - evaluationStart).inSeconds)
         return TrainingOutcome(
             testAccuracy: testAccuracy,
             finalLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : .nan,
@@ -229,9 +229,5 @@ public enum Trainer {
             let j = Int(generator.next() % UInt64(i + 1))
             values.swapAt(i, j)
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }
